@@ -1,0 +1,321 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	azlog "github.com/Azure/azure-sdk-for-go/sdk/azcore/log"
+	"github.com/lmittmann/tint"
+	"github.com/mattn/go-isatty"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/entraproxy/entraproxy/admin"
+	"github.com/entraproxy/entraproxy/config"
+	"github.com/entraproxy/entraproxy/metrics"
+	"github.com/entraproxy/entraproxy/proxy"
+	"github.com/entraproxy/entraproxy/tokens"
+)
+
+// Exit codes (CONTRACT.md): 0 clean shutdown, 1 runtime failure, 2 bad
+// configuration or usage. Only main calls os.Exit.
+const (
+	exitOK      = 0
+	exitRuntime = 1
+	exitUsage   = 2
+)
+
+// usageError marks errors the user fixes by changing settings or arguments.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func exitCode(err error, stderr io.Writer) int {
+	if err == nil {
+		return exitOK
+	}
+	var ue usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(stderr, "entraproxy: %v\n", err)
+		return exitUsage
+	}
+	fmt.Fprintf(stderr, "entraproxy: %v\n", err)
+	return exitRuntime
+}
+
+// run is the whole program: main only adds the process (signals, exit code).
+// ctx ending means "shut down gracefully".
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	cmd := ""
+	if len(args) > 0 {
+		cmd = args[0]
+	}
+	switch cmd {
+	case "", "serve":
+		return serve(ctx, getenv, stderr)
+	case "-h", "-help", "--help", "help":
+		printUsage(stdout)
+		return nil
+	case "version", "--version":
+		fmt.Fprintf(stdout, "entraproxy %s (commit %s, %s)\n", version, commit, runtime.Version())
+		return nil
+	case "wait":
+		return waitReady(ctx, args[1:], getenv, stderr)
+	default:
+		printUsage(stderr)
+		return usageError{fmt.Errorf("unknown command %q", cmd)}
+	}
+}
+
+func printUsage(w io.Writer) {
+	fmt.Fprint(w, `entraproxy: Entra ID authentication for apps that cannot do it themselves.
+
+Usage:
+  entraproxy            serve (the default)
+  entraproxy wait       block until a running instance is ready (--timeout 30s)
+  entraproxy version    print version, commit and Go version
+
+Settings (environment variables):
+`)
+	for _, s := range config.Settings() {
+		def := s.Default
+		if def == "" {
+			def = "(empty)"
+		}
+		fmt.Fprintf(w, "  %s  default: %s\n      %s\n", s.Var, def, s.Help)
+	}
+	fmt.Fprint(w, `
+The standard Azure variables keep their meaning: AZURE_CLIENT_ID, AZURE_TENANT_ID,
+AZURE_CLIENT_SECRET, AZURE_CLIENT_CERTIFICATE_PATH, AZURE_FEDERATED_TOKEN_FILE,
+AZURE_AUTHORITY_HOST, AZURE_TOKEN_CREDENTIALS, IDENTITY_ENDPOINT, IDENTITY_HEADER,
+HTTPS_PROXY, NO_PROXY, SSL_CERT_FILE.
+`)
+}
+
+func loadConfig(getenv func(string) string) (*config.Config, error) {
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("invalid settings:\n  %s", strings.ReplaceAll(err.Error(), "\n", "\n  "))}
+	}
+	return cfg, nil
+}
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	level.UnmarshalText([]byte(cfg.LogLevel)) // validated by config
+	useText := cfg.LogFormat == "text"
+	if cfg.LogFormat == "auto" {
+		f, ok := w.(*os.File)
+		useText = ok && isatty.IsTerminal(f.Fd())
+	}
+	if useText {
+		_, isFile := w.(*os.File)
+		return slog.New(tint.NewHandler(w, &tint.Options{Level: level, TimeFormat: time.TimeOnly,
+			NoColor: !isFile || !isatty.IsTerminal(w.(*os.File).Fd())}))
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// serve runs the proxy until ctx ends, then shuts down in order: readiness
+// off, drain delay, stop accepting, finish in-flight requests, close
+// WebSocket sessions with 1001.
+func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) error {
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	logger := newLogger(cfg, stderr)
+	// koding/websocketproxy logs through the standard logger; keep its lines
+	// in our format.
+	log.SetFlags(0)
+	log.SetOutput(slog.NewLogLogger(logger.Handler(), slog.LevelWarn).Writer())
+
+	cred, err := tokens.NewCredential(cfg.Credential, tokens.CredentialOptions{Getenv: getenv})
+	if err != nil {
+		return usageError{err}
+	}
+	azlog.SetListener(tokens.AzureLogListener(logger, cred))
+
+	registry := prometheus.NewRegistry()
+	m := metrics.New(registry, metrics.BuildInfo{Version: version, Commit: commit, GoVersion: runtime.Version()})
+	source := tokens.NewSource(tokens.Options{
+		Credential: cred,
+		Scope:      cfg.Scope,
+		Logger:     logger,
+		OnRefresh:  m.TokenRefreshed,
+	})
+	p, err := proxy.New(proxy.Options{
+		Upstream:         cfg.UpstreamURL(),
+		Tokens:           source,
+		AuthFormat:       proxy.AuthFormat(cfg.AuthFormat),
+		ResourceID:       cfg.ResourceID,
+		SpeechPaths:      cfg.SpeechPaths,
+		RedirectHosts:    cfg.RedirectHosts,
+		InboundKeys:      cfg.InboundKeys,
+		AllowedOrigins:   cfg.AllowedOrigins,
+		LoopbackListener: isLoopback(cfg.Listen),
+		UpstreamTimeout:  cfg.UpstreamTimeout,
+		Logger:           logger,
+		Metrics:          m,
+	})
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on ENTRAPROXY_LISTEN %s: %w", cfg.Listen, err)
+	}
+	var adminLn net.Listener
+	if cfg.AdminListen != "off" {
+		if adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
+			ln.Close()
+			return fmt.Errorf("listen on ENTRAPROXY_ADMIN_LISTEN %s: %w", cfg.AdminListen, err)
+		}
+	}
+
+	var draining atomic.Bool
+	ready := func() error {
+		if draining.Load() {
+			return errors.New("draining: shutting down")
+		}
+		st := source.State()
+		if !st.Valid {
+			if st.LastError != nil {
+				return fmt.Errorf("token_unavailable: %v", st.LastError)
+			}
+			return errors.New("starting: no token yet")
+		}
+		return nil
+	}
+	errorLog := slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
+	srv := &http.Server{
+		Handler:           p,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          errorLog,
+	}
+	var adminSrv *http.Server
+	if adminLn != nil {
+		adminSrv = &http.Server{Handler: admin.Handler(ready, registry), ReadHeaderTimeout: 5 * time.Second, ErrorLog: errorLog}
+	}
+
+	tokenCtx, stopTokens := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	serveErr := make(chan error, 2)
+	wg.Go(func() { source.Run(tokenCtx) })
+	wg.Go(func() { serveErr <- srv.Serve(ln) })
+	if adminSrv != nil {
+		wg.Go(func() { serveErr <- adminSrv.Serve(adminLn) })
+	}
+	go announceReady(ctx, logger, source, cfg, ln.Addr().String())
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		runErr = fmt.Errorf("serve: %w", err)
+	}
+
+	// Shutdown, in order.
+	draining.Store(true)
+	logger.Info("shutting down", "drain_delay", cfg.DrainDelay, "shutdown_timeout", cfg.ShutdownTimeout)
+	if runErr == nil && cfg.DrainDelay > 0 {
+		time.Sleep(cfg.DrainDelay) // keep serving while load balancers see /readyz 503
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	var sw sync.WaitGroup
+	sw.Go(func() {
+		if err := srv.Shutdown(shutdownCtx); err != nil {
+			logger.Warn("in-flight requests cut at the shutdown timeout", "error", err)
+			srv.Close()
+		}
+	})
+	sw.Go(func() {
+		if err := p.Shutdown(shutdownCtx); err != nil {
+			logger.Warn("WebSocket sessions cut at the shutdown timeout", "error", err)
+		}
+	})
+	sw.Wait()
+	if adminSrv != nil {
+		adminSrv.Close()
+	}
+	stopTokens()
+	wg.Wait()
+	logger.Info("stopped")
+	return runErr
+}
+
+// announceReady logs once, when the first token is held, where to point an
+// SDK.
+func announceReady(ctx context.Context, logger *slog.Logger, source *tokens.Source, cfg *config.Config, addr string) {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if st := source.State(); st.Valid {
+			logger.Info("ready", "listen", addr, "upstream", cfg.Upstream, "credential", st.Credential,
+				"token_expires_on", st.ExpiresOn, "auth_format", cfg.AuthFormat,
+				"hint", "point the SDK at the proxy: Speech SpeechConfig(host=\"ws://"+addr+"\"), OpenAI base_url/azure_endpoint http://"+addr+", with any dummy key")
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// waitReady implements `entraproxy wait`.
+func waitReady(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("wait", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	timeout := fs.Duration("timeout", 30*time.Second, "give up after this long")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	addr := getenv("ENTRAPROXY_ADMIN_LISTEN")
+	if addr == "" {
+		addr = "127.0.0.1:9090"
+	}
+	if addr == "off" {
+		return usageError{errors.New("wait needs the admin listener; ENTRAPROXY_ADMIN_LISTEN is off")}
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return usageError{fmt.Errorf("ENTRAPROXY_ADMIN_LISTEN %q: want host:port", addr)}
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1" // listening on all interfaces: ask over loopback
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	return admin.Wait(ctx, "http://"+net.JoinHostPort(host, port)+"/readyz")
+}

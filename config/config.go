@@ -1,0 +1,328 @@
+// Package config owns entraproxy's settings: their names, defaults, meaning,
+// loading from the environment and validation.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+
+	"github.com/entraproxy/entraproxy/tokens"
+)
+
+// Config is every ENTRAPROXY_* setting. The struct tags are the single source
+// of the variable names, defaults and help text: Load reads them through
+// caarlos0/env, and Settings (used by -h and the README table) reflects them.
+type Config struct {
+	Upstream             string        `env:"ENTRAPROXY_UPSTREAM" help:"scheme://host[:port] of the Azure resource, e.g. https://NAME.cognitiveservices.azure.com; no path, query or user info. https required, except http to a loopback host (local testing)" default:"(required)"`
+	Listen               string        `env:"ENTRAPROXY_LISTEN" envDefault:"127.0.0.1:8080" help:"host:port where apps connect"`
+	AdminListen          string        `env:"ENTRAPROXY_ADMIN_LISTEN" envDefault:"127.0.0.1:9090" help:"host:port for /healthz, /readyz, /metrics; off disables"`
+	Credential           string        `env:"ENTRAPROXY_CREDENTIAL" envDefault:"default" help:"default (azidentity DefaultAzureCredential), azure-cli, azure-developer-cli, managed-identity, workload-identity, environment (client secret / certificate from AZURE_* variables)"`
+	Scope                string        `env:"ENTRAPROXY_SCOPE" envDefault:"https://cognitiveservices.azure.com/.default" help:"token scope"`
+	AuthFormat           string        `env:"ENTRAPROXY_AUTH_FORMAT" envDefault:"auto" help:"bearer: Authorization: Bearer <token>; aad: Bearer aad#<resource id>#<token> (Speech only); auto: bearer first, on an upstream 401 retry once with a fresh token and, where a resource id is set, the aad form, remembered per upstream host"`
+	ResourceID           string        `env:"ENTRAPROXY_RESOURCE_ID" help:"ARM id /subscriptions/S/resourceGroups/G/providers/Microsoft.CognitiveServices/accounts/A; required for aad"`
+	SpeechPaths          bool          `env:"ENTRAPROXY_SPEECH_PATHS" envDefault:"true" help:"rewrite regional / container style Speech paths to the custom-domain form (/cognitiveservices/websocket/v1 -> /tts/cognitiveservices/websocket/v1 ...)"`
+	RedirectHosts        []string      `env:"ENTRAPROXY_REDIRECT_HOSTS" envDefault:"*.cognitiveservices.azure.com,*.speech.microsoft.com,*.openai.azure.com,*.cognitiveservices.azure.us,*.speech.azure.us,*.cognitiveservices.azure.cn,*.speech.azure.cn" help:"comma-separated hosts an upstream redirect may lead to; *. matches one or more labels; exact hosts and host:port allowed"`
+	InboundKeys          []string      `env:"ENTRAPROXY_INBOUND_KEYS" help:"comma-separated secrets; when set, every request must present one (Ocp-Apim-Subscription-Key, api-key, Authorization: Bearer, or the same in the query)"`
+	AllowUnauthenticated bool          `env:"ENTRAPROXY_ALLOW_UNAUTHENTICATED" envDefault:"false" help:"must be true to listen on a non-loopback address without inbound keys"`
+	AllowedOrigins       []string      `env:"ENTRAPROXY_ALLOWED_ORIGINS" help:"comma-separated browser origins (http://localhost:3000) allowed to call the proxy; requests with any other Origin get 403"`
+	UpstreamTimeout      time.Duration `env:"ENTRAPROXY_UPSTREAM_TIMEOUT" envDefault:"30s" help:"connect + TLS + response headers (HTTP) or handshake (WebSocket)"`
+	DrainDelay           time.Duration `env:"ENTRAPROXY_DRAIN_DELAY" envDefault:"0s" help:"after SIGTERM, keep serving this long while /readyz says 503"`
+	ShutdownTimeout      time.Duration `env:"ENTRAPROXY_SHUTDOWN_TIMEOUT" envDefault:"30s" help:"then wait at most this long for in-flight work"`
+	LogLevel             string        `env:"ENTRAPROXY_LOG_LEVEL" envDefault:"info" help:"debug, info, warn, error"`
+	LogFormat            string        `env:"ENTRAPROXY_LOG_FORMAT" envDefault:"auto" help:"auto (colour text on a terminal, JSON otherwise), text, json"`
+}
+
+// Setting describes one environment variable for -h and the README.
+type Setting struct {
+	Var     string
+	Default string
+	Help    string
+}
+
+// Settings lists every variable Config reads, in declaration order.
+func Settings() []Setting {
+	t := reflect.TypeFor[Config]()
+	out := make([]Setting, 0, t.NumField())
+	for f := range t.Fields() {
+		def, ok := f.Tag.Lookup("envDefault")
+		if !ok {
+			def = f.Tag.Get("default")
+		}
+		out = append(out, Setting{Var: envVar(f), Default: def, Help: f.Tag.Get("help")})
+	}
+	return out
+}
+
+func envVar(f reflect.StructField) string {
+	name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
+	return name
+}
+
+// Error is one bad setting. Its message names the variable, quotes the value
+// (unless secret) and says what would be accepted.
+type Error struct {
+	Var   string
+	Value string
+	// Secret hides Value from the message (inbound keys).
+	Secret  bool
+	Problem string
+}
+
+func (e *Error) Error() string {
+	if e.Secret {
+		return fmt.Sprintf("%s: %s", e.Var, e.Problem)
+	}
+	return fmt.Sprintf("%s %q: %s", e.Var, e.Value, e.Problem)
+}
+
+// Load reads every setting through getenv and validates the result. The error,
+// if any, joins one *Error per bad variable, so a user fixes everything in one go.
+func Load(getenv func(string) string) (*Config, error) {
+	environ := make(map[string]string)
+	for _, s := range Settings() {
+		if v := getenv(s.Var); v != "" {
+			environ[s.Var] = v
+		}
+	}
+	var c Config
+	parseErr := env.ParseWithOptions(&c, env.Options{Environment: environ})
+	var problems []error
+	failed := make(map[string]bool)
+	var agg env.AggregateError
+	if errors.As(parseErr, &agg) {
+		for _, err := range agg.Errors {
+			problems = append(problems, describeParseError(err, environ))
+		}
+	} else if parseErr != nil {
+		return nil, fmt.Errorf("load settings: %w", parseErr)
+	}
+	for _, p := range problems {
+		var e *Error
+		if errors.As(p, &e) {
+			failed[e.Var] = true
+		}
+	}
+	// A variable that did not parse is reported once, not again by Validate
+	// for the zero value it left behind.
+	for _, p := range c.problems() {
+		if !failed[p.Var] {
+			problems = append(problems, p)
+		}
+	}
+	if len(problems) > 0 {
+		return nil, errors.Join(problems...)
+	}
+	return &c, nil
+}
+
+func describeParseError(err error, environ map[string]string) error {
+	var pe env.ParseError
+	if !errors.As(err, &pe) {
+		return err
+	}
+	f, _ := reflect.TypeFor[Config]().FieldByName(pe.Name)
+	name := envVar(f)
+	problem := "not a valid value"
+	switch pe.Type {
+	case reflect.TypeFor[time.Duration]():
+		problem = "not a duration; use a number with a unit, e.g. 30s, 2m, 1m30s"
+	case reflect.TypeFor[bool]():
+		problem = "not a boolean; use true or false"
+	}
+	return &Error{Var: name, Value: environ[name], Problem: problem}
+}
+
+// Validate reports every problem of c at once, joined.
+func (c *Config) Validate() error {
+	var errs []error
+	for _, p := range c.problems() {
+		errs = append(errs, p)
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) problems() []*Error {
+	var errs []*Error
+	add := func(variable, value, format string, args ...any) {
+		errs = append(errs, &Error{Var: variable, Value: value, Problem: fmt.Sprintf(format, args...)})
+	}
+
+	if p := upstreamProblem(c.Upstream); p != "" {
+		add("ENTRAPROXY_UPSTREAM", c.Upstream, "%s", p)
+	}
+	if p := listenProblem(c.Listen); p != "" {
+		add("ENTRAPROXY_LISTEN", c.Listen, "%s", p)
+	}
+	if c.AdminListen != "off" {
+		if p := listenProblem(c.AdminListen); p != "" {
+			add("ENTRAPROXY_ADMIN_LISTEN", c.AdminListen, "%s; or off to disable the admin listener", p)
+		} else if c.AdminListen == c.Listen {
+			add("ENTRAPROXY_ADMIN_LISTEN", c.AdminListen, "same address as ENTRAPROXY_LISTEN; pick another port, e.g. 127.0.0.1:9090")
+		}
+	}
+	if !slices.Contains(tokens.Kinds, c.Credential) {
+		add("ENTRAPROXY_CREDENTIAL", c.Credential, "unknown credential; use one of %s", strings.Join(tokens.Kinds, ", "))
+	}
+	if c.Scope == "" || strings.ContainsAny(c.Scope, " \t\r\n") {
+		add("ENTRAPROXY_SCOPE", c.Scope, "want one scope such as https://cognitiveservices.azure.com/.default")
+	}
+	switch c.AuthFormat {
+	case "bearer", "auto":
+	case "aad":
+		if c.ResourceID == "" {
+			add("ENTRAPROXY_AUTH_FORMAT", c.AuthFormat, "the aad form needs ENTRAPROXY_RESOURCE_ID (the Speech resource's ARM id, shown under Properties in the portal or by az cognitiveservices account show --query id)")
+		}
+	default:
+		add("ENTRAPROXY_AUTH_FORMAT", c.AuthFormat, "use bearer, aad or auto")
+	}
+	if c.ResourceID != "" {
+		if err := tokens.CheckResourceID(c.ResourceID); err != nil {
+			add("ENTRAPROXY_RESOURCE_ID", c.ResourceID, "%v", err)
+		}
+	}
+	for _, h := range c.RedirectHosts {
+		if p := hostPatternProblem(h); p != "" {
+			add("ENTRAPROXY_REDIRECT_HOSTS", h, "%s", p)
+		}
+	}
+	for i, k := range c.InboundKeys {
+		if strings.TrimSpace(k) == "" {
+			errs = append(errs, &Error{Var: "ENTRAPROXY_INBOUND_KEYS", Secret: true, Problem: fmt.Sprintf("entry %d is empty; remove the extra comma", i+1)})
+		}
+	}
+	if c.listenProblemFree() && !isLoopbackAddr(c.Listen) && len(c.InboundKeys) == 0 && !c.AllowUnauthenticated {
+		add("ENTRAPROXY_LISTEN", c.Listen, "not a loopback address, so anyone who can reach it would spend this proxy's Azure identity; "+
+			"set ENTRAPROXY_INBOUND_KEYS to require a key from clients, or ENTRAPROXY_ALLOW_UNAUTHENTICATED=true if the network already restricts who connects")
+	}
+	for _, o := range c.AllowedOrigins {
+		if p := originProblem(o); p != "" {
+			add("ENTRAPROXY_ALLOWED_ORIGINS", o, "%s", p)
+		}
+	}
+	if c.UpstreamTimeout <= 0 {
+		add("ENTRAPROXY_UPSTREAM_TIMEOUT", c.UpstreamTimeout.String(), "must be more than 0, e.g. 30s")
+	}
+	if c.DrainDelay < 0 {
+		add("ENTRAPROXY_DRAIN_DELAY", c.DrainDelay.String(), "must not be negative")
+	}
+	if c.ShutdownTimeout <= 0 {
+		add("ENTRAPROXY_SHUTDOWN_TIMEOUT", c.ShutdownTimeout.String(), "must be more than 0, e.g. 30s")
+	}
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.LogLevel) {
+		add("ENTRAPROXY_LOG_LEVEL", c.LogLevel, "use debug, info, warn or error")
+	}
+	if !slices.Contains([]string{"auto", "text", "json"}, c.LogFormat) {
+		add("ENTRAPROXY_LOG_FORMAT", c.LogFormat, "use auto, text or json")
+	}
+	return errs
+}
+
+func (c *Config) listenProblemFree() bool { return listenProblem(c.Listen) == "" }
+
+// UpstreamURL is the parsed ENTRAPROXY_UPSTREAM of a validated Config.
+func (c *Config) UpstreamURL() *url.URL {
+	u, err := url.Parse(c.Upstream)
+	if err != nil {
+		panic(fmt.Sprintf("config: UpstreamURL on an unvalidated Config: %v", err))
+	}
+	u.Path, u.RawPath = "", ""
+	return u
+}
+
+const customDomainHint = "Entra ID needs the resource's custom subdomain, https://NAME.cognitiveservices.azure.com"
+
+func upstreamProblem(s string) string {
+	if s == "" {
+		return "required; set it to your resource's endpoint, e.g. https://NAME.cognitiveservices.azure.com"
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return "want https://NAME.cognitiveservices.azure.com (scheme and host)"
+	}
+	switch {
+	case u.User != nil:
+		return "must not contain user info; entraproxy adds the credential itself"
+	case u.Path != "" && u.Path != "/":
+		return fmt.Sprintf("must not have a path (%s); the client's path is forwarded as it is", u.Path)
+	case u.RawQuery != "" || u.ForceQuery:
+		return "must not have a query"
+	case u.Fragment != "":
+		return "must not have a fragment"
+	}
+	host := strings.ToLower(u.Hostname())
+	if region, ok := strings.CutSuffix(host, ".api.cognitive.microsoft.com"); ok && !strings.Contains(region, ".") {
+		return "a regional endpoint; " + customDomainHint
+	}
+	for _, svc := range []string{".tts.speech.microsoft.com", ".stt.speech.microsoft.com", ".s2s.speech.microsoft.com"} {
+		if region, ok := strings.CutSuffix(host, svc); ok && !strings.Contains(region, ".") {
+			return "a regional Speech endpoint; " + customDomainHint
+		}
+	}
+	if u.Scheme == "http" && !isLoopbackHost(host) {
+		return "http is allowed only to a loopback host (local testing); use https"
+	}
+	return ""
+}
+
+func listenProblem(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "want host:port, e.g. 127.0.0.1:8080"
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil || port == "" {
+		return "bad port; want host:port, e.g. 127.0.0.1:8080"
+	}
+	if host != "" && host != "localhost" && net.ParseIP(host) == nil {
+		return "host must be an IP address, localhost, or empty for all interfaces"
+	}
+	return ""
+}
+
+func isLoopbackAddr(addr string) bool {
+	host, _, _ := net.SplitHostPort(addr)
+	return isLoopbackHost(host)
+}
+
+func isLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func hostPatternProblem(p string) string {
+	if p == "" {
+		return "empty entry; remove the extra comma"
+	}
+	if strings.Contains(p, "://") || strings.ContainsAny(p, "/?#@ ") {
+		return "want a host, *.domain or host:port, without scheme or path"
+	}
+	host := strings.TrimPrefix(p, "*.")
+	if strings.Contains(host, "*") {
+		return "* is allowed only as a leading *. label"
+	}
+	if h, port, err := net.SplitHostPort(host); err == nil {
+		if h == "" || port == "" {
+			return "want host:port"
+		}
+	}
+	return ""
+}
+
+func originProblem(o string) string {
+	u, err := url.Parse(o)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
+		return "want an origin such as http://localhost:3000 (scheme, host and optional port, nothing else)"
+	}
+	return ""
+}

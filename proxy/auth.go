@@ -1,0 +1,85 @@
+package proxy
+
+import (
+	"context"
+	"sync"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+
+	"github.com/entraproxy/entraproxy/tokens"
+)
+
+// TokenSource hands out the current Entra ID token. *tokens.Source is the
+// real one.
+type TokenSource interface {
+	// Token returns a valid token, or an error when none can be had in time.
+	Token(ctx context.Context) (azcore.AccessToken, error)
+	// Renew asks for a token other than stale, after the upstream refused it.
+	Renew(ctx context.Context, stale string) (azcore.AccessToken, error)
+}
+
+// AuthFormat is ENTRAPROXY_AUTH_FORMAT.
+type AuthFormat string
+
+const (
+	FormatBearer AuthFormat = "bearer"
+	FormatAAD    AuthFormat = "aad"
+	// FormatAuto sends bearer first; on a 401 it retries once with a fresh
+	// token and, where a resource id is set, the aad form, and remembers per
+	// upstream host the form that worked.
+	FormatAuto AuthFormat = "auto"
+)
+
+// authorizer writes the Authorization header for one upstream host. HTTP and
+// WebSocket share it, so a form learned on one is used by the other.
+type authorizer struct {
+	tokens     TokenSource
+	format     AuthFormat
+	resourceID string
+
+	mu      sync.Mutex
+	learned map[string]tokens.Form // by upstream host; auto only
+}
+
+func newAuthorizer(ts TokenSource, format AuthFormat, resourceID string) *authorizer {
+	return &authorizer{tokens: ts, format: format, resourceID: resourceID, learned: make(map[string]tokens.Form)}
+}
+
+// form is the form to try first for host.
+func (a *authorizer) form(host string) tokens.Form {
+	switch a.format {
+	case FormatAAD:
+		return tokens.AAD
+	case FormatBearer:
+		return tokens.Bearer
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.learned[host] // zero value: Bearer
+}
+
+// retries reports whether a 401 earns one more try (auto only).
+func (a *authorizer) retries() bool { return a.format == FormatAuto }
+
+// retryForm is the form for the one retry after form got a 401: the other
+// form when a resource id allows aad, else the same form with a fresh token.
+func (a *authorizer) retryForm(form tokens.Form) tokens.Form {
+	if a.resourceID == "" {
+		return tokens.Bearer
+	}
+	if form == tokens.AAD {
+		return tokens.Bearer
+	}
+	return tokens.AAD
+}
+
+// learn remembers that form worked for host.
+func (a *authorizer) learn(host string, form tokens.Form) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.learned[host] = form
+}
+
+func (a *authorizer) value(form tokens.Form, token string) string {
+	return tokens.Authorization(form, a.resourceID, token)
+}

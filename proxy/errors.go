@@ -1,0 +1,73 @@
+package proxy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"strconv"
+)
+
+// apiError is a proxy-made error, answered as JSON in the Azure envelope
+// {"error":{"code":"...","message":"..."}} so SDKs show it like a service
+// error. Message says what to do and never holds a token or a key.
+type apiError struct {
+	status  int
+	code    string
+	message string
+	cause   error
+}
+
+func (e *apiError) Error() string {
+	if e.cause != nil {
+		return e.code + ": " + e.message + ": " + e.cause.Error()
+	}
+	return e.code + ": " + e.message
+}
+
+func (e *apiError) Unwrap() error { return e.cause }
+
+var (
+	errAbsoluteForm = &apiError{status: http.StatusBadRequest, code: "bad_request",
+		message: "entraproxy forwards only to its configured upstream; send origin-form requests (GET /path), not absolute URIs or CONNECT"}
+	errShuttingDown = &apiError{status: http.StatusServiceUnavailable, code: "shutting_down",
+		message: "entraproxy is shutting down; retry against another instance"}
+)
+
+func tokenUnavailable(err error) *apiError {
+	return &apiError{status: http.StatusServiceUnavailable, code: "token_unavailable",
+		message: "entraproxy holds no valid Entra ID token; check its logs or run `entraproxy doctor`", cause: err}
+}
+
+func redirectNotAllowed(host string) *apiError {
+	return &apiError{status: http.StatusBadGateway, code: "redirect_not_allowed",
+		message: "the upstream redirected to " + strconv.Quote(host) + ", which ENTRAPROXY_REDIRECT_HOSTS does not allow"}
+}
+
+// classify turns an error from the upstream round trip into the answer the
+// client gets.
+func classify(err error) *apiError {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae
+	}
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+		return &apiError{status: http.StatusGatewayTimeout, code: "upstream_timeout",
+			message: "the upstream did not answer within ENTRAPROXY_UPSTREAM_TIMEOUT", cause: err}
+	}
+	return &apiError{status: http.StatusBadGateway, code: "upstream_unreachable",
+		message: "entraproxy could not reach the upstream; check ENTRAPROXY_UPSTREAM, DNS, HTTPS_PROXY and the network", cause: err}
+}
+
+func writeError(w http.ResponseWriter, e *apiError) {
+	body, _ := json.Marshal(map[string]any{"error": map[string]string{"code": e.code, "message": e.message}})
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(e.status)
+	w.Write(body)
+}

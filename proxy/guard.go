@@ -1,0 +1,115 @@
+package proxy
+
+import (
+	"crypto/subtle"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+)
+
+// guard decides whether a request may spend the proxy's identity at all:
+// browser protection and, in gateway mode, inbound keys. It runs before any
+// token is fetched or upstream dialed.
+type guard struct {
+	inboundKeys    [][]byte
+	allowedOrigins []string
+	loopbackOnly   bool // listening on loopback: refuse foreign Host headers (DNS rebinding)
+}
+
+// check returns nil when r may pass, else the error to answer.
+func (g *guard) check(r *http.Request) *apiError {
+	if origin := r.Header.Get("Origin"); origin != "" && !slices.Contains(g.allowedOrigins, strings.TrimSuffix(origin, "/")) {
+		// Browsers send Origin on every WebSocket upgrade and cross-site
+		// request; a page the user visits must not spend this identity.
+		return &apiError{status: http.StatusForbidden, code: "origin_not_allowed",
+			message: "requests from browser origin " + quoteBounded(origin) + " are refused; add it to ENTRAPROXY_ALLOWED_ORIGINS if this page should use the proxy"}
+	}
+	if g.loopbackOnly && !isLocalHostHeader(r.Host) {
+		return &apiError{status: http.StatusForbidden, code: "host_not_allowed",
+			message: "Host " + quoteBounded(r.Host) + " is refused on a loopback listener (DNS rebinding protection); connect to localhost, 127.0.0.1 or [::1]"}
+	}
+	if len(g.inboundKeys) == 0 {
+		return nil
+	}
+	presented, found := inboundKey(r)
+	if !found {
+		return &apiError{status: http.StatusUnauthorized, code: "inbound_key_required",
+			message: "this gateway requires a key: send it as Ocp-Apim-Subscription-Key, api-key or Authorization: Bearer <key> (an SDK's key setting works)"}
+	}
+	if !g.validKey(presented) {
+		return &apiError{status: http.StatusUnauthorized, code: "inbound_key_invalid",
+			message: "the key presented is not one of this gateway's ENTRAPROXY_INBOUND_KEYS"}
+	}
+	return nil
+}
+
+// validKey compares against every key in constant time, so timing reveals
+// neither which key nor how much of it matched.
+func (g *guard) validKey(presented string) bool {
+	ok := 0
+	for _, k := range g.inboundKeys {
+		ok |= subtle.ConstantTimeCompare(k, []byte(presented))
+	}
+	return ok == 1
+}
+
+// inboundKey finds the key a client presented, in the places SDKs put one.
+// The header forms win over the query.
+func inboundKey(r *http.Request) (string, bool) {
+	for _, name := range []string{"Ocp-Apim-Subscription-Key", "Api-Key"} {
+		if v := r.Header.Get(name); v != "" {
+			return v, true
+		}
+	}
+	if v, ok := bearer(r.Header.Get("Authorization")); ok {
+		return v, true
+	}
+	q, _ := url.ParseQuery(r.URL.RawQuery)
+	for name, vs := range q {
+		if len(vs) == 0 || vs[0] == "" {
+			continue
+		}
+		switch {
+		case strings.EqualFold(name, "Ocp-Apim-Subscription-Key"), strings.EqualFold(name, "api-key"):
+			return vs[0], true
+		case strings.EqualFold(name, "Authorization"):
+			if v, ok := bearer(vs[0]); ok {
+				return v, true
+			}
+		}
+	}
+	return "", false
+}
+
+func bearer(v string) (string, bool) {
+	scheme, token, ok := strings.Cut(v, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
+}
+
+func isLocalHostHeader(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	switch strings.ToLower(strings.TrimSuffix(host, ".")) {
+	case "localhost", "127.0.0.1", "::1", "[::1]":
+		return true
+	}
+	return false
+}
+
+// quoteBounded quotes a client-supplied value for an error message, cut short
+// so a hostile client cannot make the proxy echo kilobytes.
+func quoteBounded(s string) string {
+	const max = 100
+	if len(s) > max {
+		s = s[:max] + "..."
+	}
+	return `"` + strings.ToValidUTF8(strings.NewReplacer(`"`, `\"`, "\r", `\r`, "\n", `\n`).Replace(s), "?") + `"`
+}

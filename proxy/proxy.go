@@ -1,0 +1,261 @@
+// Package proxy forwards app traffic, HTTP and WebSocket, to one Azure
+// endpoint with an Entra ID token in the form the service expects.
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"sync/atomic"
+	"time"
+
+	"github.com/entraproxy/entraproxy/metrics"
+)
+
+// Options configure a Proxy. Upstream and Tokens are required.
+type Options struct {
+	// Upstream is the one endpoint traffic goes to: scheme and host only.
+	Upstream *url.URL
+	// Tokens supplies the Entra ID token.
+	Tokens TokenSource
+	// AuthFormat is how the token is written; empty means FormatAuto.
+	AuthFormat AuthFormat
+	// ResourceID is the ARM id used by the aad form; empty disables aad.
+	ResourceID string
+	// SpeechPaths maps regional Speech paths to the custom-domain form.
+	SpeechPaths bool
+	// RedirectHosts are the hosts an upstream redirect may lead to; none
+	// means redirects are never followed.
+	RedirectHosts []string
+	// InboundKeys, when any, are required from every client.
+	InboundKeys []string
+	// AllowedOrigins are browser origins allowed to call; any other Origin
+	// header is refused.
+	AllowedOrigins []string
+	// LoopbackListener refuses Host headers other than localhost, 127.0.0.1
+	// and [::1] (DNS rebinding); set it when listening on loopback.
+	LoopbackListener bool
+	// UpstreamTimeout bounds connect + TLS + response headers, or the
+	// WebSocket handshake; zero means 30s.
+	UpstreamTimeout time.Duration
+	// Proxy picks an outbound HTTP proxy; nil means http.ProxyFromEnvironment
+	// (HTTPS_PROXY, NO_PROXY).
+	Proxy func(*http.Request) (*url.URL, error)
+	// TLSConfig for upstream connections; nil means TLS 1.2 or newer with
+	// the system roots (SSL_CERT_FILE honoured).
+	TLSConfig *tls.Config
+	// Logger gets one line per request and per WebSocket session; nil
+	// discards.
+	Logger *slog.Logger
+	// Metrics, when not nil, counts requests, sessions, frames and retries.
+	Metrics *metrics.Metrics
+}
+
+// Proxy is the http.Handler apps talk to.
+type Proxy struct {
+	upstream    *url.URL
+	speechPaths bool
+	guard       guard
+	auth        *authorizer
+	redirects   hostMatcher
+	timeout     time.Duration
+	httpProxy   *httputil.ReverseProxy
+	ws          *wsProxy
+	logger      *slog.Logger
+	metrics     *metrics.Metrics
+	closing     atomic.Bool
+}
+
+// New builds a Proxy from opts.
+func New(opts Options) (*Proxy, error) {
+	if opts.Upstream == nil || opts.Upstream.Host == "" {
+		return nil, errors.New("proxy: Upstream is required")
+	}
+	if opts.Tokens == nil {
+		return nil, errors.New("proxy: Tokens is required")
+	}
+	format := opts.AuthFormat
+	if format == "" {
+		format = FormatAuto
+	}
+	if format == FormatAAD && opts.ResourceID == "" {
+		return nil, errors.New("proxy: the aad form needs a ResourceID")
+	}
+	timeout := opts.UpstreamTimeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	proxyFunc := opts.Proxy
+	if proxyFunc == nil {
+		proxyFunc = http.ProxyFromEnvironment
+	}
+	tlsConfig := opts.TLSConfig
+	if tlsConfig == nil {
+		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	keys := make([][]byte, len(opts.InboundKeys))
+	for i, k := range opts.InboundKeys {
+		keys[i] = []byte(k)
+	}
+	upstream := &url.URL{Scheme: opts.Upstream.Scheme, Host: opts.Upstream.Host}
+
+	p := &Proxy{
+		upstream:    upstream,
+		speechPaths: opts.SpeechPaths,
+		guard:       guard{inboundKeys: keys, allowedOrigins: opts.AllowedOrigins, loopbackOnly: opts.LoopbackListener},
+		auth:        newAuthorizer(opts.Tokens, format, opts.ResourceID),
+		redirects:   newHostMatcher(opts.RedirectHosts),
+		timeout:     timeout,
+		logger:      logger,
+		metrics:     opts.Metrics,
+	}
+
+	dialer := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
+	base := &http.Transport{
+		Proxy:                 proxyFunc,
+		DialContext:           dialer.DialContext,
+		TLSClientConfig:       tlsConfig,
+		TLSHandshakeTimeout:   timeout,
+		ResponseHeaderTimeout: timeout,
+		ExpectContinueTimeout: time.Second,
+		ForceAttemptHTTP2:     true,
+		// One upstream host: keep enough idle connections for a busy app
+		// instead of http.Transport's default of 2 per host.
+		MaxIdleConns:        256,
+		MaxIdleConnsPerHost: 256,
+		IdleConnTimeout:     90 * time.Second,
+	}
+	p.httpProxy = &httputil.ReverseProxy{
+		Rewrite:      p.rewrite,
+		Transport:    newRedirectFollower(&authTransport{auth: p.auth, base: base, metrics: p.metrics}, p.redirects, p.metrics),
+		ErrorHandler: p.proxyError,
+		ErrorLog:     slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		// FlushInterval stays 0: ReverseProxy already flushes at once for
+		// text/event-stream and for responses of unknown length.
+	}
+	p.ws = newWSProxy(p, dialer, proxyFunc, tlsConfig)
+	return p, nil
+}
+
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodConnect || r.URL.IsAbs() || r.URL.Host != "" || len(r.RequestURI) == 0 || r.RequestURI[0] != '/' {
+		// The client never chooses where traffic goes (rule 1).
+		p.refuse(w, r, errAbsoluteForm)
+		return
+	}
+	if err := p.guard.check(r); err != nil {
+		p.refuse(w, r, err)
+		return
+	}
+	if p.closing.Load() {
+		p.refuse(w, r, errShuttingDown)
+		return
+	}
+	if isWebSocketUpgrade(r) {
+		p.ws.serve(w, r)
+		return
+	}
+	p.serveHTTP(w, r)
+}
+
+// refuse answers a request the proxy will not forward, and logs it.
+func (p *Proxy) refuse(w http.ResponseWriter, r *http.Request, e *apiError) {
+	start := time.Now()
+	writeError(w, e)
+	p.logger.LogAttrs(r.Context(), slog.LevelInfo, "refused",
+		slog.String("method", r.Method), slog.String("path", logPath(r)),
+		slog.Int("status", e.status), slog.String("code", e.code))
+	p.metrics.ObserveRequest(protocolOf(r), e.status, time.Since(start))
+}
+
+func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &responseRecorder{ResponseWriter: w}
+	body := &countingBody{ReadCloser: r.Body}
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = body
+	}
+	p.httpProxy.ServeHTTP(rec, r)
+
+	status := rec.status
+	if status == 0 {
+		status = statusClientClosed // the client left before an answer
+	}
+	d := time.Since(start)
+	attrs := []slog.Attr{
+		slog.String("method", r.Method), slog.String("path", logPath(r)),
+		slog.Int("status", status), slog.Duration("duration", d),
+		slog.Int64("bytes_in", body.n), slog.Int64("bytes_out", rec.bytes),
+	}
+	if rec.errCode != "" {
+		attrs = append(attrs, slog.String("error", rec.errCode))
+	}
+	p.logger.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
+	p.metrics.ObserveRequest("http", status, d)
+}
+
+// statusClientClosed is logged when the client went away before an answer
+// (nginx's 499).
+const statusClientClosed = 499
+
+func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
+	pr.SetURL(p.upstream) // also makes Host the upstream's
+	out := pr.Out
+	stripCredentialHeaders(out.Header)
+	out.URL.RawQuery = stripCredentialQuery(out.URL.RawQuery)
+	if p.speechPaths {
+		mapSpeechPath(out.URL)
+	}
+}
+
+// mapSpeechPath rewrites u in place to the custom-domain Speech path.
+func mapSpeechPath(u *url.URL) {
+	prefix := speechPrefix(u.EscapedPath())
+	if prefix == "" {
+		return
+	}
+	u.Path = prefix + u.Path
+	if u.RawPath != "" {
+		u.RawPath = prefix + u.RawPath
+	}
+}
+
+func (p *Proxy) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	e := classify(err)
+	if r.Context().Err() != nil {
+		return // the client left; nobody reads an answer
+	}
+	if rec, ok := w.(*responseRecorder); ok {
+		rec.errCode = e.code
+	}
+	if e.cause != nil {
+		p.logger.LogAttrs(r.Context(), slog.LevelWarn, "upstream request failed",
+			slog.String("path", logPath(r)), slog.String("code", e.code), slog.String("error", e.cause.Error()))
+	}
+	writeError(w, e)
+}
+
+// Shutdown makes new requests answer 503 shutting_down and closes live
+// WebSocket sessions with 1001 (going away), waiting for them until ctx ends.
+func (p *Proxy) Shutdown(ctx context.Context) error {
+	p.closing.Store(true)
+	return p.ws.shutdown(ctx)
+}
+
+func logPath(r *http.Request) string { return r.URL.EscapedPath() }
+
+func protocolOf(r *http.Request) string {
+	if isWebSocketUpgrade(r) {
+		return "websocket"
+	}
+	return "http"
+}

@@ -1,0 +1,221 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// wsSession is one live WebSocket relay, from the client's upgrade to the
+// end of koding's ServeHTTP.
+type wsSession struct {
+	s        *wsProxy
+	r        *http.Request
+	start    time.Time
+	client   *clientConn
+	upstream *meteredConn
+}
+
+func (s *wsProxy) startSession(r *http.Request, conn net.Conn, upstream *meteredConn, start time.Time) *wsSession {
+	sess := &wsSession{s: s, r: r, start: start, client: &clientConn{Conn: conn}, upstream: upstream}
+	s.mu.Lock()
+	if len(s.sessions) == 0 {
+		s.emptied = make(chan struct{})
+	}
+	s.sessions[sess] = struct{}{}
+	s.mu.Unlock()
+	if s.p.closing.Load() {
+		sess.client.goAway()
+	}
+	s.p.metrics.SessionStarted()
+	return sess
+}
+
+// finish logs the session and forgets it. koding has closed both
+// connections by now.
+func (sess *wsSession) finish() {
+	s := sess.s
+	st := sess.client.stats()
+	d := time.Since(sess.start)
+	s.p.logger.LogAttrs(sess.r.Context(), slog.LevelInfo, "websocket",
+		slog.String("method", sess.r.Method), slog.String("path", logPath(sess.r)),
+		slog.Int("status", http.StatusSwitchingProtocols), slog.Duration("duration", d),
+		slog.Int64("frames_in", st.in.frames), slog.Int64("bytes_in", st.in.bytes),
+		slog.Int64("frames_out", st.out.frames), slog.Int64("bytes_out", st.out.bytes),
+		slog.Int("close_code", st.closeCode), slog.String("closed_by", st.closedBy))
+	s.p.metrics.ObserveRequest("websocket", http.StatusSwitchingProtocols, d)
+	s.p.metrics.AddFrames("client_to_upstream", int(st.in.frames), int(st.in.bytes))
+	s.p.metrics.AddFrames("upstream_to_client", int(st.out.frames), int(st.out.bytes))
+	s.p.metrics.SessionEnded()
+
+	s.mu.Lock()
+	delete(s.sessions, sess)
+	if len(s.sessions) == 0 {
+		close(s.emptied)
+	}
+	s.mu.Unlock()
+}
+
+// shutdown asks every live session to close with 1001 (going away) and
+// waits for them to end. When ctx ends first, it cuts the connections.
+func (s *wsProxy) shutdown(ctx context.Context) error {
+	for {
+		s.mu.Lock()
+		n := len(s.sessions)
+		for sess := range s.sessions {
+			sess.client.goAway()
+		}
+		emptied := s.emptied
+		s.mu.Unlock()
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-emptied:
+		case <-ctx.Done():
+			s.mu.Lock()
+			for sess := range s.sessions {
+				sess.client.Conn.Close()
+				if sess.upstream != nil {
+					sess.upstream.Close()
+				}
+			}
+			s.mu.Unlock()
+			return ctx.Err()
+		}
+	}
+}
+
+// clientConn is the client's hijacked connection. It meters frames in both
+// directions and, on shutdown, ends the client's frame stream with a close
+// frame (1001) at the next frame boundary: gorilla answers it to the client,
+// and koding passes it on to the upstream, each through their own writers,
+// so no frame is ever cut in two.
+type clientConn struct {
+	net.Conn
+
+	goingAway atomic.Bool
+	injected  bool   // reader goroutine only
+	pending   []byte // reader goroutine only: injected bytes not yet read
+
+	mu         sync.Mutex
+	in, out    frameMeter // client to upstream, upstream to client
+	headerSeen int        // bytes of "\r\n\r\n" matched in the 101 response
+	closeCode  int
+	closedBy   string
+	dropped    bool // the client's stream ended without a close frame
+}
+
+const goingAwayReason = "entraproxy is shutting down"
+
+func (c *clientConn) goAway() {
+	if c.goingAway.CompareAndSwap(false, true) {
+		c.Conn.SetReadDeadline(time.Now()) // wake a blocked Read
+	}
+}
+
+func (c *clientConn) Read(b []byte) (int, error) {
+	for {
+		if c.goingAway.Load() && !c.injected {
+			c.mu.Lock()
+			boundary, need := c.in.atBoundary(), c.in.need()
+			c.mu.Unlock()
+			if boundary {
+				c.pending, c.injected = maskedCloseFrame(1001, goingAwayReason), true
+				c.Conn.SetReadDeadline(time.Time{})
+			} else if need < len(b) {
+				b = b[:need] // read exactly to the boundary
+			}
+		}
+		if len(c.pending) > 0 {
+			n := copy(b, c.pending)
+			c.pending = c.pending[n:]
+			c.account(b[:n], "proxy")
+			return n, nil
+		}
+		n, err := c.Conn.Read(b)
+		c.account(b[:n], "client")
+		if err != nil && c.goingAway.Load() && !c.injected && errors.Is(err, os.ErrDeadlineExceeded) {
+			c.Conn.SetReadDeadline(time.Time{})
+			if n > 0 {
+				return n, nil
+			}
+			continue
+		}
+		if err != nil {
+			c.mu.Lock()
+			c.dropped = c.dropped || c.in.closeCode == 0
+			c.mu.Unlock()
+		}
+		return n, err
+	}
+}
+
+func (c *clientConn) account(b []byte, who string) {
+	c.mu.Lock()
+	c.in.feed(b)
+	if c.closedBy == "" && c.in.closeCode != 0 {
+		c.closedBy, c.closeCode = who, c.in.closeCode
+	}
+	c.mu.Unlock()
+}
+
+func (c *clientConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	c.mu.Lock()
+	p := b[:n]
+	// The first bytes are gorilla's 101 response; frames start after it.
+	for c.headerSeen < 4 && len(p) > 0 {
+		if p[0] == "\r\n\r\n"[c.headerSeen] {
+			c.headerSeen++
+		} else if p[0] == '\r' {
+			c.headerSeen = 1
+		} else {
+			c.headerSeen = 0
+		}
+		p = p[1:]
+	}
+	c.out.feed(p)
+	if c.closedBy == "" && c.out.closeCode != 0 {
+		c.closedBy, c.closeCode = "upstream", c.out.closeCode
+	}
+	c.mu.Unlock()
+	return n, err
+}
+
+type sessionStats struct {
+	in, out   frameMeter
+	closeCode int
+	closedBy  string
+}
+
+func (c *clientConn) stats() sessionStats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := sessionStats{in: c.in, out: c.out, closeCode: c.closeCode, closedBy: c.closedBy}
+	if st.closedBy == "" && c.dropped {
+		st.closedBy, st.closeCode = "client", 1006
+	}
+	return st
+}
+
+// meteredConn is the upstream connection (above TLS). It notes whether the
+// upstream said anything, which tells a refused handshake from a silent one.
+type meteredConn struct {
+	net.Conn
+	read atomic.Int64
+}
+
+func (c *meteredConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	c.read.Add(int64(n))
+	return n, err
+}
+
+func (c *meteredConn) readBytes() int64 { return c.read.Load() }

@@ -1,0 +1,163 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"maps"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/entraproxy/entraproxy/metrics"
+)
+
+// maxReplayBody is the largest request body kept for a retry or a 307/308
+// redirect (CONTRACT.md, ENTRAPROXY_AUTH_FORMAT). SSML and chat JSON fit;
+// audio uploads stream and are sent once.
+const maxReplayBody = 1 << 20
+
+// maxRedirects is how many upstream redirects one request may follow.
+const maxRedirects = 3
+
+// authTransport sets the proxy's Authorization on each upstream request. It
+// is where a missing token can still become an error (503), never an
+// unauthenticated call to Azure.
+type authTransport struct {
+	auth    *authorizer
+	base    http.RoundTripper
+	metrics *metrics.Metrics
+}
+
+func (t *authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	host := req.URL.Host
+	form := t.auth.form(host)
+	tok, err := t.auth.tokens.Token(req.Context())
+	if err != nil {
+		return nil, tokenUnavailable(err)
+	}
+	resp, err := t.base.RoundTrip(withAuthorization(req, t.auth.value(form, tok.Token)))
+	if err != nil || resp.StatusCode != http.StatusUnauthorized || !t.auth.retries() {
+		return resp, err
+	}
+	if req.Body != nil && req.Body != http.NoBody && req.GetBody == nil {
+		return resp, nil // a streamed body was sent once and cannot be replayed
+	}
+
+	fresh, err := t.auth.tokens.Renew(req.Context(), tok.Token)
+	if err != nil {
+		return resp, nil // the upstream's own 401 says more than our renewal failure
+	}
+	retry := withAuthorization(req, "")
+	if req.GetBody != nil {
+		if retry.Body, err = req.GetBody(); err != nil {
+			return resp, nil
+		}
+	}
+	discard(resp.Body)
+	form = t.auth.retryForm(form)
+	retry.Header["Authorization"] = []string{t.auth.value(form, fresh.Token)}
+	t.metrics.AuthRetry(form.String())
+	resp, err = t.base.RoundTrip(retry)
+	if err == nil && resp.StatusCode != http.StatusUnauthorized {
+		t.auth.learn(host, form)
+	}
+	return resp, err
+}
+
+// withAuthorization returns a shallow copy of req whose header map is its own
+// and holds exactly one Authorization: RoundTrippers must not modify the
+// request they are given.
+func withAuthorization(req *http.Request, value string) *http.Request {
+	r := new(http.Request)
+	*r = *req
+	r.Header = maps.Clone(req.Header)
+	if r.Header == nil {
+		r.Header = make(http.Header)
+	}
+	r.Header["Authorization"] = []string{value}
+	return r
+}
+
+// discard drains a little of a body so its connection can be reused, then
+// closes it.
+func discard(body io.ReadCloser) {
+	io.CopyN(io.Discard, body, 64<<10)
+	body.Close()
+}
+
+// redirectFollower follows upstream redirects (to allowed hosts only) so a
+// 3xx never reaches the client, which would then go to Azure without the
+// token (AZURE-NOTES.md, Redirects).
+type redirectFollower struct {
+	client *http.Client
+}
+
+func newRedirectFollower(next http.RoundTripper, allowed hostMatcher, m *metrics.Metrics) *redirectFollower {
+	return &redirectFollower{client: &http.Client{
+		Transport: next,
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if len(via) > maxRedirects {
+				return &apiError{status: http.StatusBadGateway, code: "upstream_unreachable",
+					message: "the upstream redirected more than " + strconv.Itoa(maxRedirects) + " times"}
+			}
+			if !allowed.allows(req.URL.Host) {
+				return redirectNotAllowed(req.URL.Host)
+			}
+			m.RedirectFollowed()
+			return nil
+		},
+	}}
+}
+
+func (f *redirectFollower) RoundTrip(req *http.Request) (*http.Response, error) {
+	out := new(http.Request)
+	*out = *req
+	out.RequestURI = "" // http.Client refuses server requests
+	if err := makeReplayable(out); err != nil {
+		return nil, err
+	}
+	resp, err := f.client.Do(out)
+	if err != nil {
+		// http.Client wraps errors in *url.Error, whose text repeats the
+		// URL; the cause is what classify needs.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, err
+	}
+	if isRedirect(resp) {
+		// http.Client hands a 307/308 back when it cannot replay the body.
+		discard(resp.Body)
+		return nil, &apiError{status: http.StatusBadGateway, code: "upstream_unreachable",
+			message: "the upstream redirected a request whose body was streamed and cannot be sent again; send bodies of at most 1 MiB with a Content-Length"}
+	}
+	return resp, nil
+}
+
+// makeReplayable keeps a known-length body of at most maxReplayBody in
+// memory so it can be sent again after a 401 or a 307/308. Larger or chunked
+// bodies stream.
+func makeReplayable(req *http.Request) error {
+	if req.Body == nil || req.Body == http.NoBody || req.ContentLength <= 0 || req.ContentLength > maxReplayBody {
+		return nil
+	}
+	buf := make([]byte, req.ContentLength)
+	if _, err := io.ReadFull(req.Body, buf); err != nil {
+		return &apiError{status: http.StatusBadRequest, code: "bad_request",
+			message: "the request body ended before its Content-Length", cause: err}
+	}
+	req.Body = io.NopCloser(bytes.NewReader(buf))
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf)), nil }
+	return nil
+}
+
+func isRedirect(resp *http.Response) bool {
+	switch resp.StatusCode {
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther,
+		http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+		return true
+	}
+	return resp.StatusCode/100 == 3 && resp.StatusCode != http.StatusNotModified && resp.Header.Get("Location") != ""
+}

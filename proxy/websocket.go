@@ -1,0 +1,471 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/koding/websocketproxy"
+
+	"github.com/entraproxy/entraproxy/tokens"
+)
+
+// wsProxy relays WebSocket sessions through koding/websocketproxy, wrapped
+// to remove its known weaknesses (AZURE-NOTES.md, last section): the upgrade
+// is checked and the token fetched before anything is dialed; the dialer is
+// ours (TLS 1.2+, HTTPS_PROXY, bounded handshake bound to the request);
+// upstream redirects and 401s are handled here instead of being copied to the
+// client; and shutdown closes live sessions with 1001.
+type wsProxy struct {
+	p         *Proxy
+	netDialer *net.Dialer
+	proxyFunc func(*http.Request) (*url.URL, error)
+	tlsConfig *tls.Config
+	upgrader  *websocket.Upgrader
+	bufs      sync.Pool
+
+	mu       sync.Mutex
+	sessions map[*wsSession]struct{}
+	emptied  chan struct{} // closed when the last session ends
+}
+
+func newWSProxy(p *Proxy, d *net.Dialer, proxyFunc func(*http.Request) (*url.URL, error), tlsConfig *tls.Config) *wsProxy {
+	s := &wsProxy{p: p, netDialer: d, proxyFunc: proxyFunc, tlsConfig: tlsConfig, sessions: make(map[*wsSession]struct{})}
+	s.upgrader = &websocket.Upgrader{
+		// A non-zero read buffer makes gorilla read through the hijacked
+		// conn (our meter) instead of reusing net/http's buffered reader.
+		ReadBufferSize:  4096,
+		WriteBufferPool: &s.bufs,
+		// Origin was checked by the guard against ENTRAPROXY_ALLOWED_ORIGINS.
+		CheckOrigin: func(*http.Request) bool { return true },
+	}
+	return s
+}
+
+// checkUpgrade validates a client's upgrade request before anything is
+// dialed: koding/websocketproxy would dial the upstream first and only then
+// let gorilla find the request bad.
+func checkUpgrade(r *http.Request) *apiError {
+	bad := func(why string) *apiError {
+		return &apiError{status: http.StatusBadRequest, code: "bad_request", message: "bad WebSocket upgrade: " + why}
+	}
+	switch {
+	case r.Method != http.MethodGet:
+		return bad("the method must be GET")
+	case !headerHasToken(r.Header, "Connection", "upgrade"):
+		return bad("Connection must include Upgrade")
+	case r.Header.Get("Sec-Websocket-Version") != "13":
+		return bad("Sec-WebSocket-Version must be 13")
+	case r.Header.Get("Sec-Websocket-Key") == "":
+		return bad("Sec-WebSocket-Key is missing")
+	}
+	return nil
+}
+
+func isWebSocketUpgrade(r *http.Request) bool {
+	return headerHasToken(r.Header, "Upgrade", "websocket")
+}
+
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for t := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// wsHandshake is one session's way to an upstream handshake: the target,
+// the auth form, and the redirects and retry spent so far.
+type wsHandshake struct {
+	target  *url.URL
+	form    tokens.Form
+	token   string
+	hops    int
+	retried bool
+}
+
+func (s *wsProxy) serve(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	if e := checkUpgrade(r); e != nil {
+		s.p.refuse(w, r, e)
+		return
+	}
+	target := &url.URL{Scheme: wsScheme(s.p.upstream.Scheme), Host: s.p.upstream.Host, Path: r.URL.Path, RawPath: r.URL.RawPath,
+		RawQuery: stripCredentialQuery(r.URL.RawQuery)}
+	if s.p.speechPaths {
+		mapSpeechPath(target)
+	}
+	hs := &wsHandshake{target: target, form: s.p.auth.form(target.Host)}
+	tok, err := s.p.auth.tokens.Token(r.Context())
+	if err != nil {
+		s.fail(w, r, start, tokenUnavailable(err))
+		return
+	}
+	hs.token = tok.Token
+
+	for {
+		att := s.attempt(w, r, hs)
+		if att.session != nil {
+			if hs.retried {
+				s.p.auth.learn(hs.target.Host, hs.form)
+			}
+			return // the session ran and logged itself
+		}
+		if e := att.failure(); e != nil {
+			s.fail(w, r, start, e)
+			return
+		}
+		switch {
+		case att.status == http.StatusUnauthorized && s.p.auth.retries() && !hs.retried:
+			fresh, err := s.p.auth.tokens.Renew(r.Context(), hs.token)
+			if err != nil {
+				s.relayFailure(w, r, start, att)
+				return
+			}
+			hs.retried, hs.token = true, fresh.Token
+			hs.form = s.p.auth.retryForm(hs.form)
+			s.p.metrics.AuthRetry(hs.form.String())
+		case isRedirectStatus(att.status) && att.header.Get("Location") != "":
+			next, e := s.redirectTarget(hs, att.header.Get("Location"))
+			if e != nil {
+				s.fail(w, r, start, e)
+				return
+			}
+			tok, err := s.p.auth.tokens.Token(r.Context())
+			if err != nil {
+				s.fail(w, r, start, tokenUnavailable(err))
+				return
+			}
+			hs.target, hs.token, hs.hops = next, tok.Token, hs.hops+1
+			hs.form = s.p.auth.form(next.Host)
+			s.p.metrics.RedirectFollowed()
+		default:
+			s.relayFailure(w, r, start, att)
+			return
+		}
+	}
+}
+
+// redirectTarget resolves a handshake redirect, or says why it is refused.
+func (s *wsProxy) redirectTarget(hs *wsHandshake, location string) (*url.URL, *apiError) {
+	if hs.hops >= maxRedirects {
+		return nil, &apiError{status: http.StatusBadGateway, code: "upstream_unreachable",
+			message: "the upstream redirected the WebSocket handshake more than " + strconv.Itoa(maxRedirects) + " times"}
+	}
+	loc, err := url.Parse(location)
+	if err != nil {
+		return nil, &apiError{status: http.StatusBadGateway, code: "upstream_unreachable", message: "the upstream sent an unreadable redirect", cause: err}
+	}
+	next := hs.target.ResolveReference(loc)
+	next.Scheme = wsScheme(next.Scheme)
+	if !s.p.redirects.allows(next.Host) {
+		return nil, redirectNotAllowed(next.Host)
+	}
+	if hs.target.Scheme == "wss" && next.Scheme != "wss" {
+		return nil, &apiError{status: http.StatusBadGateway, code: "redirect_not_allowed",
+			message: "the upstream redirected from TLS to plain text, which would expose the token"}
+	}
+	next.RawQuery = stripCredentialQuery(next.RawQuery)
+	next.Fragment = ""
+	return next, nil
+}
+
+func wsScheme(scheme string) string {
+	switch scheme {
+	case "https", "wss":
+		return "wss"
+	}
+	return "ws"
+}
+
+func isRedirectStatus(code int) bool {
+	switch code {
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther,
+		http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+		return true
+	}
+	return false
+}
+
+// wsAttempt is one upstream handshake through koding/websocketproxy. The
+// response writer it hands koding captures a failed handshake's answer, so
+// the wrapper can follow a redirect or retry instead of passing it on.
+type wsAttempt struct {
+	rw      http.ResponseWriter
+	header  http.Header
+	status  int
+	body    bytes.Buffer
+	dialErr error
+	dialed  *meteredConn // the upstream conn, once dialed
+	hctx    context.Context
+	stop    func() bool // detaches the handshake bound once upgraded
+	session *wsSession
+	s       *wsProxy
+	r       *http.Request
+	start   time.Time
+}
+
+func (s *wsProxy) attempt(w http.ResponseWriter, r *http.Request, hs *wsHandshake) *wsAttempt {
+	hctx, cancel := context.WithTimeout(r.Context(), s.p.timeout)
+	defer cancel()
+	att := &wsAttempt{rw: w, header: make(http.Header), hctx: hctx, s: s, r: r, start: time.Now()}
+	auth := s.p.auth.value(hs.form, hs.token)
+	target := hs.target
+	kp := &websocketproxy.WebsocketProxy{
+		Backend: func(*http.Request) *url.URL { return target },
+		Director: func(in *http.Request, out http.Header) {
+			copyWSHeaders(in.Header, out)
+			out.Set("Host", target.Host)
+			out["Authorization"] = []string{auth}
+		},
+		Upgrader: s.upgrader,
+		Dialer: &websocket.Dialer{
+			NetDialContext:    att.dial,
+			NetDialTLSContext: att.dialTLS,
+			HandshakeTimeout:  s.p.timeout,
+			WriteBufferPool:   &s.bufs,
+			ReadBufferSize:    4096,
+		},
+	}
+	kp.ServeHTTP(att, r)
+	if att.session != nil {
+		att.session.finish()
+	}
+	return att
+}
+
+// dial connects to the upstream for ws://, bound to the request and the
+// upstream timeout rather than koding's background context.
+func (a *wsAttempt) dial(_ context.Context, network, addr string) (net.Conn, error) {
+	conn, err := a.s.netDialer.DialContext(a.hctx, network, addr)
+	if err != nil {
+		a.dialErr = err
+		return nil, err
+	}
+	return a.bind(conn), nil
+}
+
+// dialTLS connects for wss://, through HTTPS_PROXY when one applies, and does
+// the TLS handshake itself, so its errors are known here (gorilla would keep
+// them to itself, and koding would only log them).
+func (a *wsAttempt) dialTLS(_ context.Context, network, addr string) (net.Conn, error) {
+	conn, err := a.dialVia(network, addr)
+	if err != nil {
+		a.dialErr = err
+		return nil, err
+	}
+	host, _, _ := net.SplitHostPort(addr)
+	cfg := a.s.tlsConfig.Clone()
+	if cfg.ServerName == "" {
+		cfg.ServerName = host
+	}
+	cfg.NextProtos = nil // WebSocket needs HTTP/1.1
+	tlsConn := tls.Client(conn, cfg)
+	if err := tlsConn.HandshakeContext(a.hctx); err != nil {
+		conn.Close()
+		a.dialErr = &apiError{status: http.StatusBadGateway, code: "upstream_unreachable",
+			message: "the TLS handshake with the upstream failed; check ENTRAPROXY_UPSTREAM, SSL_CERT_FILE and any TLS-inspecting proxy",
+			cause:   fmt.Errorf("tls handshake with %s: %w", addr, err)}
+		return nil, a.dialErr
+	}
+	return a.bind(tlsConn), nil
+}
+
+// dialVia opens a TCP connection to addr, tunnelled through the HTTP proxy
+// that Proxy picks for it, if any.
+func (a *wsAttempt) dialVia(network, addr string) (net.Conn, error) {
+	proxyURL, err := a.s.proxyFunc(&http.Request{URL: &url.URL{Scheme: "https", Host: addr}})
+	if err != nil || proxyURL == nil {
+		if err != nil {
+			return nil, fmt.Errorf("choose proxy for %s: %w", addr, err)
+		}
+		return a.s.netDialer.DialContext(a.hctx, network, addr)
+	}
+	port := proxyURL.Port()
+	if port == "" {
+		port = "80"
+		if proxyURL.Scheme == "https" {
+			port = "443"
+		}
+	}
+	proxyAddr := net.JoinHostPort(proxyURL.Hostname(), port)
+	conn, err := a.s.netDialer.DialContext(a.hctx, network, proxyAddr)
+	if err != nil {
+		return nil, fmt.Errorf("dial proxy %s: %w", proxyAddr, err)
+	}
+	if proxyURL.Scheme == "https" {
+		conn = tls.Client(conn, &tls.Config{ServerName: proxyURL.Hostname(), MinVersion: tls.VersionTLS12})
+	}
+	if d, ok := a.hctx.Deadline(); ok {
+		conn.SetDeadline(d)
+	}
+	connect := &http.Request{Method: http.MethodConnect, URL: &url.URL{Opaque: addr}, Host: addr, Header: make(http.Header)}
+	if u := proxyURL.User; u != nil {
+		p, _ := u.Password()
+		connect.SetBasicAuth(u.Username(), p)
+		connect.Header.Set("Proxy-Authorization", connect.Header.Get("Authorization"))
+		connect.Header.Del("Authorization")
+	}
+	if err := connect.Write(conn); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("connect via proxy %s: %w", proxyAddr, err)
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, connect)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("connect via proxy %s: %w", proxyAddr, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		conn.Close()
+		return nil, fmt.Errorf("connect via proxy %s: %s", proxyAddr, resp.Status)
+	}
+	conn.SetDeadline(time.Time{})
+	if br.Buffered() > 0 {
+		conn.Close()
+		return nil, fmt.Errorf("connect via proxy %s: proxy sent data before the tunnel opened", proxyAddr)
+	}
+	return conn, nil
+}
+
+// bind ties the handshake on conn to the request: when the client leaves or
+// the upstream timeout passes, the handshake is cut. Hijack detaches it once
+// the session is up.
+func (a *wsAttempt) bind(conn net.Conn) net.Conn {
+	mc := &meteredConn{Conn: conn}
+	a.dialed = mc
+	a.stop = context.AfterFunc(a.hctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	return mc
+}
+
+// Header, WriteHeader and Write capture what koding writes after a failed
+// handshake. Hijack is the success path: gorilla upgrades the client.
+func (a *wsAttempt) Header() http.Header { return a.header }
+
+func (a *wsAttempt) WriteHeader(code int) {
+	if a.status == 0 {
+		a.status = code
+	}
+}
+
+func (a *wsAttempt) Write(b []byte) (int, error) {
+	if a.status == 0 {
+		a.status = http.StatusOK
+	}
+	if room := 4096 - a.body.Len(); room > 0 {
+		a.body.Write(b[:min(len(b), room)])
+	}
+	return len(b), nil
+}
+
+func (a *wsAttempt) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if a.stop != nil && !a.stop() {
+		return nil, nil, errors.New("upstream handshake cut short")
+	}
+	conn, brw, err := http.NewResponseController(a.rw).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	a.session = a.s.startSession(a.r, conn, a.dialed, a.start)
+	return a.session.client, brw, nil
+}
+
+// failure is the proxy's own error for an attempt that reached no upstream
+// answer, or nil when the upstream answered.
+func (a *wsAttempt) failure() *apiError {
+	if a.dialErr != nil {
+		return classify(a.dialErr)
+	}
+	if a.dialed == nil || a.dialed.readBytes() == 0 {
+		// Connected, or not even that, but no answer came: koding wrote
+		// its own 503. Say what happened instead.
+		if errors.Is(a.hctx.Err(), context.DeadlineExceeded) {
+			return classify(context.DeadlineExceeded)
+		}
+		return &apiError{status: http.StatusBadGateway, code: "upstream_unreachable",
+			message: "the upstream closed the connection during the WebSocket handshake"}
+	}
+	return nil
+}
+
+// relayFailure hands the upstream's failed handshake answer to the client:
+// its status, headers and (up to 1 KiB) body, with a Content-Length that
+// matches the body. koding would keep the upstream's length.
+func (s *wsProxy) relayFailure(w http.ResponseWriter, r *http.Request, start time.Time, att *wsAttempt) {
+	h := w.Header()
+	for k, vs := range att.header {
+		switch k {
+		case "Content-Length", "Transfer-Encoding", "Connection", "Upgrade", "Keep-Alive", "Location", "Set-Cookie":
+			continue
+		}
+		h[k] = vs
+	}
+	h.Set("Content-Length", strconv.Itoa(att.body.Len()))
+	w.WriteHeader(att.status)
+	w.Write(att.body.Bytes())
+	s.logHandshake(r, start, att.status, "")
+}
+
+func (s *wsProxy) fail(w http.ResponseWriter, r *http.Request, start time.Time, e *apiError) {
+	if e.cause != nil {
+		s.p.logger.LogAttrs(r.Context(), slog.LevelWarn, "websocket handshake failed",
+			slog.String("path", logPath(r)), slog.String("code", e.code), slog.String("error", e.cause.Error()))
+	}
+	writeError(w, e)
+	s.logHandshake(r, start, e.status, e.code)
+}
+
+func (s *wsProxy) logHandshake(r *http.Request, start time.Time, status int, code string) {
+	d := time.Since(start)
+	attrs := []slog.Attr{slog.String("method", r.Method), slog.String("path", logPath(r)),
+		slog.Int("status", status), slog.Duration("duration", d)}
+	if code != "" {
+		attrs = append(attrs, slog.String("error", code))
+	}
+	s.p.logger.LogAttrs(r.Context(), slog.LevelInfo, "websocket", attrs...)
+	s.p.metrics.ObserveRequest("websocket", status, d)
+}
+
+// copyWSHeaders passes the client's headers to the upstream handshake,
+// except those that belong to the client's own connection or handshake,
+// credentials, and forwarding headers. koding has already set Origin, the
+// subprotocols and cookies (and X-Forwarded-*, removed here).
+func copyWSHeaders(in, out http.Header) {
+	out.Del("X-Forwarded-For")
+	out.Del("X-Forwarded-Proto")
+	connectionListed := make(map[string]bool)
+	for _, v := range in.Values("Connection") {
+		for t := range strings.SplitSeq(v, ",") {
+			connectionListed[http.CanonicalHeaderKey(strings.TrimSpace(t))] = true
+		}
+	}
+	for k, vs := range in {
+		switch k {
+		case "Connection", "Upgrade", "Keep-Alive", "Proxy-Connection", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding",
+			"Sec-Websocket-Key", "Sec-Websocket-Version", "Sec-Websocket-Extensions", "Sec-Websocket-Protocol",
+			"Host", "Origin", "Cookie":
+			continue
+		}
+		if connectionListed[k] {
+			continue
+		}
+		out[k] = vs
+	}
+	stripCredentialHeaders(out)
+}
