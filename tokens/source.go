@@ -1,0 +1,500 @@
+package tokens
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+)
+
+// ErrUnavailable means no valid token could be had in time. Callers answer
+// 503 token_unavailable.
+var ErrUnavailable = errors.New("no valid token")
+
+// Results passed to Options.OnRefresh.
+const (
+	ResultSuccess = "success"
+	ResultFailure = "failure"
+)
+
+const (
+	defaultFetchTimeout = 30 * time.Second
+	defaultWaitTimeout  = 10 * time.Second
+
+	// expiryMargin: a token this close to ExpiresOn counts as expired, so a
+	// request (or a WebSocket handshake) that starts with it does not reach
+	// Azure after it expired.
+	expiryMargin = 10 * time.Second
+	// refreshLead is how long before expiry a token without RefreshOn is
+	// refreshed: the 5 minutes azcore's BearerTokenPolicy uses.
+	refreshLead = 5 * time.Minute
+	// minRetry is the first retry delay, and the least time between the end
+	// of one credential call and the start of the next, however many callers
+	// ask: a failing credential is not hammered by traffic.
+	minRetry = time.Second
+	// maxRetry caps the exponential backoff after failures.
+	maxRetry = 30 * time.Second
+	// renewInterval is the least time between fetches forced by Renew while
+	// a valid token is held: when an upstream answers 401 to every token
+	// (a missing role assignment), each request must not run az again.
+	renewInterval = 10 * time.Second
+)
+
+// Options configures a Source.
+type Options struct {
+	// Credential produces the tokens. Required: Run fails without it.
+	Credential azcore.TokenCredential
+	// Scope is the one scope tokens are requested for. Required.
+	Scope string
+	// Logger receives token events: each fetch's result, credential,
+	// expiry and duration. Nil means discard. Token values are never
+	// logged, at any level.
+	Logger *slog.Logger
+	// FetchTimeout bounds one credential call, so a stuck credential (az
+	// waiting on a prompt) is cancelled and retried. Zero means 30s.
+	FetchTimeout time.Duration
+	// WaitTimeout bounds how long Token and Renew wait for a fetch when no
+	// valid token is held, after which they return an error wrapping
+	// ErrUnavailable. Zero means 10s.
+	WaitTimeout time.Duration
+	// OnRefresh, when set, is called on Run's goroutine after each
+	// credential call with ResultSuccess or ResultFailure and the expiry of
+	// the token held afterwards (zero when none). It must not block. For
+	// metrics.
+	OnRefresh func(result string, expiresOn time.Time)
+}
+
+// State is a snapshot of a Source, for /readyz, metrics and doctor.
+type State struct {
+	// Valid reports whether Token would return a token now without waiting.
+	Valid bool
+	// ExpiresOn is the held token's expiry; zero when none was fetched.
+	ExpiresOn time.Time
+	// Credential names the credential that produced the held token, such
+	// as "AzureCLICredential"; empty when none was fetched.
+	Credential string
+	// NextFetch is when Run plans its next credential call; zero when Run
+	// is not running.
+	NextFetch time.Time
+	// LastSuccess is when the held token was fetched; zero when none was.
+	LastSuccess time.Time
+	// LastError is the credential's error from the latest failed fetch,
+	// kept after later successes (compare LastErrorAt with LastSuccess);
+	// nil when none failed.
+	LastError error
+	// LastErrorAt is when LastError happened.
+	LastErrorAt time.Time
+	// Successes and Failures count finished credential calls by result.
+	Successes, Failures uint64
+}
+
+// Source is the one token cache in front of a credential. Run, on one
+// goroutine, makes every credential call: the first at once, then refreshes
+// ahead of expiry and retries with backoff. Token and Renew only read what it
+// holds, or wake it and wait for its next result, so concurrent callers
+// share one credential call and a slow credential never blocks a caller that
+// can be served from the cache. The zero value is not usable; call NewSource.
+type Source struct {
+	cred         azcore.TokenCredential
+	scope        string
+	log          *slog.Logger
+	fetchTimeout time.Duration
+	waitTimeout  time.Duration
+	onRefresh    func(string, time.Time)
+
+	// wake asks Run for a fetch now; one slot, so any number of askers
+	// coalesce into one request.
+	wake chan struct{}
+
+	mu sync.Mutex
+	// tok is the latest token fetched; it may have expired.
+	tok  azcore.AccessToken
+	name string
+	// started and finished count credential calls; waiters compare them
+	// with the call they need.
+	started, finished uint64
+	// fetched is closed, and replaced, when a call finishes or Run stops.
+	fetched chan struct{}
+	// forced makes Run fetch on wake even while tok is valid (Renew).
+	forced bool
+	// renewNeed is the call a pending Renew waits for, renewStale the token
+	// it replaces, lastRenew when Renew last asked for a call.
+	renewNeed  uint64
+	renewStale string
+	lastRenew  time.Time
+	running    bool
+	stopped    bool
+	next       time.Time
+
+	lastSuccess, lastErrAt time.Time
+	lastErr                error
+	successes, failures    uint64
+}
+
+// NewSource returns a Source; call Run to start fetching.
+func NewSource(opts Options) *Source {
+	s := &Source{
+		cred:         opts.Credential,
+		scope:        opts.Scope,
+		log:          opts.Logger,
+		fetchTimeout: opts.FetchTimeout,
+		waitTimeout:  opts.WaitTimeout,
+		onRefresh:    opts.OnRefresh,
+		wake:         make(chan struct{}, 1),
+		fetched:      make(chan struct{}),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.fetchTimeout <= 0 {
+		s.fetchTimeout = defaultFetchTimeout
+	}
+	if s.waitTimeout <= 0 {
+		s.waitTimeout = defaultWaitTimeout
+	}
+	return s
+}
+
+// Run fetches the first token at once, then refreshes it ahead of expiry (at
+// RefreshOn when the credential sets one, else 5 minutes before ExpiresOn, or
+// at half the remaining lifetime for a token living under 10 minutes) and
+// retries failures after 1s, 2s, 4s ... at most 30s, less up to 20% jitter.
+// It makes every credential call on the calling goroutine, starts none, and
+// returns nil once ctx is done, after which Token serves only a still-valid
+// token. The credential must honour its context: that is how FetchTimeout
+// and shutdown stop it. Call Run once.
+func (s *Source) Run(ctx context.Context) error {
+	if err := s.start(); err != nil {
+		return err
+	}
+	defer s.stop()
+
+	var (
+		lastEnd  time.Time // end of the latest credential call
+		failures int       // consecutive failures, for backoff
+		next     = time.Now()
+	)
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		s.setNext(next)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-timer.C:
+		case <-s.wake:
+			now := time.Now()
+			if !s.wanted(now) {
+				continue
+			}
+			if at := lastEnd.Add(minRetry); at.After(now) {
+				if at.Before(next) {
+					next = at
+					timer.Reset(at.Sub(now))
+				}
+				continue
+			}
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		delay := s.fetch(ctx, &failures)
+		if ctx.Err() != nil {
+			return nil
+		}
+		lastEnd = time.Now()
+		next = lastEnd.Add(delay)
+		timer.Reset(delay)
+	}
+}
+
+func (s *Source) start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.running || s.stopped:
+		return errors.New("run token source: Run called twice")
+	case s.cred == nil || s.scope == "":
+		s.stopped = true
+		close(s.fetched)
+		return errors.New("run token source: Options.Credential and Options.Scope are required")
+	}
+	s.running = true
+	return nil
+}
+
+// stop releases every waiter: without Run nobody would answer them.
+func (s *Source) stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stopped = true
+	s.next = time.Time{}
+	close(s.fetched)
+}
+
+func (s *Source) setNext(t time.Time) {
+	s.mu.Lock()
+	s.next = t
+	s.mu.Unlock()
+}
+
+// wanted reports whether a wake calls for a fetch: a waiter exists only if
+// no valid token is held or Renew forced one. Wakes left over from callers
+// that the previous fetch already served are dropped here, which is what
+// makes N cold callers cost one credential call.
+func (s *Source) wanted(now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.forced || !s.validLocked(now)
+}
+
+// fetch makes one credential call, records the result, releases waiters and
+// returns the delay until the next call.
+func (s *Source) fetch(ctx context.Context, failures *int) time.Duration {
+	s.mu.Lock()
+	s.started++
+	s.forced = false
+	s.mu.Unlock()
+
+	fctx, cancel := context.WithTimeout(ctx, s.fetchTimeout)
+	start := time.Now()
+	tok, err := s.cred.GetToken(fctx, policy.TokenRequestOptions{Scopes: []string{s.scope}})
+	cancel()
+	now := time.Now()
+	took := now.Sub(start)
+	if ctx.Err() != nil {
+		// Shutting down: not a failure worth recording; stop releases waiters.
+		return 0
+	}
+	name := credentialName(s.cred)
+	if err == nil {
+		switch {
+		case tok.Token == "":
+			err = errors.New("credential returned an empty token")
+		case !tok.ExpiresOn.Add(-expiryMargin).After(now):
+			err = fmt.Errorf("credential returned a token that expires at %s", tok.ExpiresOn.UTC().Format(time.RFC3339))
+		}
+	}
+
+	var delay time.Duration
+	s.mu.Lock()
+	s.finished++
+	if err == nil {
+		if tok.Token != s.renewStale {
+			// A call that started before Renew asked already replaced the
+			// stale token: the forced call is no longer needed.
+			s.forced, s.renewNeed = false, min(s.renewNeed, s.finished)
+		}
+		s.tok, s.name = tok, name
+		s.lastSuccess = now
+		s.successes++
+		*failures = 0
+		delay = refreshDelay(tok, now)
+	} else {
+		s.lastErr, s.lastErrAt = err, now
+		s.failures++
+		*failures++
+		delay = backoff(*failures)
+	}
+	held, valid := s.tok.ExpiresOn, s.validLocked(now)
+	close(s.fetched)
+	s.fetched = make(chan struct{})
+	s.mu.Unlock()
+
+	if err == nil {
+		s.log.Info("token acquired",
+			"credential", name,
+			"scope", s.scope,
+			"expires_on", tok.ExpiresOn,
+			"duration", took,
+			"refresh_in", delay)
+		if s.onRefresh != nil {
+			s.onRefresh(ResultSuccess, tok.ExpiresOn)
+		}
+		return delay
+	}
+	level := slog.LevelError
+	attrs := []any{"credential", name, "scope", s.scope, "error", err, "duration", took, "retry_in", delay}
+	if valid {
+		// Still serving the old token: nothing fails yet.
+		level = slog.LevelWarn
+		attrs = append(attrs, "serving_until", held.Add(-expiryMargin))
+	}
+	s.log.Log(context.Background(), level, "token fetch failed", attrs...)
+	if s.onRefresh != nil {
+		if !valid {
+			held = time.Time{}
+		}
+		s.onRefresh(ResultFailure, held)
+	}
+	return delay
+}
+
+// refreshDelay is how long after now a token should be refreshed.
+func refreshDelay(tok azcore.AccessToken, now time.Time) time.Duration {
+	remaining := tok.ExpiresOn.Sub(now)
+	// 5 minutes ahead, as azcore does; a token living under 10 minutes at
+	// half its remaining lifetime, so it is neither refetched in a loop nor
+	// left to expire.
+	at := tok.ExpiresOn.Add(-min(refreshLead, remaining/2))
+	// RefreshOn is the authority's advice (MSAL sets it at half lifetime for
+	// long tokens); one already past, as a cache may return, is ignored.
+	if r := tok.RefreshOn; !r.IsZero() && r.After(now) && r.Before(tok.ExpiresOn.Add(-expiryMargin)) {
+		at = r
+	}
+	return max(at.Sub(now), minRetry)
+}
+
+// backoff is the delay after the n-th consecutive failure: 1s doubling to
+// 30s, less up to 20% so that replicas that failed together spread out.
+func backoff(n int) time.Duration {
+	d := maxRetry
+	if n <= 5 {
+		d = min(minRetry<<(n-1), maxRetry)
+	}
+	return d - time.Duration(rand.Int64N(int64(d/5)+1))
+}
+
+// validLocked reports whether the held token may be handed out at now.
+func (s *Source) validLocked(now time.Time) bool {
+	return s.tok.Token != "" && now.Before(s.tok.ExpiresOn.Add(-expiryMargin))
+}
+
+// Token returns the held token while it is valid: more than 10s from
+// ExpiresOn, so an expired token is never handed out. With none valid, it
+// wakes Run for a fetch and waits for the result, at most WaitTimeout or
+// until ctx is done; the error then wraps ErrUnavailable and, if the fetch
+// failed, the credential's error. It never calls the credential itself.
+func (s *Source) Token(ctx context.Context) (azcore.AccessToken, error) {
+	s.mu.Lock()
+	if s.validLocked(time.Now()) {
+		tok := s.tok
+		s.mu.Unlock()
+		return tok, nil
+	}
+	need := s.finished + 1
+	s.mu.Unlock()
+	s.askRun()
+	return s.await(ctx, need, "")
+}
+
+// Renew is for an upstream 401 on stale, the token that was sent: it asks
+// Run for a new token now and waits, bounded like Token, for that call.
+// Concurrent callers share one call; if the held token already differs from
+// stale, it is returned at once. While a valid token is held, Renew forces
+// at most one call per 10s and otherwise returns the held token, so an
+// upstream that rejects every token does not turn each request into a
+// credential call. If the call fails, the still-valid old token is returned.
+// The credential may answer from its own cache (azidentity's managed
+// identity, workload identity and secret credentials do; the CLIs do not),
+// so the "new" token can be the same string: Renew cannot make Entra ID issue
+// a different one, only stop this cache from holding on to one.
+func (s *Source) Renew(ctx context.Context, stale string) (azcore.AccessToken, error) {
+	now := time.Now()
+	s.mu.Lock()
+	valid := s.validLocked(now)
+	var need uint64
+	switch {
+	case valid && s.tok.Token != stale:
+		tok := s.tok
+		s.mu.Unlock()
+		return tok, nil
+	case s.renewNeed > s.finished:
+		need = s.renewNeed
+	case valid && !s.lastRenew.IsZero() && now.Sub(s.lastRenew) < renewInterval:
+		tok := s.tok
+		s.mu.Unlock()
+		return tok, nil
+	default:
+		// A call already running may have started before the upstream
+		// rejected stale and return it again: wait for the next one.
+		need = s.started + 1
+		s.renewNeed, s.renewStale, s.lastRenew, s.forced = need, stale, now, true
+	}
+	s.mu.Unlock()
+	s.askRun()
+	return s.await(ctx, need, stale)
+}
+
+func (s *Source) askRun() {
+	select {
+	case s.wake <- struct{}{}:
+	default: // a wake is already pending
+	}
+}
+
+// await waits until credential call number need has finished, a valid token
+// other than stale is held, or Run has stopped, bounded by ctx and
+// WaitTimeout, and returns the held token if valid.
+func (s *Source) await(ctx context.Context, need uint64, stale string) (azcore.AccessToken, error) {
+	timer := time.NewTimer(s.waitTimeout)
+	defer timer.Stop()
+	for {
+		s.mu.Lock()
+		valid := s.validLocked(time.Now())
+		if s.finished >= need || s.stopped || valid && s.tok.Token != stale {
+			defer s.mu.Unlock()
+			if valid {
+				return s.tok, nil
+			}
+			if s.stopped {
+				return azcore.AccessToken{}, fmt.Errorf("get token for %s: %w: token source stopped", s.scope, ErrUnavailable)
+			}
+			return azcore.AccessToken{}, s.unavailableLocked("")
+		}
+		ch := s.fetched
+		s.mu.Unlock()
+
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return azcore.AccessToken{}, fmt.Errorf("get token for %s: %w: %w", s.scope, ErrUnavailable, ctx.Err())
+		case <-timer.C:
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			return azcore.AccessToken{}, s.unavailableLocked(fmt.Sprintf("credential did not answer within %s", s.waitTimeout))
+		}
+	}
+}
+
+// unavailableLocked is the error for a caller left without a token: why,
+// and the credential's last error if it is newer than the last success.
+func (s *Source) unavailableLocked(why string) error {
+	var last error
+	if s.lastErr != nil && !s.lastErrAt.Before(s.lastSuccess) {
+		last = s.lastErr
+	}
+	switch {
+	case why != "" && last != nil:
+		return fmt.Errorf("get token for %s: %w: %s (last error: %w)", s.scope, ErrUnavailable, why, last)
+	case why != "":
+		return fmt.Errorf("get token for %s: %w: %s", s.scope, ErrUnavailable, why)
+	case last != nil:
+		return fmt.Errorf("get token for %s: %w: %w", s.scope, ErrUnavailable, last)
+	default:
+		return fmt.Errorf("get token for %s: %w", s.scope, ErrUnavailable)
+	}
+}
+
+// State returns a snapshot for /readyz, metrics and doctor.
+func (s *Source) State() State {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return State{
+		Valid:       s.validLocked(time.Now()),
+		ExpiresOn:   s.tok.ExpiresOn,
+		Credential:  s.name,
+		NextFetch:   s.next,
+		LastSuccess: s.lastSuccess,
+		LastError:   s.lastErr,
+		LastErrorAt: s.lastErrAt,
+		Successes:   s.successes,
+		Failures:    s.failures,
+	}
+}
