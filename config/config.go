@@ -164,7 +164,7 @@ func (c *Config) problems() []*Error {
 	if c.AdminListen != "off" {
 		if p := listenProblem(c.AdminListen); p != "" {
 			add("ENTRAPROXY_ADMIN_LISTEN", c.AdminListen, "%s; or off to disable the admin listener", p)
-		} else if c.AdminListen == c.Listen {
+		} else if c.AdminListen == c.Listen && !strings.HasSuffix(c.Listen, ":0") {
 			add("ENTRAPROXY_ADMIN_LISTEN", c.AdminListen, "same address as ENTRAPROXY_LISTEN; pick another port, e.g. 127.0.0.1:9090")
 		}
 	}

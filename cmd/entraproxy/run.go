@@ -222,7 +222,11 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	if adminSrv != nil {
 		wg.Go(func() { serveErr <- adminSrv.Serve(adminLn) })
 	}
-	go announceReady(ctx, logger, source, cfg, ln.Addr().String())
+	adminAddr := "off"
+	if adminLn != nil {
+		adminAddr = adminLn.Addr().String()
+	}
+	go announceReady(ctx, logger, source, cfg, ln.Addr().String(), adminAddr)
 
 	var runErr error
 	select {
@@ -263,12 +267,12 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 
 // announceReady logs once, when the first token is held, where to point an
 // SDK.
-func announceReady(ctx context.Context, logger *slog.Logger, source *tokens.Source, cfg *config.Config, addr string) {
+func announceReady(ctx context.Context, logger *slog.Logger, source *tokens.Source, cfg *config.Config, addr, adminAddr string) {
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		if st := source.State(); st.Valid {
-			logger.Info("ready", "listen", addr, "upstream", cfg.Upstream, "credential", st.Credential,
+			logger.Info("ready", "listen", addr, "admin", adminAddr, "upstream", cfg.Upstream, "credential", st.Credential,
 				"token_expires_on", st.ExpiresOn, "auth_format", cfg.AuthFormat,
 				"hint", "point the SDK at the proxy: Speech SpeechConfig(host=\"ws://"+addr+"\"), OpenAI base_url/azure_endpoint http://"+addr+", with any dummy key")
 			return
