@@ -1,0 +1,148 @@
+package fakeazure
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+const chatPath = "/openai/deployments/gpt-4o-mini/chat/completions"
+
+func TestChatCompletion(t *testing.T) {
+	tests := []struct {
+		name  string
+		query string
+		body  string
+		want  int
+	}{
+		{name: "plain", query: "?api-version=2024-10-21", body: `{"messages":[{"role":"user","content":"hi"}]}`, want: 200},
+		{name: "no api-version", body: `{"messages":[{"role":"user","content":"hi"}]}`, want: 404},
+		{name: "no messages", query: "?api-version=2024-10-21", body: `{}`, want: 400},
+		{name: "not json", query: "?api-version=2024-10-21", body: `hello`, want: 400},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			a := start(t, Settings{})
+			h := map[string][]string{"Authorization": {bearer(a.Issue())}, "Content-Type": {"application/json"}}
+			resp, body := send(t, http.MethodPost, a.URL()+chatPath+tc.query, h, tc.body)
+			if resp.StatusCode != tc.want {
+				t.Fatalf("status = %d, want %d (body %s)", resp.StatusCode, tc.want, body)
+			}
+			if tc.want != 200 {
+				azureError(t, body)
+				return
+			}
+			var c struct {
+				Object  string
+				Model   string
+				Choices []struct {
+					Message      struct{ Role, Content string }
+					FinishReason string `json:"finish_reason"`
+				}
+				Usage struct {
+					TotalTokens int `json:"total_tokens"`
+				}
+			}
+			if err := json.Unmarshal([]byte(body), &c); err != nil {
+				t.Fatalf("decode %s: %v", body, err)
+			}
+			if c.Object != "chat.completion" || len(c.Choices) != 1 || c.Choices[0].Message.Content != OpenAIReply ||
+				c.Choices[0].Message.Role != "assistant" || c.Choices[0].FinishReason != "stop" || c.Usage.TotalTokens == 0 {
+				t.Errorf("completion = %s, want one assistant choice %q", body, OpenAIReply)
+			}
+		})
+	}
+}
+
+// TestChatCompletionStream checks that events arrive spaced by the gap while
+// the stream is still being written, and that StreamDone reports its end.
+func TestChatCompletionStream(t *testing.T) {
+	const gap = 30 * time.Millisecond
+	a := start(t, Settings{SSEGap: gap})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.URL()+chatPath+"?api-version=2024-10-21",
+		strings.NewReader(`{"messages":[{"role":"user","content":"hi"}],"stream":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", bearer(a.Issue()))
+	req.Header.Set("Content-Type", "application/json")
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != 200 || !strings.HasPrefix(ct, "text/event-stream") {
+		t.Fatalf("status, Content-Type = %d, %q, want 200, text/event-stream", resp.StatusCode, ct)
+	}
+
+	var received []time.Time
+	var data []string
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" {
+			continue
+		}
+		d, ok := strings.CutPrefix(line, "data: ")
+		if !ok {
+			t.Fatalf("line %q is not a data line", line)
+		}
+		received = append(received, time.Now())
+		data = append(data, d)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	var done time.Time
+	select {
+	case done = <-a.StreamDone():
+	case <-ctx.Done():
+		t.Fatal("StreamDone never delivered")
+	}
+	if len(data) < 4 || data[len(data)-1] != "[DONE]" {
+		t.Fatalf("events = %q, want several ending with [DONE]", data)
+	}
+	if !received[0].Before(done) {
+		t.Errorf("first event received at %v, not before the last was written at %v", received[0], done)
+	}
+	if span, want := received[len(received)-1].Sub(received[0]), time.Duration(len(received)-1)*gap; span < want {
+		t.Errorf("events spread over %v, want at least %v", span, want)
+	}
+
+	var text strings.Builder
+	for _, d := range data[:len(data)-1] {
+		var chunk struct {
+			Choices []struct {
+				Delta struct{ Content string }
+			}
+		}
+		if err := json.Unmarshal([]byte(d), &chunk); err != nil {
+			t.Fatalf("event %q: %v", d, err)
+		}
+		for _, c := range chunk.Choices {
+			text.WriteString(c.Delta.Content)
+		}
+	}
+	if text.String() != OpenAIReply {
+		t.Errorf("streamed text = %q, want %q", text.String(), OpenAIReply)
+	}
+
+	streams := a.Streams()
+	if len(streams) != 1 || !streams[0].Done || len(streams[0].Events) != len(data) || !streams[0].Events[len(data)-1].Equal(done) {
+		t.Fatalf("Streams() = %+v, want one done stream of %d events ending at %v", streams, len(data), done)
+	}
+	for i := 1; i < len(streams[0].Events); i++ {
+		if d := streams[0].Events[i].Sub(streams[0].Events[i-1]); d < gap {
+			t.Errorf("event %d written %v after the previous, want at least %v", i, d, gap)
+		}
+	}
+}

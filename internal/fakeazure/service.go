@@ -1,0 +1,198 @@
+package fakeazure
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// service is what a path on a service listener leads to.
+type service int
+
+const (
+	serviceNone service = iota
+	serviceTTSWebSocket
+	serviceSTTWebSocket
+	serviceTTSREST
+	serviceVoices
+	serviceOpenAIChat
+)
+
+// method is the one HTTP method the service answers.
+func (s service) method() string {
+	switch s {
+	case serviceTTSREST, serviceOpenAIChat:
+		return http.MethodPost
+	default:
+		return http.MethodGet
+	}
+}
+
+// customService maps a custom-domain path: the regional path with the
+// service's name as first segment (AZURE-NOTES "Paths"). Regional paths are
+// deliberately absent, so a proxy that forgets to map them gets 404.
+func customService(path string) (s service, deployment string) {
+	switch path {
+	case "/tts/cognitiveservices/websocket/v1", "/voice/cognitiveservices/websocket/v1":
+		return serviceTTSWebSocket, ""
+	case "/stt/speech/universal/v2",
+		"/stt/speech/recognition/interactive/cognitiveservices/v1",
+		"/stt/speech/recognition/conversation/cognitiveservices/v1",
+		"/stt/speech/recognition/dictation/cognitiveservices/v1":
+		return serviceSTTWebSocket, ""
+	case "/tts/cognitiveservices/v1":
+		return serviceTTSREST, ""
+	case "/tts/cognitiveservices/voices/list":
+		return serviceVoices, ""
+	}
+	if rest, ok := strings.CutPrefix(path, "/openai/deployments/"); ok {
+		if d, ok := strings.CutSuffix(rest, "/chat/completions"); ok && d != "" && !strings.Contains(d, "/") {
+			return serviceOpenAIChat, d
+		}
+	}
+	return serviceNone, ""
+}
+
+// regionalService maps a regional host path (eastus.tts.speech.microsoft.com
+// and friends), where the redirect mode leads.
+func regionalService(path string) service {
+	switch path {
+	case "/cognitiveservices/websocket/v1":
+		return serviceTTSWebSocket
+	case "/speech/universal/v2",
+		"/speech/recognition/interactive/cognitiveservices/v1",
+		"/speech/recognition/conversation/cognitiveservices/v1",
+		"/speech/recognition/dictation/cognitiveservices/v1":
+		return serviceSTTWebSocket
+	case "/cognitiveservices/v1":
+		return serviceTTSREST
+	case "/cognitiveservices/voices/list":
+		return serviceVoices
+	}
+	return serviceNone
+}
+
+// serveCustom is the custom-domain listener: test controls and the identity
+// endpoint on paths no SDK uses, then the services.
+func (a *Azure) serveCustom(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case strings.HasPrefix(r.URL.Path, "/_fake/"):
+		a.serveAdmin(w, r)
+	case r.URL.Path == "/msi/token":
+		a.serveMSI(w, r)
+	default:
+		a.serveService(w, r, "custom")
+	}
+}
+
+func (a *Azure) serveRegional(w http.ResponseWriter, r *http.Request) {
+	a.serveService(w, r, "regional")
+}
+
+// serveService checks a service request in the order a front door would
+// (host, path, method, credentials), redirects when told to, then serves it.
+// Every request is recorded once, with the status it got.
+func (a *Azure) serveService(w http.ResponseWriter, r *http.Request, listener string) {
+	req := newRequest(listener, r)
+	finish := func(status int, reason string) {
+		req.Status, req.Reject = status, reason
+		a.record(req)
+	}
+	settings := a.Settings()
+
+	ownHost := a.customHost
+	svc, deployment := customService(r.URL.Path)
+	if listener == "regional" {
+		ownHost = a.regionalHost
+		svc = regionalService(r.URL.Path)
+	}
+	if !strings.EqualFold(r.Host, ownHost) {
+		finish(reject(w, ReasonWrongHost), ReasonWrongHost)
+		return
+	}
+	if svc == serviceNone {
+		writeAzureError(w, http.StatusNotFound, "404", "Resource not found")
+		finish(http.StatusNotFound, "")
+		return
+	}
+	if r.Method != svc.method() {
+		w.Header().Set("Allow", svc.method())
+		writeAzureError(w, http.StatusMethodNotAllowed, "405", "Method not allowed")
+		finish(http.StatusMethodNotAllowed, "")
+		return
+	}
+	if listener == "regional" && !a.namesCustomDomain(r) {
+		finish(reject(w, ReasonNoCustomDomain), ReasonNoCustomDomain)
+		return
+	}
+	mode := settings.Auth
+	if svc == serviceOpenAIChat {
+		mode = AuthBearer // AZURE-NOTES: the aad form is Speech only
+	}
+	if reason := a.checkCredentials(r, mode, settings.ResourceID, &req); reason != "" {
+		finish(reject(w, reason), reason)
+		return
+	}
+
+	if listener == "custom" {
+		switch {
+		case svc == serviceTTSWebSocket && settings.Redirect:
+			// Azure answers with wss:// to the regional host (AZURE-NOTES
+			// "Redirects"); the plain-text twin here is ws://.
+			w.Header().Set("Location", a.regionalURL("ws", "/cognitiveservices/websocket/v1", r.URL.RawQuery))
+			w.WriteHeader(http.StatusMovedPermanently)
+			finish(http.StatusMovedPermanently, "")
+			return
+		case svc == serviceTTSREST && settings.RedirectREST:
+			// 307, not 301, so that a client keeps POST and the SSML body.
+			w.Header().Set("Location", a.regionalURL("http", "/cognitiveservices/v1", r.URL.RawQuery))
+			w.WriteHeader(http.StatusTemporaryRedirect)
+			finish(http.StatusTemporaryRedirect, "")
+			return
+		}
+	}
+
+	switch svc {
+	case serviceTTSWebSocket:
+		a.serveTTSWebSocket(w, r, &req, finish)
+	case serviceSTTWebSocket:
+		a.serveSTTWebSocket(w, r, &req, finish)
+	case serviceTTSREST:
+		a.serveTTSREST(w, r, finish)
+	case serviceVoices:
+		a.serveVoices(w, finish)
+	case serviceOpenAIChat:
+		a.serveChat(w, r, deployment, settings.SSEGap, finish)
+	}
+}
+
+// regionalURL is where a redirect leads: the regional path with the original
+// query and Ocp-Apim-Custom-Domain-Name naming the custom domain, as Azure's
+// redirect does.
+func (a *Azure) regionalURL(scheme, path, rawQuery string) string {
+	q := rawQuery
+	if q != "" {
+		q += "&"
+	}
+	q += "Ocp-Apim-Custom-Domain-Name=" + url.QueryEscape(a.customHost)
+	return scheme + "://" + a.regionalHost + path + "?" + q
+}
+
+// namesCustomDomain reports whether r names this fake's custom domain in the
+// Ocp-Apim-Custom-Domain-Name query parameter or header.
+func (a *Azure) namesCustomDomain(r *http.Request) bool {
+	if strings.EqualFold(r.Header.Get("Ocp-Apim-Custom-Domain-Name"), a.customHost) {
+		return true
+	}
+	for k, vs := range r.URL.Query() {
+		if !strings.EqualFold(k, "Ocp-Apim-Custom-Domain-Name") {
+			continue
+		}
+		for _, v := range vs {
+			if strings.EqualFold(v, a.customHost) {
+				return true
+			}
+		}
+	}
+	return false
+}

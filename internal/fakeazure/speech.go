@@ -1,0 +1,374 @@
+package fakeazure
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"mime"
+	"net/http"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/gorilla/websocket"
+)
+
+// The synthesized audio, which tests predict with AudioBytes.
+const (
+	// SampleRate is the only rate the fake synthesizes: 16 kHz, 16-bit, mono PCM.
+	SampleRate = 16000
+	// MillisecondsPerCharacter is how much audio each character of text yields.
+	MillisecondsPerCharacter = 50
+	// BytesPerCharacter is the PCM bytes per character: 50 ms at 32 bytes/ms.
+	BytesPerCharacter = SampleRate * 2 * MillisecondsPerCharacter / 1000
+	// AudioFrameBytes is the most PCM one WebSocket audio message carries
+	// (100 ms); the last one carries the rest.
+	AudioFrameBytes = 3200
+	// WAVHeaderBytes is the size of the RIFF header of the riff-* formats.
+	WAVHeaderBytes = 44
+)
+
+// Output formats the fake synthesizes. The JavaScript SDK 1.52 on Node
+// defaults to riff-16khz-16bit-mono-pcm but requests raw-16khz-16bit-mono-pcm
+// on the wire and adds the WAV header itself (AudioOutputFormatImpl's
+// requestAudioFormatString), so over the WebSocket it asks for the raw one;
+// in a browser it defaults to audio-24khz-48kbitrate-mono-mp3, which the fake
+// refuses. riff-* over the WebSocket puts the 44-byte header before the PCM.
+const (
+	FormatRaw16k  = "raw-16khz-16bit-mono-pcm"
+	FormatRiff16k = "riff-16khz-16bit-mono-pcm"
+)
+
+// AudioBytes is how many bytes of PCM the fake synthesizes for text: 1600
+// bytes (50 ms at 16 kHz, 16-bit, mono) per Unicode code point, counted after
+// the text's whitespace runs are collapsed to one space and its ends trimmed.
+// The riff format adds WAVHeaderBytes. For SSML the text is SSMLText(ssml).
+//
+//	AudioBytes("Hello world") == 11 * 1600 == 17600
+func AudioBytes(text string) int {
+	return BytesPerCharacter * utf8.RuneCountInString(strings.Join(strings.Fields(text), " "))
+}
+
+// SSMLText is the text content of an SSML document: all its character data,
+// entities decoded, concatenated in order (tags add no space), whitespace
+// collapsed as AudioBytes does.
+func SSMLText(ssml string) (string, error) {
+	d := xml.NewDecoder(strings.NewReader(ssml))
+	var b strings.Builder
+	for {
+		tok, err := d.Token()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return "", fmt.Errorf("parse ssml: %w", err)
+		}
+		if cd, ok := tok.(xml.CharData); ok {
+			b.Write(cd)
+		}
+	}
+	return strings.Join(strings.Fields(b.String()), " "), nil
+}
+
+// SSML wraps text the way the Speech SDKs' speakTextAsync does, escaping it.
+func SSML(text string) string {
+	var esc strings.Builder
+	_ = xml.EscapeText(&esc, []byte(text))
+	return `<speak version='1.0' xmlns='http://www.w3.org/2001/10/synthesis' xmlns:mstts='http://www.w3.org/2001/mstts' xml:lang='en-US'><voice name='en-US-AvaMultilingualNeural'>` +
+		esc.String() + `</voice></speak>`
+}
+
+// tone returns n bytes (n even) of a 440 Hz sine at 16 kHz, 16-bit little
+// endian: real audio, so a player or a recognizer downstream gets sound.
+func tone(n int) []byte {
+	b := make([]byte, n)
+	for i := 0; i+1 < n; i += 2 {
+		s := int16(8000 * math.Sin(2*math.Pi*440*float64(i/2)/SampleRate))
+		binary.LittleEndian.PutUint16(b[i:], uint16(s))
+	}
+	return b
+}
+
+// wavHeader is the 44-byte RIFF header for dataBytes of 16 kHz 16-bit mono PCM.
+func wavHeader(dataBytes int) []byte {
+	h := make([]byte, 0, WAVHeaderBytes)
+	le := binary.LittleEndian
+	h = append(h, "RIFF"...)
+	h = le.AppendUint32(h, uint32(36+dataBytes))
+	h = append(h, "WAVEfmt "...)
+	h = le.AppendUint32(h, 16)           // fmt chunk size
+	h = le.AppendUint16(h, 1)            // PCM
+	h = le.AppendUint16(h, 1)            // mono
+	h = le.AppendUint32(h, SampleRate)   // sample rate
+	h = le.AppendUint32(h, SampleRate*2) // byte rate
+	h = le.AppendUint16(h, 2)            // block align
+	h = le.AppendUint16(h, 16)           // bits per sample
+	h = append(h, "data"...)
+	return le.AppendUint32(h, uint32(dataBytes))
+}
+
+// synthesize returns the audio for text in format: the tone, after a WAV
+// header for riff. ok is false for a format the fake does not make.
+func synthesize(format, text string) (audio []byte, ok bool) {
+	pcm := tone(AudioBytes(text))
+	switch strings.ToLower(format) {
+	case FormatRaw16k:
+		return pcm, true
+	case FormatRiff16k:
+		return append(wavHeader(len(pcm)), pcm...), true
+	}
+	return nil, false
+}
+
+// serveTTSWebSocket speaks USP text-to-speech: for every ssml message, in
+// order turn.start, response, the audio in binary frames with the response's
+// stream id, turn.end; any number of turns on one connection.
+func (a *Azure) serveTTSWebSocket(w http.ResponseWriter, r *http.Request, req *Request, finish func(int, string)) {
+	conn, done, ok := a.upgrade(w, r, req, finish)
+	if !ok {
+		return
+	}
+	defer done()
+	s := session{conn: conn}
+	format := FormatRaw16k // until a synthesis.context says otherwise
+	for {
+		mt, data, err := conn.ReadMessage()
+		if err != nil {
+			return // the client went away or Close ended the session
+		}
+		msg, err := parseUSP(mt, data)
+		if err != nil {
+			s.closeWith(websocket.CloseProtocolError, err.Error())
+			return
+		}
+		switch msg.path() {
+		case "synthesis.context":
+			var ctx struct {
+				Synthesis struct {
+					Audio struct {
+						OutputFormat string `json:"outputFormat"`
+					} `json:"audio"`
+				} `json:"synthesis"`
+			}
+			if err := json.Unmarshal(msg.body, &ctx); err != nil {
+				s.closeWith(websocket.CloseInvalidFramePayloadData, "synthesis.context: "+err.Error())
+				return
+			}
+			if f := ctx.Synthesis.Audio.OutputFormat; f != "" {
+				format = f
+			}
+		case "ssml":
+			if msg.requestID() == "" {
+				s.closeWith(websocket.CloseProtocolError, "ssml without X-RequestId")
+				return
+			}
+			text, err := SSMLText(string(msg.body))
+			if err != nil {
+				s.closeWith(websocket.CloseInvalidFramePayloadData, err.Error())
+				return
+			}
+			audio, ok := synthesize(format, text)
+			if !ok {
+				s.closeWith(websocket.CloseUnsupportedData, "fakeazure: unsupported outputFormat "+format+"; use raw- or riff-16khz-16bit-mono-pcm")
+				return
+			}
+			if err := s.speak(msg.requestID(), audio); err != nil {
+				return
+			}
+		}
+		// speech.config, telemetry and the rest need no answer.
+	}
+}
+
+// speak sends one synthesis turn.
+func (s session) speak(requestID string, audio []byte) error {
+	streamID := strings.ToUpper(randomHex(16))
+	if err := s.sendJSON("turn.start", requestID, `{"context":{"serviceTag":"`+randomHex(16)+`"}}`); err != nil {
+		return err
+	}
+	if err := s.sendJSON("response", requestID, `{"audio":{"type":"inline","streamId":"`+streamID+`"}}`); err != nil {
+		return err
+	}
+	for len(audio) > 0 {
+		n := min(len(audio), AudioFrameBytes)
+		frame := uspBinary(audio[:n], "Path", "audio", "X-RequestId", requestID, "X-StreamId", streamID)
+		if err := s.write(websocket.BinaryMessage, frame); err != nil {
+			return err
+		}
+		audio = audio[n:]
+	}
+	return s.sendJSON("turn.end", requestID, `{}`)
+}
+
+// serveSTTWebSocket speaks USP recognize-once: it counts the audio of a turn
+// and, at the empty audio message that ends it, answers turn.start,
+// speech.startDetected, speech.hypothesis, speech.endDetected, speech.phrase
+// (the current Phrase) and turn.end. Without turn.end recognizeOnceAsync
+// never returns (AZURE-NOTES).
+func (a *Azure) serveSTTWebSocket(w http.ResponseWriter, r *http.Request, req *Request, finish func(int, string)) {
+	conn, done, ok := a.upgrade(w, r, req, finish)
+	if !ok {
+		return
+	}
+	defer done()
+	s := session{conn: conn}
+	pcmBytes, frames := 0, 0
+	for {
+		mt, data, err := conn.ReadMessage()
+		if err != nil {
+			return
+		}
+		msg, err := parseUSP(mt, data)
+		if err != nil {
+			s.closeWith(websocket.CloseProtocolError, err.Error())
+			return
+		}
+		if msg.path() != "audio" || !msg.binary {
+			continue // speech.config, speech.context, telemetry
+		}
+		if len(msg.body) > 0 {
+			n := len(msg.body)
+			// The first audio message of a turn is a 44-byte RIFF header.
+			if frames == 0 && n >= WAVHeaderBytes && string(msg.body[:4]) == "RIFF" {
+				n -= WAVHeaderBytes
+			}
+			pcmBytes += n
+			frames++
+			continue
+		}
+		if frames == 0 {
+			continue // an end of audio with no audio: nothing to recognize
+		}
+		if msg.requestID() == "" {
+			s.closeWith(websocket.CloseProtocolError, "audio without X-RequestId")
+			return
+		}
+		if err := s.recognized(msg.requestID(), a.Settings().Phrase, pcmBytes); err != nil {
+			return
+		}
+		pcmBytes, frames = 0, 0
+	}
+}
+
+// recognized sends the messages of one recognized phrase. Offsets and
+// durations are 100-ns ticks and JSON numbers, not strings.
+func (s session) recognized(requestID, phrase string, pcmBytes int) error {
+	duration := int64(pcmBytes) / 32 * 10000 // 32 bytes per ms at 16 kHz 16-bit
+	phraseJSON, _ := json.Marshal(phrase)
+	lexical, _ := json.Marshal(strings.ToLower(strings.Trim(phrase, ".!?")))
+	msgs := []struct{ path, body string }{
+		{"turn.start", `{"context":{"serviceTag":"` + randomHex(16) + `"}}`},
+		{"speech.startDetected", `{"Offset":0}`},
+		{"speech.hypothesis", fmt.Sprintf(`{"Text":%s,"Offset":0,"Duration":%d}`, lexical, duration)},
+		{"speech.endDetected", fmt.Sprintf(`{"Offset":%d}`, duration)},
+		{"speech.phrase", fmt.Sprintf(`{"RecognitionStatus":"Success","DisplayText":%s,"Offset":0,"Duration":%d,`+
+			`"NBest":[{"Confidence":0.95,"Lexical":%s,"ITN":%s,"MaskedITN":%s,"Display":%s}]}`,
+			phraseJSON, duration, lexical, lexical, lexical, phraseJSON)},
+		{"turn.end", `{}`},
+	}
+	for _, m := range msgs {
+		if err := s.sendJSON(m.path, requestID, m.body); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// maxSSMLBytes bounds a REST TTS body.
+const maxSSMLBytes = 1 << 20
+
+// serveTTSREST is POST /tts/cognitiveservices/v1: SSML in, audio out in the
+// format X-Microsoft-OutputFormat names, streamed in chunks.
+func (a *Azure) serveTTSREST(w http.ResponseWriter, r *http.Request, finish func(int, string)) {
+	fail := func(status int, message string) {
+		writeAzureError(w, status, fmt.Sprint(status), message)
+		finish(status, "")
+	}
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/ssml+xml" {
+		fail(http.StatusUnsupportedMediaType, "Content-Type must be application/ssml+xml.")
+		return
+	}
+	format := r.Header.Get("X-Microsoft-OutputFormat")
+	if format == "" {
+		fail(http.StatusBadRequest, "X-Microsoft-OutputFormat is required.")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxSSMLBytes))
+	if err != nil {
+		fail(http.StatusBadRequest, "read SSML: "+err.Error())
+		return
+	}
+	text, err := SSMLText(string(body))
+	if err != nil {
+		fail(http.StatusBadRequest, err.Error())
+		return
+	}
+	audio, ok := synthesize(format, text)
+	if !ok {
+		fail(http.StatusBadRequest, "fakeazure: unsupported output format "+format+"; use "+FormatRaw16k+" or "+FormatRiff16k+".")
+		return
+	}
+	contentType := "audio/wav"
+	if strings.EqualFold(format, FormatRaw16k) {
+		contentType = "application/octet-stream"
+	}
+	w.Header().Set("Content-Type", contentType)
+	w.WriteHeader(http.StatusOK)
+	finish(http.StatusOK, "")
+	rc := http.NewResponseController(w)
+	for len(audio) > 0 {
+		n := min(len(audio), AudioFrameBytes)
+		if _, err := w.Write(audio[:n]); err != nil {
+			return
+		}
+		_ = rc.Flush()
+		audio = audio[n:]
+	}
+}
+
+// Voice is one entry of the voices list, in Azure's shape.
+type Voice struct {
+	Name            string `json:"Name"`
+	DisplayName     string `json:"DisplayName"`
+	LocalName       string `json:"LocalName"`
+	ShortName       string `json:"ShortName"`
+	Gender          string `json:"Gender"`
+	Locale          string `json:"Locale"`
+	LocaleName      string `json:"LocaleName"`
+	SampleRateHertz string `json:"SampleRateHertz"`
+	VoiceType       string `json:"VoiceType"`
+	Status          string `json:"Status"`
+	WordsPerMinute  string `json:"WordsPerMinute"`
+}
+
+// Voices is what GET /tts/cognitiveservices/voices/list returns.
+func Voices() []Voice {
+	v := func(short, display, gender, locale, localeName, wpm string) Voice {
+		return Voice{
+			Name:            fmt.Sprintf("Microsoft Server Speech Text to Speech Voice (%s, %s)", locale, strings.TrimPrefix(short, locale+"-")),
+			DisplayName:     display,
+			LocalName:       display,
+			ShortName:       short,
+			Gender:          gender,
+			Locale:          locale,
+			LocaleName:      localeName,
+			SampleRateHertz: "24000",
+			VoiceType:       "Neural",
+			Status:          "GA",
+			WordsPerMinute:  wpm,
+		}
+	}
+	return []Voice{
+		v("en-US-AvaMultilingualNeural", "Ava Multilingual", "Female", "en-US", "English (United States)", "150"),
+		v("en-US-AndrewNeural", "Andrew", "Male", "en-US", "English (United States)", "145"),
+		v("de-DE-KatjaNeural", "Katja", "Female", "de-DE", "German (Germany)", "133"),
+	}
+}
+
+func (a *Azure) serveVoices(w http.ResponseWriter, finish func(int, string)) {
+	writeJSON(w, http.StatusOK, Voices())
+	finish(http.StatusOK, "")
+}
