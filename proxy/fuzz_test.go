@@ -1,0 +1,141 @@
+package proxy
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+// Whatever the query, no credential parameter survives, and every other
+// part keeps its bytes and order.
+func FuzzStripCredentialQuery(f *testing.F) {
+	for _, seed := range []string{
+		"", "a=1", "Ocp-Apim-Subscription-Key=k&X-ConnectionId=1", "AUTHORIZATION=Bearer%20x", "api%2Dkey=k",
+		"a=1;api-key=k", "%41uthorization=x", "api-key", "&&", "=x", "a=%zz&api-key=k", "Api-Key =k", "language=en-US&format=simple",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		got := stripCredentialQuery(raw)
+		var kept []string
+		for part := range strings.SplitSeq(raw, "&") {
+			if !isCredentialParam(part) {
+				kept = append(kept, part)
+			}
+		}
+		if want := strings.Join(kept, "&"); got != want && !(got == raw && len(kept) == strings.Count(raw, "&")+1) {
+			t.Fatalf("stripCredentialQuery(%q) = %q, want %q", raw, got, want)
+		}
+		for part := range strings.SplitSeq(got, "&") {
+			for piece := range strings.SplitSeq(part, ";") {
+				name, _, _ := strings.Cut(piece, "=")
+				if decoded, err := url.QueryUnescape(name); err == nil {
+					name = decoded
+				}
+				if isCredentialName(strings.TrimSpace(name)) {
+					t.Fatalf("stripCredentialQuery(%q) = %q keeps credential %q", raw, got, name)
+				}
+			}
+		}
+	})
+}
+
+// The Speech mapping only ever adds /stt or /tts in front of the whole path;
+// it never changes the host and never maps a path that carries an encoded
+// separator or a service prefix already.
+func FuzzSpeechPath(f *testing.F) {
+	for _, seed := range []string{
+		"/cognitiveservices/v1", "/cognitiveservices%2Fv1", "/speech/recognition/interactive/cognitiveservices/v1",
+		"/tts/cognitiveservices/v1", "/speech/universal/v2", "/cognitiveservices/websocket/v1/../v1", "//evil.example/x",
+		"/speech/recognition/%2e%2e/%2e%2e/openai", "/cognitiveservices/voices/list",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, path string) {
+		u, err := url.Parse("http://upstream.example" + path)
+		if err != nil || u.Host != "upstream.example" {
+			return
+		}
+		before := u.EscapedPath()
+		mapSpeechPath(u)
+		after := u.EscapedPath()
+		if u.Host != "upstream.example" || u.Scheme != "http" {
+			t.Fatalf("mapping %q changed the target to %s", path, u)
+		}
+		if after == before {
+			return
+		}
+		if after != "/stt"+before && after != "/tts"+before {
+			t.Fatalf("mapping %q gave %q, want a /stt or /tts prefix only", before, after)
+		}
+		if strings.Contains(strings.ToLower(before), "%2f") {
+			t.Fatalf("mapped %q, which has an encoded slash", before)
+		}
+	})
+}
+
+// A host the matcher allows really is under one of its patterns.
+func FuzzHostMatcher(f *testing.F) {
+	for _, seed := range []string{
+		"a.cognitiveservices.azure.com", "cognitiveservices.azure.com", ".cognitiveservices.azure.com",
+		"evilcognitiveservices.azure.com", "a..cognitiveservices.azure.com", "A.SPEECH.MICROSOFT.COM:443",
+		"127.0.0.1:8443", "127.0.0.1:9", "[::1]:443", "x.cognitiveservices.azure.com.", "x.cognitiveservices.azure.com.evil",
+	} {
+		f.Add(seed)
+	}
+	m := newHostMatcher([]string{"*.cognitiveservices.azure.com", "*.speech.microsoft.com", "127.0.0.1:8443"})
+	f.Fuzz(func(t *testing.T, hostport string) {
+		if !m.allows(hostport) {
+			return
+		}
+		h := strings.ToLower(hostport)
+		if h == "127.0.0.1:8443" {
+			return
+		}
+		host := h
+		if i := strings.LastIndexByte(h, ':'); i >= 0 && !strings.HasSuffix(h, "]") {
+			host = h[:i]
+		}
+		host = strings.TrimSuffix(host, ".")
+		for _, suffix := range []string{".cognitiveservices.azure.com", ".speech.microsoft.com"} {
+			if labels, ok := strings.CutSuffix(host, suffix); ok && labels != "" && !strings.HasPrefix(labels, ".") && !strings.Contains(labels, "..") {
+				return
+			}
+		}
+		t.Fatalf("allows(%q), which is under no pattern", hostport)
+	})
+}
+
+// The inbound key found is always one the request really carried.
+func FuzzInboundKey(f *testing.F) {
+	f.Add("Ocp-Apim-Subscription-Key", "k1", "a=1")
+	f.Add("Authorization", "Bearer k2", "")
+	f.Add("X-Other", "v", "Authorization=Bearer%20k3&api-key=k4")
+	f.Add("Api-Key", "", "ocp-apim-subscription-key=k5")
+	f.Fuzz(func(t *testing.T, name, value, rawQuery string) {
+		r := &http.Request{Header: http.Header{}, URL: &url.URL{RawQuery: rawQuery}}
+		if name != "" {
+			r.Header[http.CanonicalHeaderKey(name)] = []string{value}
+		}
+		key, ok := inboundKey(r)
+		if !ok {
+			return
+		}
+		if key == "" {
+			t.Fatal("found an empty key")
+		}
+		q, _ := url.ParseQuery(rawQuery)
+		if strings.Contains(value, key) {
+			return
+		}
+		for _, vs := range q {
+			for _, v := range vs {
+				if strings.Contains(v, key) {
+					return
+				}
+			}
+		}
+		t.Fatalf("inboundKey = %q, which the request (%s: %q, ?%s) does not carry", key, name, value, rawQuery)
+	})
+}
