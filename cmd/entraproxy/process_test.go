@@ -1,0 +1,258 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/entraproxy/entraproxy/internal/fakeazure"
+)
+
+// TestMain lets the test binary play entraproxy itself, so process-level
+// tests (signals, exit codes) run the real main without a separate build.
+func TestMain(m *testing.M) {
+	if os.Getenv("ENTRAPROXY_TEST_MAIN") == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// proc is an entraproxy process started by a test.
+type proc struct {
+	cmd          *exec.Cmd
+	listen, adm  string
+	exited       chan struct{}
+	exitCode     int
+	logs         *strings.Builder
+	logsFinished chan struct{}
+}
+
+// startProcess runs entraproxy with env (ENTRAPROXY_* and the managed
+// identity of fake) and waits for its ready line.
+func startProcess(t *testing.T, fake *fakeazure.Azure, env ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(),
+		"ENTRAPROXY_TEST_MAIN=1",
+		"ENTRAPROXY_LISTEN=127.0.0.1:0",
+		"ENTRAPROXY_ADMIN_LISTEN=127.0.0.1:0",
+		"ENTRAPROXY_CREDENTIAL=managed-identity",
+		"ENTRAPROXY_LOG_FORMAT=json",
+		"IDENTITY_ENDPOINT="+fake.IdentityEndpoint(),
+		"IDENTITY_HEADER="+fake.IdentityHeader(),
+	)
+	cmd.Env = append(cmd.Env, env...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: cmd, exited: make(chan struct{}), logs: new(strings.Builder), logsFinished: make(chan struct{})}
+	ready := make(chan struct{ Listen, Admin string }, 1)
+	go func() {
+		defer close(p.logsFinished)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			p.logs.WriteString(sc.Text() + "\n")
+			var line struct{ Msg, Listen, Admin string }
+			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "ready" {
+				ready <- struct{ Listen, Admin string }{line.Listen, line.Admin}
+			}
+		}
+	}()
+	go func() {
+		<-p.logsFinished
+		err := cmd.Wait()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			p.exitCode = ee.ExitCode()
+		}
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-p.exited
+	})
+	select {
+	case r := <-ready:
+		p.listen, p.adm = r.Listen, r.Admin
+	case <-p.exited:
+		t.Fatalf("entraproxy exited before ready (code %d):\n%s", p.exitCode, p.logs.String())
+	case <-time.After(15 * time.Second):
+		t.Fatalf("no ready line within 15s:\n%s", p.logs.String())
+	}
+	return p
+}
+
+func (p *proc) waitExit(t *testing.T, within time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.exited:
+		return p.exitCode
+	case <-time.After(within):
+		t.Fatalf("entraproxy still running %v after the signal", within)
+		return -1
+	}
+}
+
+func readyzStatus(t *testing.T, admin string) int {
+	t.Helper()
+	resp, err := http.Get("http://" + admin + "/readyz")
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestShutdownSequence: on SIGTERM /readyz turns 503 while the proxy keeps
+// serving for the drain delay; an in-flight slow request completes; a live
+// WebSocket session is closed with 1001; the process exits 0 in time.
+func TestShutdownSequence(t *testing.T) {
+	fake, err := fakeazure.Start(fakeazure.Options{Settings: fakeazure.Settings{TokenLifetime: 4 * time.Minute}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fake.Close()
+
+	slowStarted, release := make(chan struct{}), make(chan struct{})
+	upgrader := websocket.Upgrader{}
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/slow":
+			w.WriteHeader(http.StatusOK)
+			w.(http.Flusher).Flush()
+			close(slowStarted)
+			<-release
+			io.WriteString(w, "finished")
+		case "/ws":
+			c, err := upgrader.Upgrade(w, r, nil)
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			for {
+				if _, _, err := c.ReadMessage(); err != nil {
+					return
+				}
+			}
+		}
+	}))
+	defer upstream.Close()
+	defer close(release)
+
+	p := startProcess(t, fake, "ENTRAPROXY_UPSTREAM="+upstream.URL, "ENTRAPROXY_DRAIN_DELAY=300ms", "ENTRAPROXY_SHUTDOWN_TIMEOUT=10s")
+
+	ws, _, err := websocket.DefaultDialer.Dial("ws://"+p.listen+"/ws", nil)
+	if err != nil {
+		t.Fatalf("WebSocket through the proxy: %v", err)
+	}
+	defer ws.Close()
+
+	slow := make(chan string, 1)
+	go func() {
+		resp, err := http.Get("http://" + p.listen + "/slow")
+		if err != nil {
+			slow <- "error: " + err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		slow <- string(b)
+	}()
+	<-slowStarted
+
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for readyzStatus(t, p.adm) != http.StatusServiceUnavailable {
+		if time.Now().After(deadline) {
+			t.Fatal("/readyz did not turn 503 after SIGTERM")
+		}
+		time.Sleep(10 * time.Millisecond) // polling for a state, not synchronising
+	}
+	release <- struct{}{}
+	if got := <-slow; got != "finished" {
+		t.Errorf("in-flight request body = %q, want %q", got, "finished")
+	}
+
+	ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, _, err = ws.ReadMessage()
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != websocket.CloseGoingAway {
+		t.Errorf("WebSocket client got %v, want close 1001", err)
+	}
+	if code := p.waitExit(t, 10*time.Second); code != 0 {
+		t.Errorf("exit code = %d, want 0; logs:\n%s", code, p.logs.String())
+	}
+}
+
+// TestSecondSignalExitsAtOnce: a second signal during the drain exits
+// without waiting for it.
+func TestSecondSignalExitsAtOnce(t *testing.T) {
+	fake, err := fakeazure.Start(fakeazure.Options{Settings: fakeazure.Settings{TokenLifetime: 4 * time.Minute}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fake.Close()
+	p := startProcess(t, fake, "ENTRAPROXY_UPSTREAM="+fake.URL(), "ENTRAPROXY_DRAIN_DELAY=1m")
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	deadline := time.Now().Add(5 * time.Second)
+	for readyzStatus(t, p.adm) != http.StatusServiceUnavailable {
+		if time.Now().After(deadline) {
+			t.Fatal("/readyz did not turn 503 after SIGTERM")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	if code := p.waitExit(t, 5*time.Second); code != exitRuntime {
+		t.Errorf("exit code = %d, want %d", code, exitRuntime)
+	}
+}
+
+// TestWait: `entraproxy wait` returns once a running instance is ready, and
+// fails with a reason against one that never gets ready.
+func TestWait(t *testing.T) {
+	fake, err := fakeazure.Start(fakeazure.Options{Settings: fakeazure.Settings{TokenLifetime: 4 * time.Minute}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fake.Close()
+	p := startProcess(t, fake, "ENTRAPROXY_UPSTREAM="+fake.URL())
+	if err := run(context.Background(), []string{"wait", "--timeout", "5s"}, environ("ENTRAPROXY_ADMIN_LISTEN", p.adm), nil, io.Discard, io.Discard); err != nil {
+		t.Errorf("wait against a ready instance: %v", err)
+	}
+
+	neverReady := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, `{"status":"not_ready","reason":"starting: no token yet"}`)
+	}))
+	defer neverReady.Close()
+	start := time.Now()
+	err = run(context.Background(), []string{"wait", "--timeout", "600ms"}, environ("ENTRAPROXY_ADMIN_LISTEN", strings.TrimPrefix(neverReady.URL, "http://")), nil, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "no token yet") {
+		t.Errorf("wait against a never-ready instance = %v, want a timeout naming the reason", err)
+	}
+	if code := exitCode(err, io.Discard); code != exitRuntime {
+		t.Errorf("exit code = %d, want %d", code, exitRuntime)
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Errorf("wait took %v with --timeout 600ms", time.Since(start))
+	}
+}
