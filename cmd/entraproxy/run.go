@@ -151,11 +151,24 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 
 	registry := prometheus.NewRegistry()
 	m := metrics.New(registry, metrics.BuildInfo{Version: version, Commit: commit, GoVersion: runtime.Version()})
-	source := tokens.NewSource(tokens.Options{
+	// The listeners are opened once the proxy is built; the first token's
+	// arrival (on Run's goroutine, started after them) announces them.
+	var (
+		ln, adminLn net.Listener
+		adminAddr   = "off"
+		source      *tokens.Source
+		announce    sync.Once
+	)
+	source = tokens.NewSource(tokens.Options{
 		Credential: cred,
 		Scope:      cfg.Scope,
 		Logger:     logger,
-		OnRefresh:  m.TokenRefreshed,
+		OnRefresh: func(result string, expiresOn time.Time) {
+			m.TokenRefreshed(result, expiresOn)
+			if result == tokens.ResultSuccess {
+				announce.Do(func() { logReady(logger, cfg, ln.Addr().String(), adminAddr, source.State()) })
+			}
+		},
 	})
 	p, err := proxy.New(proxy.Options{
 		Upstream:         cfg.UpstreamURL(),
@@ -175,16 +188,15 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		return err
 	}
 
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
+	if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return fmt.Errorf("listen on ENTRAPROXY_LISTEN %s: %w", cfg.Listen, err)
 	}
-	var adminLn net.Listener
 	if cfg.AdminListen != "off" {
 		if adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
 			ln.Close()
 			return fmt.Errorf("listen on ENTRAPROXY_ADMIN_LISTEN %s: %w", cfg.AdminListen, err)
 		}
+		adminAddr = adminLn.Addr().String()
 	}
 
 	var draining atomic.Bool
@@ -222,11 +234,6 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	if adminSrv != nil {
 		wg.Go(func() { serveErr <- adminSrv.Serve(adminLn) })
 	}
-	adminAddr := "off"
-	if adminLn != nil {
-		adminAddr = adminLn.Addr().String()
-	}
-	go announceReady(ctx, logger, source, cfg, ln.Addr().String(), adminAddr)
 
 	var runErr error
 	select {
@@ -265,24 +272,12 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	return runErr
 }
 
-// announceReady logs once, when the first token is held, where to point an
-// SDK.
-func announceReady(ctx context.Context, logger *slog.Logger, source *tokens.Source, cfg *config.Config, addr, adminAddr string) {
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if st := source.State(); st.Valid {
-			logger.Info("ready", "listen", addr, "admin", adminAddr, "upstream", cfg.Upstream, "credential", st.Credential,
-				"token_expires_on", st.ExpiresOn, "auth_format", cfg.AuthFormat,
-				"hint", "point the SDK at the proxy: Speech SpeechConfig(host=\"ws://"+addr+"\"), OpenAI base_url/azure_endpoint http://"+addr+", with any dummy key")
-			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-	}
+// logReady says, once the first token is held, where the proxy listens and
+// how to point an SDK at it.
+func logReady(logger *slog.Logger, cfg *config.Config, addr, adminAddr string, st tokens.State) {
+	logger.Info("ready", "listen", addr, "admin", adminAddr, "upstream", cfg.Upstream, "credential", st.Credential,
+		"token_expires_on", st.ExpiresOn, "auth_format", cfg.AuthFormat,
+		"hint", "point the SDK at the proxy: Speech SpeechConfig(host=\"ws://"+addr+"\"), OpenAI azure_endpoint http://"+addr+", with any dummy key")
 }
 
 func isLoopback(addr string) bool {
