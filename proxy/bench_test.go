@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -66,7 +67,10 @@ func BenchmarkHTTPProxy(b *testing.B) {
 	resp4k := bytes.Repeat([]byte("r"), 4096)
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
+		// With a length, as a non-streamed JSON answer comes; without one
+		// net/http would chunk 4 KiB and ReverseProxy flush every write.
 		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", strconv.Itoa(len(resp4k)))
 		w.Write(resp4k)
 	}))
 	b.Cleanup(up.Close)
