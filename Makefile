@@ -30,8 +30,19 @@ fuzz-short:
 fuzz:
 	./scripts/fuzz.sh 2m
 
+# The end-to-end suite: real Speech SDK, openai and curl clients through
+# bin/entraproxy to bin/fakeazure (e2e/README.md). npm ci runs when
+# node_modules is missing or older than the lockfile.
 e2e: build
-	cd e2e && npm test
+	@cd e2e && if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then \
+		npm ci --no-audit --no-fund --loglevel=error; fi
+	@cd e2e && start=$$(date +%s); npm test; rc=$$?; \
+	echo "e2e: suite ran in $$(( $$(date +%s) - start )) s"; exit $$rc
+
+# Try it without Azure: fake Azure + proxy + one synthesis (bin/demo.wav) and
+# one recognition with the real Speech SDK; prints what crossed the proxy.
+demo: build
+	./scripts/demo.sh
 
 build:
 	mkdir -p bin

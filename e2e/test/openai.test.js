@@ -1,0 +1,68 @@
+// The openai package's AzureOpenAI client with a dummy key, through the proxy.
+
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { startFake, startProxy, stopAll } from "../lib/harness.js";
+import { openai } from "../lib/clients.js";
+import { assertNoSecrets, Seen } from "../lib/secrets.js";
+
+// fakeazure.OpenAIReply
+const REPLY = "Hello from the fake Azure OpenAI deployment.";
+let fake, proxy;
+const seen = new Seen();
+
+before(async () => {
+  // Speech accepts both forms here; Azure OpenAI accepts only bearer whatever -auth says.
+  fake = await startFake(["-sse-gap", "200ms"]); // 11 events: the last is written 2 s after the first
+  proxy = await startProxy(fake);
+});
+after(() => stopAll(proxy, fake));
+
+const messages = [{ role: "user", content: "Say hello." }];
+
+test("AzureOpenAI chat completion through the proxy", async () => {
+  await fake.reset();
+  const completion = await openai(proxy.http).chat.completions.create({ model: "gpt-4o", messages });
+  seen.add("completion", completion);
+  assert.equal(completion.object, "chat.completion");
+  assert.equal(completion.choices[0].message.content, REPLY);
+  assert.equal(completion.choices[0].finish_reason, "stop");
+
+  const [up] = await fake.requests();
+  assert.equal(up.path, "/openai/deployments/gpt-4o/chat/completions");
+  assert.equal(up.query, "api-version=2024-10-21");
+  assert.equal(up.status, 200);
+  assert.equal(up.form, "bearer");
+  assert.equal(up.header["Api-Key"], undefined, "the dummy api-key was stripped");
+  assert.match(up.header["User-Agent"][0], /^AzureOpenAI\/JS|OpenAI\/JS/, "the client's User-Agent passes");
+});
+
+test("AzureOpenAI streamed completion: the first chunk arrives before the fake writes the last", async () => {
+  await fake.reset();
+  const stream = await openai(proxy.http).chat.completions.create({ model: "gpt-4o", messages, stream: true });
+  let firstAt, atFirst;
+  let text = "";
+  let chunks = 0;
+  for await (const chunk of stream) {
+    seen.add("chunk", chunk);
+    if (chunks++ === 0) {
+      firstAt = Date.now();
+      atFirst = await fake.streams();
+    }
+    text += chunk.choices[0]?.delta?.content ?? "";
+  }
+  assert.equal(text, REPLY);
+  assert.ok(chunks >= 10, `${chunks} chunks`);
+  assert.equal(atFirst.length, 1);
+  assert.equal(atFirst[0].done, false, "the fake was still writing when the client had chunk 1");
+
+  const [done] = await fake.streams();
+  assert.equal(done.done, true);
+  const lastWritten = done.eventsUnixMs.at(-1);
+  assert.ok(firstAt < lastWritten, `chunk 1 at ${firstAt}, last event written at ${lastWritten}`);
+  assert.ok(lastWritten - firstAt > 500, `chunk 1 only ${lastWritten - firstAt} ms before the end: buffered?`);
+});
+
+test("secrets: no issued token, JWT or dummy key in the proxy's logs or the responses", async () => {
+  assertNoSecrets({ logs: proxy.rawLogs(), seen, tokens: await proxy.issuedTokens() });
+});
