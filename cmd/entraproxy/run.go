@@ -74,6 +74,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return nil
 	case "wait":
 		return waitReady(ctx, args[1:], getenv, stderr)
+	case "doctor":
+		return runDoctor(ctx, args[1:], getenv, stdout, stderr)
 	default:
 		printUsage(stderr)
 		return usageError{fmt.Errorf("unknown command %q", cmd)}
@@ -85,6 +87,8 @@ func printUsage(w io.Writer) {
 
 Usage:
   entraproxy            serve (the default)
+  entraproxy doctor     diagnose credential, token, upstream and auth forms with these
+                        settings; verdicts and fixes (--json, --service speech|openai)
   entraproxy wait       block until a running instance is ready (--timeout 30s)
   entraproxy version    print version, commit and Go version
 

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"os"
+
+	"github.com/mattn/go-isatty"
+
+	"github.com/entraproxy/entraproxy/doctor"
+)
+
+// runDoctor implements `entraproxy doctor`: the report on stdout, the exit
+// code from the report (2 invalid settings, 1 a failed check, 0 otherwise).
+func runDoctor(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("doctor", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	asJSON := fs.Bool("json", false, "write the report as JSON, for scripts")
+	service := fs.String("service", string(doctor.ServiceAuto), "which probes to run: auto (openai for *.openai.azure.com, else speech), speech or openai")
+	timeout := fs.Duration("timeout", doctor.DefaultProbeTimeout, "bound of each network step and auth probe")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("doctor: unexpected arguments %q", fs.Args())}
+	}
+	// koding/websocketproxy, inside the probe proxies, logs failed
+	// handshakes through the standard logger; the report already says what
+	// happened, in words.
+	log.SetOutput(io.Discard)
+
+	rep, err := doctor.Run(ctx, doctor.Options{
+		Getenv:          getenv,
+		ObserveAzureLog: true,
+		Service:         doctor.Service(*service),
+		ProbeTimeout:    *timeout,
+	})
+	if err != nil {
+		return usageError{err}
+	}
+	if *asJSON {
+		err = doctor.WriteJSON(stdout, rep)
+	} else {
+		err = doctor.WriteText(stdout, rep, colorTerminal(stdout, getenv))
+	}
+	if err != nil {
+		return err
+	}
+	switch rep.Summary.ExitCode {
+	case doctor.ExitSettings:
+		return usageError{errors.New("doctor: the settings are invalid (check 1)")}
+	case doctor.ExitFailed:
+		return fmt.Errorf("doctor: %d of %d checks failed", rep.Summary.Failed, len(rep.Checks))
+	}
+	return nil
+}
+
+// colorTerminal reports whether w is a terminal that should get colour
+// (https://no-color.org: NO_COLOR set to anything turns it off).
+func colorTerminal(w io.Writer, getenv func(string) string) bool {
+	f, ok := w.(*os.File)
+	return ok && isatty.IsTerminal(f.Fd()) && getenv("NO_COLOR") == ""
+}

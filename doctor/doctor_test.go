@@ -1,0 +1,473 @@
+package doctor
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/entraproxy/entraproxy/internal/fakeazure"
+)
+
+const inboundKey = "inbound-key-that-must-never-be-printed"
+
+// scenario is one scripted situation: setup starts what it needs and
+// returns the options and the secrets no output may hold; check makes the
+// structured assertions on the JSON a script would read.
+type scenario struct {
+	name  string
+	setup func(t *testing.T, log *tokenLog) (Options, []string)
+	check func(t *testing.T, rep Report)
+}
+
+// fakeWithMI starts a fake and points the managed identity credential at it.
+func fakeWithMI(t *testing.T, s fakeazure.Settings) *fakeazure.Azure {
+	fake := startFake(t, s)
+	useManagedIdentity(t, fake)
+	return fake
+}
+
+// miOptions are the options for the managed-identity kind against upstream.
+func miOptions(log *tokenLog, kv ...string) Options {
+	return Options{Getenv: environ(append([]string{"ENTRAPROXY_CREDENTIAL", "managed-identity"}, kv...)...), NewCredential: recordingNew(log)}
+}
+
+// upstreamWithMI starts an httptest upstream answering status and body to
+// everything, with tokens from a fake's managed identity endpoint.
+func upstreamWithMI(t *testing.T, status int, body string) (*httptest.Server, *fakeazure.Azure) {
+	fake := fakeWithMI(t, fakeazure.Settings{})
+	srv := httptest.NewServer(answering(status, body))
+	t.Cleanup(srv.Close)
+	return srv, fake
+}
+
+var scenarios = []scenario{
+	{
+		name: "pass",
+		setup: func(t *testing.T, log *tokenLog) (Options, []string) {
+			fake := fakeWithMI(t, fakeazure.Settings{})
+			return miOptions(log, "ENTRAPROXY_UPSTREAM", fake.URL(), "ENTRAPROXY_RESOURCE_ID", fakeazure.DefaultResourceID,
+				"ENTRAPROXY_INBOUND_KEYS", inboundKey), []string{inboundKey, fake.IdentityHeader()}
+		},
+		check: func(t *testing.T, rep Report) {
+			wantVerdicts(t, rep, Pass, Pass, Pass, Pass, Pass)
+			wantExit(t, rep, ExitOK)
+			if p := rep.Check("auth").Probes; len(p) != 4 {
+				t.Errorf("auth probes = %d, want 4 (2 forms x voices list, TTS WebSocket)", len(p))
+			}
+			for _, p := range rep.Check("auth").Probes {
+				if want := map[string]int{"http": 200, "websocket": 101}[p.Protocol]; p.Status != want {
+					t.Errorf("%s %s status = %d, want %d", p.Form, p.Name, p.Status, want)
+				}
+			}
+			if len(rep.Summary.Settings) != 0 {
+				t.Errorf("settings = %v, want none", rep.Summary.Settings)
+			}
+		},
+	},
+	{
+		// Speech accepts only aad; auto reaches it after a 401, so it is a
+		// warning that recommends aad.
+		name: "aad_only_auto",
+		setup: func(t *testing.T, log *tokenLog) (Options, []string) {
+			fake := fakeWithMI(t, fakeazure.Settings{Auth: fakeazure.AuthAAD})
+			return miOptions(log, "ENTRAPROXY_UPSTREAM", fake.URL(), "ENTRAPROXY_RESOURCE_ID", fakeazure.DefaultResourceID), nil
+		},
+		check: func(t *testing.T, rep Report) {
+			wantVerdicts(t, rep, Pass, Pass, Pass, Pass, Warn)
+			wantExit(t, rep, ExitOK)
+			wantSetting(t, rep, "ENTRAPROXY_AUTH_FORMAT", "aad")
+			for _, p := range rep.Check("auth").Probes {
+				if want := map[string]bool{"bearer": true, "aad": false}[p.Form]; (p.Status == 401) != want {
+					t.Errorf("%s %s status = %d, want 401: %v", p.Form, p.Name, p.Status, want)
+				}
+			}
+		},
+	},
+	{
+		// The same service with ENTRAPROXY_AUTH_FORMAT=bearer fails.
+		name: "aad_only_bearer_configured",
+		setup: func(t *testing.T, log *tokenLog) (Options, []string) {
+			fake := fakeWithMI(t, fakeazure.Settings{Auth: fakeazure.AuthAAD})
+			return miOptions(log, "ENTRAPROXY_UPSTREAM", fake.URL(), "ENTRAPROXY_RESOURCE_ID", fakeazure.DefaultResourceID,
+				"ENTRAPROXY_AUTH_FORMAT", "bearer"), nil
+		},
+		check: func(t *testing.T, rep Report) {
+			wantVerdicts(t, rep, Pass, Pass, Pass, Pass, Fail)
+			wantExit(t, rep, ExitFailed)
+			wantSetting(t, rep, "ENTRAPROXY_AUTH_FORMAT", "aad")
+		},
+	},
+	{
+		// Without a resource id only bearer can be probed; the fix is to
+		// set one.
+		name: "aad_only_no_resource_id",
+		setup: func(t *testing.T, log *tokenLog) (Options, []string) {
+			fake := fakeWithMI(t, fakeazure.Settings{Auth: fakeazure.AuthAAD})
+			return miOptions(log, "ENTRAPROXY_UPSTREAM", fake.URL()), nil
+		},
+		check: func(t *testing.T, rep Report) {
+			wantVerdicts(t, rep, Pass, Pass, Pass, Pass, Fail)
+			wantFix(t, rep, "auth", "set ENTRAPROXY_RESOURCE_ID")
+		},
+	},
+	{
+		name: "forbidden_403",
+		setup: func(t *testing.T, log *tokenLog) (Options, []string) {
+			srv, _ := upstreamWithMI(t, http.StatusForbidden,
+				`{"error":{"code":"PermissionDenied","message":"Principal does not have access to API/Operation."}}`)
+			return miOptions(log, "ENTRAPROXY_UPSTREAM", srv.URL, "ENTRAPROXY_RESOURCE_ID", fakeazure.DefaultResourceID), nil
+		},
+		check: func(t *testing.T, rep Report) {
+			wantVerdicts(t, rep, Pass, Pass, Pass, Pass, Fail)
+			wantExit(t, rep, ExitFailed)
+			wantFix(t, rep, "auth", `az role assignment create --role "Cognitive Services Speech User" --assignee-object-id `+fakeazure.ObjectID+` --scope `+fakeazure.DefaultResourceID)
+			for _, p := range rep.Check("auth").Probes {
+				if p.Status != 403 || p.Code != "PermissionDenied" {
+					t.Errorf("%s %s = %d %q, want 403 PermissionDenied", p.Form, p.Name, p.Status, p.Code)
+				}
+			}
+		},
+	},
+	{
+		// Azure OpenAI says a missing role with 401 PermissionDenied.
+		name: "openai_permission_denied_401",
+		setup: func(t *testing.T, log *tokenLog) (Options, []string) {
+			srv, _ := upstreamWithMI(t, http.StatusUnauthorized,
+				`{"error":{"code":"PermissionDenied","message":"The principal `+"`"+fakeazure.ObjectID+"`"+` lacks the required data action `+"`"+`Microsoft.CognitiveServices/accounts/OpenAI/models/read`+"`"+` to perform `+"`"+`GET /openai/models`+"`"+` operation."}}`)
+			o := miOptions(log, "ENTRAPROXY_UPSTREAM", srv.URL)
+			o.Service = ServiceOpenAI
+			return o, nil
+		},
+		check: func(t *testing.T, rep Report) {
+			wantVerdicts(t, rep, Pass, Pass, Pass, Pass, Fail)
+			if rep.Service != ServiceOpenAI {
+				t.Errorf("service = %q, want openai", rep.Service)
+			}
+			wantFix(t, rep, "auth", `--role "Cognitive Services OpenAI User" --assignee-object-id `+fakeazure.ObjectID)
+			if p := rep.Check("auth").Probes; len(p) != 1 || p[0].Path != "/openai/models?api-version="+OpenAIAPIVersion {
+				t.Errorf("probes = %+v, want one GET /openai/models", p)
+			}
+		},
+	},
+	{
+		name: "not_found_404",
+		setup: func(t *testing.T, log *tokenLog) (Options, []string) {
+			srv, _ := upstreamWithMI(t, http.StatusNotFound, `{"error":{"code":"404","message":"Resource not found"}}`)
+			return miOptions(log, "ENTRAPROXY_UPSTREAM", srv.URL), nil
+		},
+		check: func(t *testing.T, rep Report) {
+			wantVerdicts(t, rep, Pass, Pass, Pass, Pass, Fail)
+			wantFix(t, rep, "auth", "custom domain of the Speech (or AI Services) resource")
+			wantFix(t, rep, "auth", "--service openai")
+		},
+	},
+	{
+		name: "throttled_429",
+		setup: func(t *testing.T, log *tokenLog) (Options, []string) {
+			srv, _ := upstreamWithMI(t, http.StatusTooManyRequests, `{"error":{"code":"429","message":"Rate limit is exceeded. Try again in 1 seconds."}}`)
+			return miOptions(log, "ENTRAPROXY_UPSTREAM", srv.URL), nil
+		},
+		check: func(t *testing.T, rep Report) {
+			wantVerdicts(t, rep, Pass, Pass, Pass, Pass, Warn)
+			wantExit(t, rep, ExitOK)
+			if s := rep.Summary.Verdict; s != Warn {
+				t.Errorf("summary verdict = %s, want warn", s)
+			}
+		},
+	},
+	{
+		name: "expired_token",
+		setup: func(t *testing.T, log *tokenLog) (Options, []string) {
+			fake := startFake(t, fakeazure.Settings{})
+			tok := fake.IssueExpired()
+			log.add(tok)
+			return Options{
+				Getenv:        environ("ENTRAPROXY_UPSTREAM", fake.URL(), "ENTRAPROXY_CREDENTIAL", "azure-cli"),
+				NewCredential: staticNew(tok, time.Now().Add(-time.Minute)),
+			}, nil
+		},
+		check: func(t *testing.T, rep Report) {
+			wantVerdicts(t, rep, Pass, Pass, Fail, Pass, Fail)
+			wantFix(t, rep, "token", "expired token")
+			wantFix(t, rep, "auth", "fix the token first (check 3)")
+			for _, p := range rep.Check("auth").Probes {
+				if p.Status != 401 || !strings.Contains(p.Detail, "expired") {
+					t.Errorf("%s %s = %d %q, want 401 saying expired", p.Form, p.Name, p.Status, p.Detail)
+				}
+			}
+		},
+	},
+	{
+		name: "wrong_audience",
+		setup: func(t *testing.T, log *tokenLog) (Options, []string) {
+			fake := fakeWithMI(t, fakeazure.Settings{})
+			return miOptions(log, "ENTRAPROXY_UPSTREAM", fake.URL(), "ENTRAPROXY_SCOPE", "https://management.azure.com/.default"), nil
+		},
+		check: func(t *testing.T, rep Report) {
+			wantVerdicts(t, rep, Pass, Pass, Fail, Pass, Fail)
+			wantSetting(t, rep, "ENTRAPROXY_SCOPE", "https://cognitiveservices.azure.com/.default")
+			if p := rep.Check("auth").Probes; len(p) == 0 || !strings.Contains(p[0].Detail, "wrong audience") {
+				t.Errorf("probes = %+v, want the upstream's wrong-audience refusal", p)
+			}
+		},
+	},
+	{
+		name: "tls_untrusted",
+		setup: func(t *testing.T, log *tokenLog) (Options, []string) {
+			fake := startFake(t, fakeazure.Settings{})
+			tok := fake.Issue()
+			log.add(tok)
+			srv := httptest.NewTLSServer(answering(http.StatusOK, `[]`))
+			t.Cleanup(srv.Close)
+			return Options{
+				Getenv:        environ("ENTRAPROXY_UPSTREAM", srv.URL, "ENTRAPROXY_CREDENTIAL", "azure-cli"),
+				NewCredential: staticNew(tok, time.Now().Add(time.Hour)),
+			}, nil
+		},
+		check: func(t *testing.T, rep Report) {
+			wantVerdicts(t, rep, Pass, Pass, Pass, Fail, Skip)
+			wantFix(t, rep, "upstream", "SSL_CERT_FILE")
+		},
+	},
+	{
+		name: "dns_failure",
+		setup: func(t *testing.T, log *tokenLog) (Options, []string) {
+			fake := startFake(t, fakeazure.Settings{})
+			tok := fake.Issue()
+			log.add(tok)
+			return Options{
+				Getenv:        environ("ENTRAPROXY_UPSTREAM", "https://entraproxy-doctor-test.invalid", "ENTRAPROXY_CREDENTIAL", "azure-cli"),
+				NewCredential: staticNew(tok, time.Now().Add(time.Hour)),
+			}, nil
+		},
+		check: func(t *testing.T, rep Report) {
+			wantVerdicts(t, rep, Pass, Pass, Pass, Fail, Skip)
+			wantFix(t, rep, "upstream", "properties.endpoint")
+		},
+	},
+	{
+		name: "connection_refused",
+		setup: func(t *testing.T, log *tokenLog) (Options, []string) {
+			fake := fakeWithMI(t, fakeazure.Settings{})
+			return miOptions(log, "ENTRAPROXY_UPSTREAM", "http://"+closedPort(t)), []string{fake.IdentityHeader()}
+		},
+		check: func(t *testing.T, rep Report) {
+			wantVerdicts(t, rep, Pass, Pass, Pass, Fail, Skip)
+			wantFix(t, rep, "upstream", "nothing accepts connections")
+		},
+	},
+	{
+		// The TTS handshake is redirected to the regional host, which the
+		// default ENTRAPROXY_REDIRECT_HOSTS does not allow.
+		name: "redirect_disallowed",
+		setup: func(t *testing.T, log *tokenLog) (Options, []string) {
+			fake := fakeWithMI(t, fakeazure.Settings{Redirect: true})
+			t.Cleanup(func() {
+				if n := fake.Rejections()[fakeazure.ReasonNoCustomDomain]; n != 0 {
+					t.Errorf("the regional host saw %d requests; a disallowed redirect must not be followed", n)
+				}
+			})
+			return miOptions(log, "ENTRAPROXY_UPSTREAM", fake.URL()), nil
+		},
+		check: func(t *testing.T, rep Report) {
+			wantVerdicts(t, rep, Pass, Pass, Pass, Pass, Fail)
+			var ws Probe
+			for _, p := range rep.Check("auth").Probes {
+				if p.Protocol == "websocket" {
+					ws = p
+				}
+			}
+			if ws.Status != http.StatusBadGateway || ws.Code != "redirect_not_allowed" {
+				t.Errorf("WebSocket probe = %d %q, want 502 redirect_not_allowed", ws.Status, ws.Code)
+			}
+			var got string
+			for _, s := range rep.Summary.Settings {
+				if s.Var == "ENTRAPROXY_REDIRECT_HOSTS" {
+					got = s.Value
+				}
+			}
+			if !strings.HasPrefix(got, "*.cognitiveservices.azure.com,") || !strings.Contains(got, ",127.0.0.1:") {
+				t.Errorf("ENTRAPROXY_REDIRECT_HOSTS = %q, want the defaults plus the regional host", got)
+			}
+		},
+	},
+	{
+		name: "settings_invalid",
+		setup: func(t *testing.T, log *tokenLog) (Options, []string) {
+			return Options{Getenv: environ(
+				"ENTRAPROXY_UPSTREAM", "https://westeurope.api.cognitive.microsoft.com",
+				"ENTRAPROXY_RESOURCE_ID", fakeazure.DefaultResourceID,
+				"ENTRAPROXY_INBOUND_KEYS", inboundKey+",",
+			)}, []string{inboundKey}
+		},
+		check: func(t *testing.T, rep Report) {
+			wantVerdicts(t, rep, Fail, Skip, Skip, Skip, Skip)
+			wantExit(t, rep, ExitSettings)
+			wantSetting(t, rep, "ENTRAPROXY_UPSTREAM", "https://fake-speech.cognitiveservices.azure.com")
+		},
+	},
+	{
+		// DefaultAzureCredential narrowed to the CLIs, none installed: each
+		// source's message, one line each.
+		name: "credential_unavailable",
+		setup: func(t *testing.T, log *tokenLog) (Options, []string) {
+			t.Setenv("AZURE_TOKEN_CREDENTIALS", "dev")
+			t.Setenv("PATH", t.TempDir())
+			fake := startFake(t, fakeazure.Settings{})
+			return Options{Getenv: environ("ENTRAPROXY_UPSTREAM", fake.URL()), NewCredential: recordingNew(log)}, nil
+		},
+		check: func(t *testing.T, rep Report) {
+			wantVerdicts(t, rep, Pass, Fail, Skip, Pass, Skip)
+			ev := rep.Check("credential").Evidence
+			if !slices.Contains(ev, "tried AzureCLICredential: executable not found on path") {
+				t.Errorf("credential evidence = %q, want a line for AzureCLICredential", ev)
+			}
+		},
+	},
+}
+
+func TestScenarios(t *testing.T) {
+	for _, sc := range scenarios {
+		t.Run(sc.name, func(t *testing.T) {
+			log := &tokenLog{}
+			opts, secrets := sc.setup(t, log)
+			out := runDoctor(t, opts)
+			if out.rep.Duration > 10*time.Second {
+				t.Errorf("doctor took %s, want under 10s", out.rep.Duration)
+			}
+			sc.check(t, out.decoded)
+			assertNoSecrets(t, out, append(secrets, log.all()...)...)
+			golden(t, sc.name, out.text)
+			for _, c := range out.decoded.Checks {
+				if (c.Verdict == Warn || c.Verdict == Fail) && len(c.Fix) == 0 {
+					t.Errorf("check %s is %s without a fix", c.Name, c.Verdict)
+				}
+			}
+		})
+	}
+}
+
+// TestDefaultCredentialNamesItsSource runs the default kind through the
+// real DefaultAzureCredential with azidentity's log observed, as the
+// command does.
+func TestDefaultCredentialNamesItsSource(t *testing.T) {
+	fake := fakeWithMI(t, fakeazure.Settings{})
+	t.Setenv("AZURE_TOKEN_CREDENTIALS", "ManagedIdentityCredential")
+	out := runDoctor(t, Options{Getenv: environ("ENTRAPROXY_UPSTREAM", fake.URL()), ObserveAzureLog: true})
+	c := out.decoded.Check("credential")
+	if c.Verdict != Pass || !strings.HasPrefix(c.Summary, "ManagedIdentityCredential gave a token") ||
+		!slices.Contains(c.Evidence, "DefaultAzureCredential authenticated with ManagedIdentityCredential") {
+		t.Errorf("credential check = %s %q %q, want a pass naming ManagedIdentityCredential", c.Verdict, c.Summary, c.Evidence)
+	}
+	assertNoSecrets(t, out, fake.IdentityHeader())
+}
+
+// TestRedirectAllowed: with the regional host allowed, the proxy follows
+// the redirect and the handshake succeeds there.
+func TestRedirectAllowed(t *testing.T) {
+	log := &tokenLog{}
+	fake := fakeWithMI(t, fakeazure.Settings{Redirect: true})
+	out := runDoctor(t, miOptions(log, "ENTRAPROXY_UPSTREAM", fake.URL(), "ENTRAPROXY_REDIRECT_HOSTS", fake.RegionalHost()))
+	wantVerdicts(t, out.decoded, Pass, Pass, Pass, Pass, Pass)
+	var regional int
+	for _, r := range fake.Requests() {
+		if r.Listener == "regional" && r.Status == http.StatusSwitchingProtocols {
+			regional++
+		}
+	}
+	if regional != 1 {
+		t.Errorf("handshakes accepted on the regional host = %d, want 1", regional)
+	}
+	assertNoSecrets(t, out, log.all()...)
+}
+
+// TestProbesAreBounded: an upstream that accepts connections and never
+// answers costs one probe timeout, not one per probe.
+func TestProbesAreBounded(t *testing.T) {
+	fake := startFake(t, fakeazure.Settings{})
+	hang := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/" {
+			return // check 4's GET / answers; the probes hang
+		}
+		select {
+		case <-hang:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(hang)
+	start := time.Now()
+	out := runDoctor(t, Options{
+		Getenv:        environ("ENTRAPROXY_UPSTREAM", srv.URL, "ENTRAPROXY_RESOURCE_ID", fakeazure.DefaultResourceID),
+		NewCredential: staticNew(fake.Issue(), time.Now().Add(time.Hour)),
+		ProbeTimeout:  300 * time.Millisecond,
+	})
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("doctor took %s with a 300ms probe timeout, want well under 3s", took)
+	}
+	c := out.decoded.Check("auth")
+	if c.Verdict != Fail || !strings.Contains(c.Summary, "could not reach the upstream") {
+		t.Errorf("auth = %s %q, want a failure saying the upstream was not reached", c.Verdict, c.Summary)
+	}
+	for _, p := range c.Probes {
+		if p.Status != http.StatusGatewayTimeout {
+			t.Errorf("%s %s status = %d, want 504 upstream_timeout", p.Form, p.Name, p.Status)
+		}
+	}
+}
+
+func TestBadService(t *testing.T) {
+	if _, err := Run(t.Context(), Options{Service: "vision", Getenv: environ()}); err == nil {
+		t.Error("Run with service vision: no error, want one")
+	}
+}
+
+func wantVerdicts(t *testing.T, rep Report, want ...Verdict) {
+	t.Helper()
+	var got []Verdict
+	for _, c := range rep.Checks {
+		got = append(got, c.Verdict)
+	}
+	if !slices.Equal(got, want) {
+		var why []string
+		for _, c := range rep.Checks {
+			why = append(why, c.Name+": "+c.Summary)
+		}
+		t.Errorf("verdicts = %v, want %v\n%s", got, want, strings.Join(why, "\n"))
+	}
+}
+
+func wantExit(t *testing.T, rep Report, want int) {
+	t.Helper()
+	if rep.Summary.ExitCode != want {
+		t.Errorf("exit code = %d, want %d", rep.Summary.ExitCode, want)
+	}
+}
+
+func wantSetting(t *testing.T, rep Report, variable, value string) {
+	t.Helper()
+	for _, s := range rep.Summary.Settings {
+		if s.Var == variable {
+			if s.Value != value {
+				t.Errorf("setting %s = %q, want %q", variable, s.Value, value)
+			}
+			return
+		}
+	}
+	t.Errorf("settings = %+v, want %s=%s", rep.Summary.Settings, variable, value)
+}
+
+func wantFix(t *testing.T, rep Report, check, substr string) {
+	t.Helper()
+	c := rep.Check(check)
+	for _, f := range c.Fix {
+		if strings.Contains(f, substr) {
+			return
+		}
+	}
+	t.Errorf("check %s fixes = %q, want one containing %q", check, c.Fix, substr)
+}

@@ -1,0 +1,138 @@
+package doctor
+
+import (
+	"encoding/base64"
+	"errors"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/entraproxy/entraproxy/config"
+)
+
+// chainedError is DefaultAzureCredential's error text as azidentity 1.15
+// builds it (createChainedErrorMessage): one "\n\t" line per source, a
+// source's own lines indented by "\t\t".
+const chainedError = "DefaultAzureCredential: failed to acquire a token.\nAttempted credentials:" +
+	"\n\tEnvironmentCredential: missing environment variable AZURE_TENANT_ID" +
+	"\n\tManagedIdentityCredential authentication failed. the requested identity isn't assigned to this resource" +
+	"\n\t\tGET http://169.254.169.254/metadata/identity/oauth2/token" +
+	"\n\t\t--------------------------------------------------------------------------------" +
+	"\n\t\tRESPONSE 400: 400 Bad Request" +
+	"\n\t\t--------------------------------------------------------------------------------" +
+	"\n\t\t{ \"error\": \"invalid_request\", \"error_description\": \"Identity not found\" }" +
+	"\n\t\tTo troubleshoot, visit https://aka.ms/azsdk/go/identity/troubleshoot#managed-id" +
+	"\n\tAzureCLICredential: ERROR: AADSTS700082: The refresh token has expired due to inactivity." +
+	"\n\t\tTo troubleshoot, visit https://aka.ms/azsdk/go/identity/troubleshoot#azure-cli"
+
+func TestCondenseCredentialError(t *testing.T) {
+	got := condenseCredentialError(errors.New(chainedError))
+	want := []string{
+		"DefaultAzureCredential: failed to acquire a token.",
+		"tried EnvironmentCredential: missing environment variable AZURE_TENANT_ID",
+		"tried ManagedIdentityCredential authentication failed. the requested identity isn't assigned to this resource; RESPONSE 400: 400 Bad Request; Identity not found",
+		"tried AzureCLICredential: ERROR: AADSTS700082: The refresh token has expired due to inactivity.",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("condensed =\n%q\nwant\n%q", got, want)
+	}
+
+	one := condenseCredentialError(errors.New("ClientSecretCredential authentication failed. POST https://login.microsoftonline.com/t/oauth2/v2.0/token\n" +
+		"RESPONSE 401: 401 Unauthorized\n{\"error_description\":\"AADSTS7000215: Invalid client secret provided.\"}"))
+	if len(one) != 1 || !strings.Contains(one[0], "RESPONSE 401") || !strings.Contains(one[0], "AADSTS7000215: Invalid client secret provided.") {
+		t.Errorf("condensed = %q, want one line with the status and the AADSTS code", one)
+	}
+}
+
+func jwt(payload string) string {
+	enc := base64.RawURLEncoding
+	return enc.EncodeToString([]byte(`{"alg":"none"}`)) + "." + enc.EncodeToString([]byte(payload)) + ".c2ln"
+}
+
+func TestDecodeClaims(t *testing.T) {
+	c, err := decodeClaims(jwt(`{"aud":["https://cognitiveservices.azure.com/"],"exp":1700000000.5,"iat":1699996400,` +
+		`"idtyp":"user","upn":"ada@example.com","scp":"user_impersonation","tid":"t","oid":"o","azp":"app"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Aud.has("https://cognitiveservices.azure.com") {
+		t.Errorf("aud %v does not match the resource with its slash trimmed", c.Aud)
+	}
+	if want := time.Unix(1700000000, 5e8); !c.Exp.Equal(want) {
+		t.Errorf("exp = %v, want %v", c.Exp.Time, want)
+	}
+	if got, want := c.principal(), "user, object id o, app id app, upn ada@example.com"; got != want {
+		t.Errorf("principal = %q, want %q", got, want)
+	}
+	for _, bad := range []string{"opaque-token", "a.b", "a.!!!.c", jwt(`not json`)} {
+		if _, err := decodeClaims(bad); err == nil {
+			t.Errorf("decodeClaims(%q): no error", bad)
+		}
+	}
+}
+
+// TestClockSkew: a token issued ten minutes "in the future" says the local
+// clock is behind.
+func TestClockSkew(t *testing.T) {
+	now := time.Unix(time.Now().Unix(), 0)
+	d := &doctor{now: func() time.Time { return now.Add(-10 * time.Minute) }}
+	d.cfg = mustConfig(t, "ENTRAPROXY_UPSTREAM", "https://x.cognitiveservices.azure.com")
+	d.token.Token = jwt(`{"aud":"https://cognitiveservices.azure.com","iat":` + itoa(now.Unix()) + `,"nbf":` + itoa(now.Unix()) + `,"exp":` + itoa(now.Add(time.Hour).Unix()) + `}`)
+	var c Check
+	d.checkToken(t.Context(), &c)
+	if c.Verdict != Warn || !strings.Contains(c.Summary, "issued 10m0s in the future") {
+		t.Errorf("token check = %s %q, want a warning that the clock is 10m behind", c.Verdict, c.Summary)
+	}
+}
+
+func TestClassifyHost(t *testing.T) {
+	for host, want := range map[string]hostKind{
+		"myspeech.cognitiveservices.azure.com":      hostCustomDomain,
+		"MyAOAI.openai.azure.com":                   hostCustomDomain,
+		"gov.cognitiveservices.azure.us":            hostCustomDomain,
+		"eastus.api.cognitive.microsoft.com":        hostRegional,
+		"westeurope.tts.speech.microsoft.com":       hostRegional,
+		"usgovvirginia.api.cognitive.microsoft.us":  hostRegional,
+		"a.privatelink.cognitiveservices.azure.com": hostOther,
+		"cognitiveservices.azure.com":               hostOther,
+		"127.0.0.1":                                 hostLoopback,
+		"localhost":                                 hostLoopback,
+		"10.0.0.4":                                  hostOther,
+	} {
+		if got := classifyHost(host); got != want {
+			t.Errorf("classifyHost(%q) = %d, want %d", host, got, want)
+		}
+	}
+	if got, want := customDomainFor("eastus.api.cognitive.microsoft.com", "/subscriptions/x/resourceGroups/g/providers/Microsoft.CognitiveServices/accounts/MySpeech"),
+		"https://myspeech.cognitiveservices.azure.com"; got != want {
+		t.Errorf("customDomainFor = %q, want %q", got, want)
+	}
+	if got := serviceFor("x.openai.azure.com"); got != ServiceOpenAI {
+		t.Errorf("serviceFor(openai host) = %q", got)
+	}
+}
+
+func TestScrubRemovesTokenShapes(t *testing.T) {
+	tok := jwt(`{"aud":"x"}`)
+	d := &doctor{secrets: []string{"a-long-inbound-key"}}
+	rep := &Report{Checks: []Check{{Summary: "said " + tok, Evidence: []string{"key a-long-inbound-key"},
+		Probes: []Probe{{Detail: "Bearer " + tok}}}}}
+	d.scrub(rep)
+	c := rep.Checks[0]
+	if strings.Contains(c.Summary, "eyJ") || strings.Contains(c.Evidence[0], "a-long-inbound-key") || strings.Contains(c.Probes[0].Detail, "eyJ") {
+		t.Errorf("scrubbed report still holds a secret: %+v", c)
+	}
+}
+
+func mustConfig(t *testing.T, kv ...string) *config.Config {
+	t.Helper()
+	cfg, err := config.Load(environ(kv...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }

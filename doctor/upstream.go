@@ -1,0 +1,322 @@
+package doctor
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// hostKind is what an upstream host name says about the endpoint.
+type hostKind int
+
+const (
+	// hostOther is anything else: a gateway, a private alias, a typo.
+	hostOther hostKind = iota
+	// hostCustomDomain is NAME.cognitiveservices.azure.com and its
+	// siblings: what Entra ID auth needs.
+	hostCustomDomain
+	// hostRegional is a shared regional endpoint, which rejects Entra ID
+	// tokens unless the request names the custom domain.
+	hostRegional
+	hostLoopback
+)
+
+// customDomainSuffixes are the hosts of resources' custom subdomains, in
+// the public, US Government and China clouds.
+var customDomainSuffixes = []string{
+	".cognitiveservices.azure.com", ".openai.azure.com",
+	".cognitiveservices.azure.us", ".openai.azure.us",
+	".cognitiveservices.azure.cn", ".openai.azure.cn",
+}
+
+// regionalPattern matches the shared regional endpoints
+// (https://learn.microsoft.com/azure/ai-services/cognitive-services-custom-subdomains).
+var regionalPattern = regexp.MustCompile(`^[a-z0-9-]+\.(api\.cognitive\.microsoft\.(com|us)|api\.cognitive\.azure\.cn|(tts|stt|s2s)\.speech\.(microsoft\.com|azure\.us|azure\.cn))$`)
+
+func classifyHost(host string) hostKind {
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	if host == "localhost" {
+		return hostLoopback
+	}
+	if ip := net.ParseIP(host); ip != nil {
+		if ip.IsLoopback() {
+			return hostLoopback
+		}
+		return hostOther
+	}
+	if regionalPattern.MatchString(host) {
+		return hostRegional
+	}
+	for _, s := range customDomainSuffixes {
+		if name, ok := strings.CutSuffix(host, s); ok && name != "" && !strings.Contains(name, ".") {
+			return hostCustomDomain
+		}
+	}
+	return hostOther
+}
+
+// serviceFor picks the probes for a host: Azure OpenAI's own domain gets
+// the OpenAI probe; everything else, including the multi-service
+// cognitiveservices domain, Speech's.
+func serviceFor(host string) Service {
+	host = strings.ToLower(host)
+	if strings.Contains(host, ".openai.azure.") {
+		return ServiceOpenAI
+	}
+	return ServiceSpeech
+}
+
+// customDomainFor is the custom-domain URL to suggest instead of a regional
+// host, named after the account in resourceID when there is one.
+func customDomainFor(regionalHost, resourceID string) string {
+	name := "NAME"
+	if _, acct, ok := strings.Cut(resourceID, "/accounts/"); ok && acct != "" && !strings.Contains(acct, "/") {
+		name = strings.ToLower(acct)
+	}
+	suffix := ".cognitiveservices.azure.com"
+	switch h := strings.ToLower(regionalHost); {
+	case strings.HasSuffix(h, ".us"):
+		suffix = ".cognitiveservices.azure.us"
+	case strings.HasSuffix(h, ".cn"):
+		suffix = ".cognitiveservices.azure.cn"
+	}
+	return "https://" + name + suffix
+}
+
+// endpointCommand prints a resource's endpoint, its custom domain.
+const endpointCommand = "`az cognitiveservices account show -n NAME -g GROUP --query properties.endpoint -o tsv`"
+
+// customDomainHowTo tells how to find, or make, a resource's custom domain.
+const customDomainHowTo = endpointCommand + " prints it; " +
+	"a resource without one needs a custom subdomain first (`az cognitiveservices account update -n NAME -g GROUP --custom-domain NAME`, " +
+	"https://learn.microsoft.com/azure/ai-services/cognitive-services-custom-subdomains)"
+
+// upstreamFix is the fix for an ENTRAPROXY_UPSTREAM that config refused for
+// being regional: the custom-domain form, and the value to set. Both are
+// empty for other problems, whose config message already says it all.
+func upstreamFix(value, resourceID string) (fix, suggested string) {
+	u, err := url.Parse(value)
+	if err != nil || classifyHost(u.Hostname()) != hostRegional {
+		return "", ""
+	}
+	suggested = customDomainFor(u.Hostname(), resourceID)
+	fix = fmt.Sprintf("set ENTRAPROXY_UPSTREAM=%s, the resource's custom domain: regional endpoints reject Entra ID tokens; %s", suggested, customDomainHowTo)
+	if !strings.Contains(suggested, "NAME") {
+		fix = strings.Replace(fix, "the resource's custom domain", "the custom domain of the account in ENTRAPROXY_RESOURCE_ID (usually its name; check it)", 1)
+	}
+	return fix, suggested
+}
+
+// checkUpstream is check 4: can this machine reach the upstream at all,
+// step by step, so a network problem is not mistaken for an auth one.
+func (d *doctor) checkUpstream(ctx context.Context, c *Check) {
+	u := d.cfg.UpstreamURL()
+	host, port := u.Hostname(), u.Port()
+	if port == "" {
+		port = "443"
+		if u.Scheme == "http" {
+			port = "80"
+		}
+	}
+	addr := net.JoinHostPort(host, port)
+	// warn and hostFix are about the host name; they follow any failure's
+	// own fix, which is more urgent.
+	var warn, hostFix string
+	switch classifyHost(host) {
+	case hostCustomDomain:
+		c.Evidence = append(c.Evidence, "host "+host+" is a custom domain, as Entra ID auth needs")
+	case hostLoopback:
+		c.Evidence = append(c.Evidence, "host "+host+" is loopback (local testing)")
+	case hostRegional:
+		warn = "host " + host + " is a regional endpoint, which rejects Entra ID tokens"
+		hostFix = fmt.Sprintf("set ENTRAPROXY_UPSTREAM=%s; %s", customDomainFor(host, d.cfg.ResourceID), customDomainHowTo)
+	default:
+		warn = "host " + host + " is not a custom domain (NAME.cognitiveservices.azure.com or NAME.openai.azure.com)"
+		hostFix = "Entra ID tokens are accepted only on the resource's custom domain; keep this host only if it forwards there (a gateway, a private alias); otherwise set ENTRAPROXY_UPSTREAM=" +
+			customDomainFor(host, d.cfg.ResourceID) + "; " + customDomainHowTo
+	}
+	defer func() {
+		if hostFix != "" {
+			c.Fix = append(c.Fix, hostFix)
+		}
+	}()
+
+	fail := func(summary, fix string) {
+		c.Verdict, c.Summary = Fail, summary
+		c.Fix = append(c.Fix, fix)
+	}
+	viaProxy, err := d.proxyFunc(&http.Request{URL: u})
+	switch {
+	case err != nil:
+		fail("no outbound proxy could be chosen: "+err.Error(), "check HTTPS_PROXY and NO_PROXY")
+		return
+	case viaProxy != nil:
+		c.Evidence = append(c.Evidence, "through the outbound proxy "+viaProxy.Redacted()+" (HTTPS_PROXY): DNS, TCP and TLS to the upstream are the proxy's; checked over HTTP only")
+	default:
+		if !d.checkNetwork(ctx, c, u, host, addr, fail) {
+			return
+		}
+	}
+	if !d.checkHTTP(ctx, c, u, fail) {
+		return
+	}
+	if warn != "" {
+		c.Verdict, c.Summary = Warn, warn
+		return
+	}
+	c.Verdict = Pass
+	c.Summary = host + " answers"
+	if u.Scheme == "http" {
+		c.Summary += " over plain HTTP (local testing)"
+	} else {
+		c.Summary += " over HTTPS with a trusted certificate"
+	}
+}
+
+// checkNetwork runs DNS, TCP and TLS; false means one failed and c says so.
+func (d *doctor) checkNetwork(ctx context.Context, c *Check, u *url.URL, host, addr string, fail func(string, string)) bool {
+	t := d.timeout()
+	if ip := net.ParseIP(host); ip != nil {
+		c.Evidence = append(c.Evidence, "DNS: skipped, "+host+" is an IP address")
+	} else {
+		dctx, cancel := context.WithTimeout(ctx, t)
+		start := time.Now()
+		addrs, err := net.DefaultResolver.LookupHost(dctx, host)
+		cancel()
+		if err != nil {
+			c.Evidence = append(c.Evidence, "DNS: "+err.Error())
+			var de *net.DNSError
+			if errors.As(err, &de) && de.IsNotFound {
+				fail(host+" does not resolve (no such host)",
+					"check the name in ENTRAPROXY_UPSTREAM: "+endpointCommand+" prints the resource's endpoint; behind a private endpoint, this machine's DNS must resolve the privatelink zone")
+			} else {
+				fail("DNS lookup of "+host+" failed", "check this machine's DNS resolver, or set HTTPS_PROXY if only an outbound proxy can reach outside names")
+			}
+			return false
+		}
+		note := ""
+		if ip := net.ParseIP(addrs[0]); ip != nil && ip.IsPrivate() {
+			note = " (a private address: a private endpoint or a local network)"
+		}
+		c.Evidence = append(c.Evidence, fmt.Sprintf("DNS: %s resolves to %s in %s%s", host, strings.Join(addrs[:min(len(addrs), 3)], ", "), round(time.Since(start)), note))
+	}
+
+	tctx, cancel := context.WithTimeout(ctx, t)
+	defer cancel()
+	start := time.Now()
+	conn, err := d.dialer().DialContext(tctx, "tcp", addr)
+	if err != nil {
+		c.Evidence = append(c.Evidence, "TCP: "+err.Error())
+		var ne net.Error
+		switch {
+		case errors.Is(err, syscall.ECONNREFUSED):
+			fail("connection refused by "+addr,
+				"nothing accepts connections at "+addr+": check the port in ENTRAPROXY_UPSTREAM (Azure listens on 443) and any firewall; if this network allows only an outbound proxy, set HTTPS_PROXY")
+		case errors.As(err, &ne) && ne.Timeout():
+			fail("no TCP answer from "+addr+" within "+t.String(),
+				"a firewall or network rule drops the traffic to "+addr+", or this network needs an outbound proxy (HTTPS_PROXY)")
+		default:
+			fail("cannot connect to "+addr, "check the network path to "+addr+" (routes, firewall), or set HTTPS_PROXY")
+		}
+		return false
+	}
+	defer conn.Close()
+	c.Evidence = append(c.Evidence, fmt.Sprintf("TCP: connected to %s in %s", conn.RemoteAddr(), round(time.Since(start))))
+
+	if u.Scheme == "http" {
+		c.Evidence = append(c.Evidence, "TLS: skipped, http:// to a loopback host (local testing only)")
+		return true
+	}
+	cfg := d.tlsConfig.Clone()
+	if cfg.ServerName == "" {
+		cfg.ServerName = host
+	}
+	start = time.Now()
+	tc := tls.Client(conn, cfg)
+	if err := tc.HandshakeContext(tctx); err != nil {
+		c.Evidence = append(c.Evidence, "TLS: "+err.Error())
+		var (
+			unknown  x509.UnknownAuthorityError
+			hostname x509.HostnameError
+			invalid  x509.CertificateInvalidError
+		)
+		switch {
+		case errors.As(err, &unknown):
+			issuer := "an unknown issuer"
+			if unknown.Cert != nil {
+				issuer = fmt.Sprintf("%q", unknown.Cert.Issuer.String())
+			}
+			fail("the certificate of "+host+" is not trusted (issued by "+strings.Trim(issuer, `"`)+")",
+				"the certificate is signed by "+issuer+", which this machine does not trust: a TLS-inspecting proxy or a private CA sits in the way; add its CA certificate with SSL_CERT_FILE (or SSL_CERT_DIR)")
+		case errors.As(err, &hostname):
+			fail("the certificate is not valid for "+host,
+				"ENTRAPROXY_UPSTREAM must use the name the certificate is for, the resource's custom domain, not an IP address or another alias")
+		case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
+			fail("the certificate of "+host+" is expired or not yet valid", "check this machine's clock; if it is right, something in the way serves an expired certificate")
+		default:
+			fail("the TLS handshake with "+host+" failed", "check that ENTRAPROXY_UPSTREAM is an https endpoint, and any proxy or firewall that intercepts TLS")
+		}
+		return false
+	}
+	st := tc.ConnectionState()
+	ev := fmt.Sprintf("TLS: %s in %s", tls.VersionName(st.Version), round(time.Since(start)))
+	if len(st.PeerCertificates) > 0 {
+		leaf := st.PeerCertificates[0]
+		name := leaf.Subject.CommonName
+		if name == "" && len(leaf.DNSNames) > 0 {
+			name = leaf.DNSNames[0]
+		}
+		ev += fmt.Sprintf(", certificate for %s issued by %s, valid until %s", orNone(name), orNone(leaf.Issuer.CommonName), leaf.NotAfter.UTC().Format(time.DateOnly))
+	}
+	c.Evidence = append(c.Evidence, ev)
+	return true
+}
+
+// checkHTTP sends one unauthenticated GET /: any HTTP answer shows the
+// endpoint is reachable the way the proxy will reach it (HTTPS_PROXY
+// included).
+func (d *doctor) checkHTTP(ctx context.Context, c *Check, u *url.URL, fail func(string, string)) bool {
+	t := d.timeout()
+	tr := &http.Transport{
+		Proxy:                 d.proxyFunc,
+		DialContext:           d.dialer().DialContext,
+		TLSClientConfig:       d.tlsConfig.Clone(),
+		TLSHandshakeTimeout:   t,
+		ResponseHeaderTimeout: t,
+		DisableKeepAlives:     true,
+	}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	hctx, cancel := context.WithTimeout(ctx, t)
+	defer cancel()
+	req, err := http.NewRequestWithContext(hctx, http.MethodGet, u.Scheme+"://"+u.Host+"/", nil)
+	if err != nil {
+		fail("cannot build a request for "+u.Host, "check ENTRAPROXY_UPSTREAM")
+		return false
+	}
+	start := time.Now()
+	resp, err := client.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		c.Evidence = append(c.Evidence, "HTTP: GET / failed: "+err.Error())
+		fail("no HTTP answer from "+u.Host, "the network path works but no HTTP answer came within "+t.String()+"; check any outbound proxy (HTTPS_PROXY) and that ENTRAPROXY_UPSTREAM names an HTTP endpoint")
+		return false
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	c.Evidence = append(c.Evidence, fmt.Sprintf("HTTP: GET / without a token answered %s in %s (any answer shows the endpoint is reachable)", resp.Status, round(time.Since(start))))
+	return true
+}
