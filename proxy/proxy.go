@@ -123,7 +123,7 @@ func New(opts Options) (*Proxy, error) {
 	base := &http.Transport{
 		Proxy:                 proxyFunc,
 		DialContext:           dialer.DialContext,
-		TLSClientConfig:       tlsConfig,
+		TLSClientConfig:       tlsConfig.Clone(), // Transport edits NextProtos in place; the WebSocket dialer shares tlsConfig
 		TLSHandshakeTimeout:   timeout,
 		ResponseHeaderTimeout: timeout,
 		ExpectContinueTimeout: time.Second,

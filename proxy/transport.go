@@ -104,6 +104,11 @@ func newRedirectFollower(next http.RoundTripper, allowed hostMatcher, m *metrics
 			if !allowed.allows(req.URL.Host) {
 				return redirectNotAllowed(req.URL.Host)
 			}
+			if via[len(via)-1].URL.Scheme == "https" && req.URL.Scheme != "https" {
+				// The token would cross the network in the clear.
+				return &apiError{status: http.StatusBadGateway, code: "redirect_not_allowed",
+					message: "the upstream redirected from https to plain http; entraproxy sends its token over https only"}
+			}
 			m.RedirectFollowed()
 			return nil
 		},
