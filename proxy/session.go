@@ -20,10 +20,19 @@ type wsSession struct {
 	start    time.Time
 	client   *clientConn
 	upstream *meteredConn
+
+	closeDecided sync.Once
+	closeInto    relayEnd // the connection koding owes a close frame when it closes both
 }
 
+// relayCloseGrace bounds how long closing a connection waits for the close
+// frame koding is relaying into it (see beforeClose).
+const relayCloseGrace = time.Second
+
 func (s *wsProxy) startSession(r *http.Request, conn net.Conn, upstream *meteredConn, start time.Time) *wsSession {
-	sess := &wsSession{s: s, r: r, start: start, client: &clientConn{Conn: conn}, upstream: upstream}
+	sess := &wsSession{s: s, r: r, start: start, client: &clientConn{Conn: conn, wrote: newCloseWatch()}, upstream: upstream}
+	sess.client.sess = sess
+	upstream.sess.Store(sess)
 	s.mu.Lock()
 	if len(s.sessions) == 0 {
 		s.emptied = make(chan struct{})
@@ -82,9 +91,7 @@ func (s *wsProxy) shutdown(ctx context.Context) error {
 			s.mu.Lock()
 			for sess := range s.sessions {
 				sess.client.Conn.Close()
-				if sess.upstream != nil {
-					sess.upstream.Close()
-				}
+				sess.upstream.Conn.Close()
 			}
 			s.mu.Unlock()
 			return ctx.Err()
@@ -99,6 +106,8 @@ func (s *wsProxy) shutdown(ctx context.Context) error {
 // so no frame is ever cut in two.
 type clientConn struct {
 	net.Conn
+	sess  *wsSession
+	wrote *closeWatch // a close frame went out to the client, or a write failed
 
 	goingAway atomic.Bool
 	injected  bool   // reader goroutine only
@@ -167,26 +176,50 @@ func (c *clientConn) account(b []byte, who string) {
 }
 
 func (c *clientConn) Write(b []byte) (int, error) {
+	c.mu.Lock()
+	if c.closedBy == "" {
+		// Note a relayed close before it goes out: the client's answer to
+		// it can be read (and taken for the client's own close) before
+		// this Write returns.
+		seen, ahead := c.headerSeen, c.out
+		ahead.feed(skipHead(&seen, b))
+		if ahead.closeCode != 0 {
+			c.closedBy, c.closeCode = "upstream", ahead.closeCode
+		}
+	}
+	c.mu.Unlock()
 	n, err := c.Conn.Write(b)
 	c.mu.Lock()
-	p := b[:n]
 	// The first bytes are gorilla's 101 response; frames start after it.
-	for c.headerSeen < 4 && len(p) > 0 {
-		if p[0] == "\r\n\r\n"[c.headerSeen] {
-			c.headerSeen++
-		} else if p[0] == '\r' {
-			c.headerSeen = 1
-		} else {
-			c.headerSeen = 0
-		}
-		p = p[1:]
-	}
-	c.out.feed(p)
-	if c.closedBy == "" && c.out.closeCode != 0 {
-		c.closedBy, c.closeCode = "upstream", c.out.closeCode
+	c.out.feed(skipHead(&c.headerSeen, b[:n]))
+	if c.out.closeCode != 0 || err != nil {
+		c.wrote.fire()
 	}
 	c.mu.Unlock()
 	return n, err
+}
+
+// Close is koding closing the client's connection.
+func (c *clientConn) Close() error {
+	c.sess.beforeClose(c)
+	return c.Conn.Close()
+}
+
+func (c *clientConn) closeWritten() <-chan struct{} { return c.wrote.done }
+
+// relaying reports whether the 101 went out, so koding's relay runs.
+func (c *clientConn) relaying() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.headerSeen == 4
+}
+
+// sourceEnded reports whether the client's stream has ended: a close frame
+// (the client's or the one injected on shutdown) or a read error.
+func (c *clientConn) sourceEnded() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.in.closeCode != 0 || c.dropped
 }
 
 type sessionStats struct {
@@ -206,11 +239,40 @@ func (c *clientConn) stats() sessionStats {
 }
 
 // meteredConn is the upstream connection (above TLS). It notes whether the
-// upstream said anything, which tells a refused handshake from a silent one.
+// upstream said anything, which tells a refused handshake from a silent one,
+// and when a close frame has been written to it.
 type meteredConn struct {
 	net.Conn
 	read atomic.Int64
+	sess atomic.Pointer[wsSession] // once the client is upgraded
+
+	mu       sync.Mutex
+	headSeen int        // bytes of "\r\n\r\n" matched in the handshake request
+	out      frameMeter // frames written to the upstream
+	wrote    *closeWatch
 }
+
+func (c *meteredConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	c.mu.Lock()
+	c.out.feed(skipHead(&c.headSeen, b[:n]))
+	if c.out.closeCode != 0 || err != nil {
+		c.wrote.fire()
+	}
+	c.mu.Unlock()
+	return n, err
+}
+
+// Close is koding (or gorilla, after a failed handshake) closing the
+// upstream connection.
+func (c *meteredConn) Close() error {
+	if sess := c.sess.Load(); sess != nil {
+		sess.beforeClose(c)
+	}
+	return c.Conn.Close()
+}
+
+func (c *meteredConn) closeWritten() <-chan struct{} { return c.wrote.done }
 
 func (c *meteredConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
@@ -219,3 +281,68 @@ func (c *meteredConn) Read(b []byte) (int, error) {
 }
 
 func (c *meteredConn) readBytes() int64 { return c.read.Load() }
+
+// relayEnd is one of a session's two connections, as beforeClose sees it.
+type relayEnd interface {
+	closeWritten() <-chan struct{}
+	SetWriteDeadline(time.Time) error
+}
+
+// beforeClose runs when koding closes conn. koding ends a session at the
+// first relay error and at once closes both connections, while the relay
+// goroutine that saw the error has yet to write the close frame (with the
+// peer's code and reason) into the other connection: it sends the error
+// before it writes. Closed first, that connection would see 1006 instead of
+// the code (and the JS Speech SDK cancels on anything but 1000). So the
+// connection owed a close frame is closed once the frame is out, the write
+// failed, or relayCloseGrace passed. koding closes the client first, so the
+// first call decides, before any close of ours can end the other stream.
+func (sess *wsSession) beforeClose(conn relayEnd) {
+	sess.closeDecided.Do(func() {
+		switch {
+		case !sess.client.relaying(): // the upgrade failed: nothing relays
+		case sess.client.sourceEnded():
+			sess.closeInto = sess.upstream
+		default:
+			sess.closeInto = sess.client
+		}
+	})
+	if sess.closeInto == nil || sess.closeInto != conn {
+		return
+	}
+	conn.SetWriteDeadline(time.Now().Add(relayCloseGrace)) // a write stuck on a full window fails by then
+	t := time.NewTimer(relayCloseGrace)
+	defer t.Stop()
+	select {
+	case <-conn.closeWritten():
+	case <-t.C: // the relay had nothing to write (its peer had already closed)
+	}
+}
+
+// closeWatch is closed once a close frame has been written to a connection,
+// or a write to it failed: either way nothing more will go out.
+type closeWatch struct {
+	once sync.Once
+	done chan struct{}
+}
+
+func newCloseWatch() *closeWatch { return &closeWatch{done: make(chan struct{})} }
+
+func (w *closeWatch) fire() { w.once.Do(func() { close(w.done) }) }
+
+// skipHead consumes the HTTP head (through "\r\n\r\n") that precedes the
+// frames on a WebSocket connection; seen carries the match across calls.
+// It returns what follows the head.
+func skipHead(seen *int, p []byte) []byte {
+	for *seen < 4 && len(p) > 0 {
+		if p[0] == "\r\n\r\n"[*seen] {
+			*seen++
+		} else if p[0] == '\r' {
+			*seen = 1
+		} else {
+			*seen = 0
+		}
+		p = p[1:]
+	}
+	return p
+}

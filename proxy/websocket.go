@@ -121,9 +121,6 @@ func (s *wsProxy) serve(w http.ResponseWriter, r *http.Request) {
 	for {
 		att := s.attempt(w, r, hs)
 		if att.session != nil {
-			if hs.retried {
-				s.p.auth.learn(hs.target.Host, hs.form)
-			}
 			return // the session ran and logged itself
 		}
 		if e := att.failure(); e != nil {
@@ -217,13 +214,14 @@ type wsAttempt struct {
 	session *wsSession
 	s       *wsProxy
 	r       *http.Request
+	hs      *wsHandshake
 	start   time.Time
 }
 
 func (s *wsProxy) attempt(w http.ResponseWriter, r *http.Request, hs *wsHandshake) *wsAttempt {
 	hctx, cancel := context.WithTimeout(r.Context(), s.p.timeout)
 	defer cancel()
-	att := &wsAttempt{rw: w, header: make(http.Header), hctx: hctx, s: s, r: r, start: time.Now()}
+	att := &wsAttempt{rw: w, header: make(http.Header), hctx: hctx, s: s, r: r, hs: hs, start: time.Now()}
 	auth := s.p.auth.value(hs.form, hs.token)
 	target := hs.target
 	kp := &websocketproxy.WebsocketProxy{
@@ -348,7 +346,7 @@ func (a *wsAttempt) dialVia(network, addr string) (net.Conn, error) {
 // the upstream timeout passes, the handshake is cut. Hijack detaches it once
 // the session is up.
 func (a *wsAttempt) bind(conn net.Conn) net.Conn {
-	mc := &meteredConn{Conn: conn}
+	mc := &meteredConn{Conn: conn, wrote: newCloseWatch()}
 	a.dialed = mc
 	a.stop = context.AfterFunc(a.hctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
 	return mc
@@ -382,6 +380,11 @@ func (a *wsAttempt) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	if a.hs.retried {
+		// The upstream took the retry's form: sessions opened from now on,
+		// while this one may last minutes, start with it.
+		a.s.p.auth.learn(a.hs.target.Host, a.hs.form)
+	}
 	a.session = a.s.startSession(a.r, conn, a.dialed, a.start)
 	return a.session.client, brw, nil
 }
@@ -394,8 +397,10 @@ func (a *wsAttempt) failure() *apiError {
 	}
 	if a.dialed == nil || a.dialed.readBytes() == 0 {
 		// Connected, or not even that, but no answer came: koding wrote
-		// its own 503. Say what happened instead.
-		if errors.Is(a.hctx.Err(), context.DeadlineExceeded) {
+		// its own 503. Say what happened instead. The clock decides, not
+		// hctx.Err(): gorilla's own handshake deadline can fire before the
+		// context's timer has run, and attempt has cancelled hctx since.
+		if d, ok := a.hctx.Deadline(); ok && !time.Now().Before(d) {
 			return classify(context.DeadlineExceeded)
 		}
 		return &apiError{status: http.StatusBadGateway, code: "upstream_unreachable",
