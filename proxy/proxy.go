@@ -179,7 +179,7 @@ func (p *Proxy) refuse(w http.ResponseWriter, r *http.Request, e *apiError) {
 
 func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	rec := &responseRecorder{ResponseWriter: w}
+	rec := &responseRecorder{ResponseWriter: w, upstreamHost: p.upstream.Host, clientHost: r.Host}
 	body := &countingBody{ReadCloser: r.Body}
 	if r.Body != nil && r.Body != http.NoBody {
 		r.Body = body

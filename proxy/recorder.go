@@ -3,6 +3,8 @@ package proxy
 import (
 	"io"
 	"net/http"
+	"net/url"
+	"strings"
 )
 
 // responseRecorder notes the status and size of a response for the access
@@ -13,18 +15,22 @@ type responseRecorder struct {
 	status  int
 	bytes   int64
 	errCode string // set when the proxy made the answer
+
+	// upstreamHost and clientHost are for pointLocationsAtProxy.
+	upstreamHost, clientHost string
 }
 
 func (r *responseRecorder) WriteHeader(code int) {
 	if r.status == 0 && code >= 200 {
 		r.status = code
+		pointLocationsAtProxy(r.Header(), r.upstreamHost, r.clientHost)
 	}
 	r.ResponseWriter.WriteHeader(code)
 }
 
 func (r *responseRecorder) Write(b []byte) (int, error) {
 	if r.status == 0 {
-		r.status = http.StatusOK
+		r.WriteHeader(http.StatusOK)
 	}
 	n, err := r.ResponseWriter.Write(b)
 	r.bytes += int64(n)
@@ -43,4 +49,29 @@ func (b *countingBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	b.n += int64(n)
 	return n, err
+}
+
+// locationHeaders name resources the client is expected to call next: a
+// created batch transcription (201 + Location), an Azure long-running
+// operation (Operation-Location).
+var locationHeaders = [...]string{"Location", "Content-Location", "Operation-Location"}
+
+// pointLocationsAtProxy rewrites those headers when they point at the
+// upstream, so the client's next call comes back through the proxy (and gets
+// the token) instead of going to Azure without one, as nginx's proxy_redirect
+// does. URLs on other hosts are left alone: the proxy forwards only to its
+// upstream. Redirects (3xx) never get here; the proxy follows them.
+func pointLocationsAtProxy(h http.Header, upstreamHost, clientHost string) {
+	for _, name := range locationHeaders {
+		v := h[name]
+		if len(v) != 1 {
+			continue // the common case: absent
+		}
+		u, err := url.Parse(v[0])
+		if err != nil || !strings.EqualFold(u.Host, upstreamHost) || clientHost == "" {
+			continue
+		}
+		u.Scheme, u.Host = "http", clientHost
+		h[name] = []string{u.String()}
+	}
 }
