@@ -139,6 +139,7 @@ func New(opts Options) (*Proxy, error) {
 		Transport:    newRedirectFollower(&authTransport{auth: p.auth, base: base, metrics: p.metrics}, p.redirects, p.metrics),
 		ErrorHandler: p.proxyError,
 		ErrorLog:     slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		BufferPool:   &copyBuffers{},
 		// FlushInterval stays 0: ReverseProxy already flushes at once for
 		// text/event-stream and for responses of unknown length.
 	}
