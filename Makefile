@@ -49,5 +49,11 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/entraproxy ./cmd/entraproxy
 	$(GO) build -o bin/fakeazure ./internal/fakeazure/cmd/fakeazure
 
+# entraproxy against direct, nginx, caddy and a minimal Go reverse proxy on
+# 127.0.0.1, pinned to cores; writes BENCHMARKS.md (about 10 minutes;
+# BENCH_QUICK=1 for a one-minute smoke run). Not part of `make test`.
+bench:
+	./bench/run.sh
+
 clean:
 	rm -rf bin e2e/node_modules
