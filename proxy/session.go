@@ -112,6 +112,9 @@ type clientConn struct {
 	goingAway atomic.Bool
 	injected  bool   // reader goroutine only
 	pending   []byte // reader goroutine only: injected bytes not yet read
+	held      []byte // reader goroutine only: a frame header's first bytes, kept until it is whole (readClient)
+	message   uint64 // reader goroutine only: payload bytes of the client's current message
+	tooBig    bool   // reader goroutine only: a message went over maxClientMessage
 
 	mu         sync.Mutex
 	in, out    frameMeter // client to upstream, upstream to client
@@ -148,7 +151,10 @@ func (c *clientConn) Read(b []byte) (int, error) {
 			c.account(b[:n], "proxy")
 			return n, nil
 		}
-		n, err := c.Conn.Read(b)
+		n, err := c.readClient(b)
+		if n == 0 && err == nil && len(c.pending) > 0 {
+			continue // the message limit queued a close frame
+		}
 		c.account(b[:n], "client")
 		if err != nil && c.goingAway.Load() && !c.injected && errors.Is(err, os.ErrDeadlineExceeded) {
 			c.Conn.SetReadDeadline(time.Time{})

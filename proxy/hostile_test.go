@@ -1,0 +1,239 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/binary"
+	"io"
+	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Absurd WebSocket messages from a client: koding relays whole messages, so
+// without a limit one message would make the proxy hold all of it. A data
+// frame that would take its message past maxClientMessage is withheld and
+// the session ends with 1009 (message too big) to both sides.
+func TestWebSocketClientMessageLimit(t *testing.T) {
+	t.Run("20 MiB in one frame: 1009 both ways, memory flat", func(t *testing.T) {
+		env := newWSEnv(t, nil, nil)
+		client, upstream := env.open(t, wsSpeechPath, nil)
+		frame := append(wsHeaderOnly(true, opBinary, 20<<20, wsZeroKey), make([]byte, 20<<20)...)
+
+		base := heapInuse()
+		var peak atomic.Uint64
+		stopSampling := sampleHeap(&peak)
+		wrote := make(chan error, 1)
+		go func() { _, err := client.NetConn().Write(frame); wrote <- err }()
+
+		_, _, err := upstream.ReadMessage()
+		wsWantClose(t, "upstream", err, websocket.CloseMessageTooBig, messageTooBigReason)
+		_, _, err = client.ReadMessage()
+		wsWantClose(t, "client", err, websocket.CloseMessageTooBig, "")
+		stopSampling()
+		wsRecv(t, "client write ends", wrote) // cut off once the proxy closed
+		if grew := int64(peak.Load()) - int64(base); grew > 8<<20 {
+			t.Errorf("proxy heap in use grew by %d MiB while a 20 MiB message was refused, want < 8 MiB", grew>>20)
+		}
+		wsSessionsDone(t, env.p)
+		if lines := env.logs.sessionLines(t); len(lines) != 1 || lines[0].CloseCode != 1009 || lines[0].ClosedBy != "proxy" {
+			t.Errorf("session log = %+v, want close_code 1009 closed_by proxy", lines)
+		}
+	})
+
+	t.Run("fragments summing to one byte over the limit: 1009 both ways", func(t *testing.T) {
+		env := newWSEnv(t, nil, nil)
+		client, upstream := env.open(t, wsSpeechPath, nil)
+		// A 1-byte first fragment, a ping (not part of the message), then a
+		// continuation that declares the rest: the header alone decides.
+		stream := wsTestFrame(false, opBinary, []byte{1}, wsTestKey)
+		stream = append(stream, wsTestFrame(true, 0x9, nil, wsTestKey)...)
+		stream = append(stream, wsHeaderOnly(true, opContinuation, maxClientMessage, wsTestKey)...)
+		if _, err := client.NetConn().Write(stream); err != nil {
+			t.Fatal(err)
+		}
+		_, _, err := upstream.ReadMessage()
+		wsWantClose(t, "upstream", err, websocket.CloseMessageTooBig, messageTooBigReason)
+		_, _, err = client.ReadMessage()
+		wsWantClose(t, "client", err, websocket.CloseMessageTooBig, "")
+	})
+
+	t.Run("15 MiB passes", func(t *testing.T) {
+		env := newWSEnv(t, nil, nil)
+		client, upstream := env.open(t, wsSpeechPath, nil)
+		msg := make([]byte, 15<<20)
+		for i := range msg {
+			msg[i] = byte(i * 31)
+		}
+		frame := append(wsHeaderOnly(true, opBinary, uint64(len(msg)), wsZeroKey), msg...)
+		wrote := make(chan error, 1)
+		go func() { _, err := client.NetConn().Write(frame); wrote <- err }()
+		_, got, err := upstream.ReadMessage()
+		if err != nil || !bytes.Equal(got, msg) {
+			t.Fatalf("upstream got %d bytes, %v; want the 15 MiB message", len(got), err)
+		}
+		if err := wsRecv(t, "client write", wrote); err != nil {
+			t.Fatal(err)
+		}
+		wsRoundTrip(t, client, upstream, websocket.TextMessage, []byte("still open"), "after")
+	})
+}
+
+// wsZeroKey masks a client frame without changing its bytes (a valid key),
+// so big test frames need no masking pass.
+var wsZeroKey = []byte{0, 0, 0, 0}
+
+// heapInuse is the heap in use after a collection.
+func heapInuse() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapInuse
+}
+
+// sampleHeap records the highest HeapInuse seen into peak until stop is
+// called.
+func sampleHeap(peak *atomic.Uint64) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(2 * time.Millisecond)
+		defer t.Stop()
+		for {
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			if ms.HeapInuse > peak.Load() {
+				peak.Store(ms.HeapInuse)
+			}
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	})
+	return func() { close(done); wg.Wait() }
+}
+
+// chunkConn is a client connection that returns stream in reads of at most
+// chunk bytes.
+type chunkConn struct {
+	net.Conn
+	stream []byte
+	chunk  int
+}
+
+func (c *chunkConn) Read(b []byte) (int, error) {
+	if len(c.stream) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(b[:min(len(b), c.chunk)], c.stream)
+	c.stream = c.stream[n:]
+	return n, nil
+}
+
+// wsHeaderOnly is a frame header with a 64-bit length and no payload.
+func wsHeaderOnly(fin bool, opcode byte, length uint64, key []byte) []byte {
+	b0 := opcode
+	if fin {
+		b0 |= 0x80
+	}
+	var maskBit byte
+	if key != nil {
+		maskBit = 0x80
+	}
+	h := binary.BigEndian.AppendUint64([]byte{b0, maskBit | 127}, length)
+	return append(h, key...)
+}
+
+// refFirstOver parses stream independently of frameMeter and returns the
+// offset where the first data frame header that takes its message over
+// limit starts, or -1.
+func refFirstOver(stream []byte, limit uint64) int {
+	var msg uint64
+	for pos := 0; pos < len(stream); {
+		if len(stream)-pos < 2 {
+			return -1
+		}
+		b0, b1 := stream[pos], stream[pos+1]
+		hdr, length := 2, uint64(b1&0x7f)
+		switch length {
+		case 126:
+			if len(stream)-pos < 4 {
+				return -1
+			}
+			length, hdr = uint64(binary.BigEndian.Uint16(stream[pos+2:])), 4
+		case 127:
+			if len(stream)-pos < 10 {
+				return -1
+			}
+			length, hdr = binary.BigEndian.Uint64(stream[pos+2:]), 10
+		}
+		if b1&0x80 != 0 {
+			hdr += 4
+		}
+		if len(stream)-pos < hdr {
+			return -1
+		}
+		data := true
+		switch b0 & 0x0f {
+		case opText, opBinary:
+			msg = length
+		case opContinuation:
+			msg += min(length, ^uint64(0)-msg)
+		default:
+			data = false // control frames are not part of a message
+		}
+		if data && msg > limit {
+			return pos
+		}
+		if length > uint64(len(stream)-pos-hdr) {
+			return -1
+		}
+		pos += hdr + int(length)
+	}
+	return -1
+}
+
+// Whatever the client sends and however the reads split it, gorilla gets
+// exactly the stream up to the first data frame header that takes its
+// message over the limit, then a close 1009, and nothing of that header.
+func FuzzClientMessageLimit(f *testing.F) {
+	small := wsTestFrame(true, opBinary, []byte("audio"), wsTestKey)
+	over := wsHeaderOnly(true, opBinary, 1<<62, wsTestKey) // declares 2^62 bytes, sends none
+	frag := append(wsTestFrame(false, opText, bytes.Repeat([]byte("x"), 300), wsTestKey), wsTestFrame(true, 0x9, nil, nil)...)
+	cont := wsHeaderOnly(true, opContinuation, maxClientMessage, nil)
+	f.Add(append(append([]byte{}, small...), over...), uint8(1))
+	f.Add(append(append(append([]byte{}, small...), frag...), cont...), uint8(3))
+	f.Add(append(append([]byte{}, frag...), small...), uint8(13))
+	f.Fuzz(func(t *testing.T, stream []byte, chunk uint8) {
+		c := &clientConn{Conn: &chunkConn{stream: stream, chunk: int(chunk)%40 + 1}}
+		var got []byte
+		buf := make([]byte, 4096)
+		for range len(stream) + 4 {
+			n, err := c.readClient(buf)
+			got = append(got, buf[:n]...)
+			c.in.feed(buf[:n])
+			if err != nil || c.tooBig {
+				break
+			}
+		}
+		cut := refFirstOver(stream, maxClientMessage)
+		if cut >= 0 {
+			if !c.tooBig || !bytes.Equal(got, stream[:cut]) {
+				t.Fatalf("delivered %d bytes (tooBig %v), want the %d before the oversized header at %d", len(got), c.tooBig, cut, cut)
+			}
+			if want := maskedCloseFrame(1009, messageTooBigReason); !bytes.Equal(c.pending, want) {
+				t.Fatalf("pending = %x, want the 1009 close frame", c.pending)
+			}
+			return
+		}
+		if c.tooBig || !bytes.Equal(got, stream[:len(got)]) || len(stream)-len(got) >= maxFrameHeader {
+			t.Fatalf("delivered %d of %d bytes (tooBig %v), want all but at most an unfinished header", len(got), len(stream), c.tooBig)
+		}
+	})
+}
