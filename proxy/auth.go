@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 
@@ -39,7 +40,14 @@ type authorizer struct {
 
 	mu      sync.Mutex
 	learned map[string]tokens.Form // by upstream host; auto only
+
+	// built keeps, per form, the last header value built, so that the
+	// value (1.5-2.5 KB) is built when the token changes, about once an
+	// hour, not on every request (BENCHMARKS.md, Profiling).
+	built [2]atomic.Pointer[builtValue]
 }
+
+type builtValue struct{ token, value string }
 
 func newAuthorizer(ts TokenSource, format AuthFormat, resourceID string) *authorizer {
 	return &authorizer{tokens: ts, format: format, resourceID: resourceID, learned: make(map[string]tokens.Form)}
@@ -81,5 +89,13 @@ func (a *authorizer) learn(host string, form tokens.Form) {
 }
 
 func (a *authorizer) value(form tokens.Form, token string) string {
-	return tokens.Authorization(form, a.resourceID, token)
+	if form != tokens.Bearer && form != tokens.AAD {
+		return tokens.Authorization(form, a.resourceID, token)
+	}
+	if b := a.built[form].Load(); b != nil && b.token == token {
+		return b.value
+	}
+	v := tokens.Authorization(form, a.resourceID, token)
+	a.built[form].Store(&builtValue{token: token, value: v})
+	return v
 }
