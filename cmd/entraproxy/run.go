@@ -218,13 +218,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		return nil
 	}
 	errorLog := slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
-	srv := &http.Server{
-		Handler:           p,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          errorLog,
-	}
+	srv := newProxyServer(p, errorLog)
 	var adminSrv *http.Server
 	if adminLn != nil {
 		adminSrv = &http.Server{Handler: admin.Handler(ready, registry), ReadHeaderTimeout: 5 * time.Second, ErrorLog: errorLog}
@@ -274,6 +268,23 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	wg.Wait()
 	logger.Info("stopped")
 	return runErr
+}
+
+// newProxyServer is the listener apps talk to, with the limits that keep a
+// hostile or broken client from holding the proxy's resources (README,
+// Decisions; docs/RELIABILITY.md): request headers at most 64 KiB (431
+// beyond), 10 s to send them (slowloris), idle keep-alive connections closed
+// after 2 minutes. There is no overall read or write timeout: bodies stream
+// (audio uploads, server-sent events) for as long as they take. Tests use
+// this very function, shortening only the timeouts on the result.
+func newProxyServer(h http.Handler, errorLog *log.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          errorLog,
+	}
 }
 
 // logReady says, once the first token is held, where the proxy listens and
