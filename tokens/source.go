@@ -163,7 +163,7 @@ func NewSource(opts Options) *Source {
 
 // Run fetches the first token at once, then refreshes it ahead of expiry (at
 // RefreshOn when the credential sets one, else 5 minutes before ExpiresOn, or
-// at half the remaining lifetime for a token living under 10 minutes) and
+// at half its usable lifetime for a token usable for under about 10 minutes) and
 // retries failures after 1s, 2s, 4s ... at most 30s, less up to 20% jitter.
 // It makes every credential call on the calling goroutine, starts none, and
 // returns nil once ctx is done, after which Token serves only a still-valid
@@ -338,11 +338,14 @@ func (s *Source) fetch(ctx context.Context, failures *int) time.Duration {
 
 // refreshDelay is how long after now a token should be refreshed.
 func refreshDelay(tok azcore.AccessToken, now time.Time) time.Duration {
-	remaining := tok.ExpiresOn.Sub(now)
-	// 5 minutes ahead, as azcore does; a token living under 10 minutes at
-	// half its remaining lifetime, so it is neither refetched in a loop nor
-	// left to expire.
-	at := tok.ExpiresOn.Add(-min(refreshLead, remaining/2))
+	// usable is how long the token may still be handed out (expiryMargin).
+	usable := tok.ExpiresOn.Add(-expiryMargin).Sub(now)
+	// 5 minutes ahead, as azcore does; a token usable for under about 10
+	// minutes at half its usable time, so it is neither refetched in a loop
+	// nor left to expire, and a failed refresh is retried while it still
+	// serves. (Half the remaining lifetime would be the very moment a token
+	// of 20 s stops serving: no retry would fit before it.)
+	at := tok.ExpiresOn.Add(-min(refreshLead, expiryMargin+usable/2))
 	// RefreshOn is the authority's advice (MSAL sets it at half lifetime for
 	// long tokens); one already past, as a cache may return, is ignored.
 	if r := tok.RefreshOn; !r.IsZero() && r.After(now) && r.Before(tok.ExpiresOn.Add(-expiryMargin)) {

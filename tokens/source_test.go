@@ -148,7 +148,7 @@ func TestRefreshAhead(t *testing.T) {
 		{"RefreshOn near expiry", time.Hour, 58 * time.Minute, 58 * time.Minute},
 		{"5 minutes before expiry", time.Hour, 0, 55 * time.Minute},
 		{"RefreshOn already past", time.Hour, -time.Minute, 55 * time.Minute},
-		{"short-lived at half", 4 * time.Minute, 0, 2 * time.Minute},
+		{"short-lived at half its usable time", 4 * time.Minute, 0, time.Minute + 55*time.Second},
 		{"24h token", 24 * time.Hour, 0, 24*time.Hour - 5*time.Minute},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -722,7 +722,8 @@ func TestRefreshDelay(t *testing.T) {
 	}{
 		{"1h token", time.Hour, 0, 55 * time.Minute},
 		{"10m token", 10 * time.Minute, 0, 5 * time.Minute},
-		{"6m token", 6 * time.Minute, 0, 3 * time.Minute},
+		{"6m token", 6 * time.Minute, 0, 2*time.Minute + 55*time.Second},
+		{"20s token: half its 10s of use", 20 * time.Second, 0, 5 * time.Second},
 		{"RefreshOn", 24 * time.Hour, 12 * time.Hour, 12 * time.Hour},
 		{"RefreshOn past", time.Hour, -time.Second, 55 * time.Minute},
 		{"RefreshOn within margin of expiry", time.Hour, time.Hour - 5*time.Second, 55 * time.Minute},

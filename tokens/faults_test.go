@@ -1,0 +1,42 @@
+package tokens
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+)
+
+// A short-lived token (20 s, so usable for 10 s) is refreshed at half its
+// usable time, and a failed refresh is retried while it still serves.
+// Refreshing at half its whole lifetime would first try at the very moment
+// it stops serving, leaving clients without a token for as long as that one
+// try takes to fail and back off.
+func TestShortTokenRefreshRetriedWhileValid(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		t0 := time.Now()
+		cred := &fakeCredential{fn: func(ctx context.Context, n int) (azcore.AccessToken, error) {
+			if n == 1 {
+				return token(n, time.Now().Add(20*time.Second)), nil
+			}
+			return azcore.AccessToken{}, errors.New("token endpoint down")
+		}}
+		s, stop := startSource(t, Options{Credential: cred})
+		defer stop()
+
+		sleepUntil(t0.Add(10*time.Second - time.Millisecond))
+		if tok, err := s.Token(context.Background()); err != nil || tok.Token != "token-1" {
+			t.Errorf("Token() while token-1 is usable = %q, %v, want token-1", tok.Token, err)
+		}
+		var before []time.Duration
+		for _, c := range cred.callTimes()[1:] {
+			before = append(before, c.Sub(t0))
+		}
+		if len(before) < 2 || before[0] != 5*time.Second {
+			t.Errorf("refresh attempts before the token stopped serving at 10s = %v, want the first at 5s and a retry", before)
+		}
+	})
+}
