@@ -204,19 +204,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	}
 
 	var draining atomic.Bool
-	ready := func() error {
-		if draining.Load() {
-			return errors.New("draining: shutting down")
-		}
-		st := source.State()
-		if !st.Valid {
-			if st.LastError != nil {
-				return fmt.Errorf("token_unavailable: %v", st.LastError)
-			}
-			return errors.New("starting: no token yet")
-		}
-		return nil
-	}
+	ready := readiness(source, &draining)
 	errorLog := slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
 	srv := newProxyServer(p, errorLog)
 	var adminSrv *http.Server
