@@ -120,15 +120,10 @@ func loadConfig(getenv func(string) string) (*config.Config, error) {
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	var level slog.Level
 	level.UnmarshalText([]byte(cfg.LogLevel)) // validated by config
-	useText := cfg.LogFormat == "text"
-	if cfg.LogFormat == "auto" {
-		f, ok := w.(*os.File)
-		useText = ok && isatty.IsTerminal(f.Fd())
-	}
-	if useText {
-		_, isFile := w.(*os.File)
-		return slog.New(tint.NewHandler(w, &tint.Options{Level: level, TimeFormat: time.TimeOnly,
-			NoColor: !isFile || !isatty.IsTerminal(w.(*os.File).Fd())}))
+	f, isFile := w.(*os.File)
+	tty := isFile && isatty.IsTerminal(f.Fd())
+	if cfg.LogFormat == "text" || cfg.LogFormat == "auto" && tty {
+		return slog.New(tint.NewHandler(w, &tint.Options{Level: level, TimeFormat: time.TimeOnly, NoColor: !tty}))
 	}
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
 }

@@ -157,3 +157,21 @@ func TestServe(t *testing.T) {
 		t.Fatal("run did not return within 10s of the shutdown signal")
 	}
 }
+
+func TestLogFormats(t *testing.T) {
+	for _, tc := range []struct {
+		format   string
+		wantJSON bool
+	}{{"json", true}, {"auto", true}, {"text", false}} {
+		var buf bytes.Buffer
+		logger := newLogger(&config.Config{LogLevel: "info", LogFormat: tc.format}, &buf)
+		logger.Info("hello", "k", "v")
+		isJSON := json.Valid(bytes.TrimSpace(buf.Bytes()))
+		if isJSON != tc.wantJSON {
+			t.Errorf("format %s into a buffer wrote %q; JSON = %v, want %v", tc.format, buf.String(), isJSON, tc.wantJSON)
+		}
+		if strings.Contains(buf.String(), "\x1b[") {
+			t.Errorf("format %s into a buffer (not a terminal) wrote colour codes: %q", tc.format, buf.String())
+		}
+	}
+}
