@@ -190,8 +190,17 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Body != nil && r.Body != http.NoBody {
 		r.Body = body
 	}
+	// ReverseProxy ends a response whose body copy failed (the upstream
+	// reset, the client left mid-download) by panicking with
+	// http.ErrAbortHandler: the deferred call still logs and counts it.
+	completed := false
+	defer p.logRequest(r, rec, body, start, &completed)
 	p.httpProxy.ServeHTTP(rec, r)
+	completed = true
+}
 
+// logRequest writes one request's access log line and metrics.
+func (p *Proxy) logRequest(r *http.Request, rec *responseRecorder, body *countingBody, start time.Time, completed *bool) {
 	status := rec.status
 	if status == 0 {
 		status = statusClientClosed // the client left before an answer
@@ -202,8 +211,11 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		slog.Int("status", status), slog.Duration("duration", d),
 		slog.Int64("bytes_in", body.n), slog.Int64("bytes_out", rec.bytes),
 	}
-	if rec.errCode != "" {
+	switch {
+	case rec.errCode != "":
 		attrs = append(attrs, slog.String("error", rec.errCode))
+	case !*completed:
+		attrs = append(attrs, slog.String("error", "response_aborted"))
 	}
 	p.logger.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
 	p.metrics.ObserveRequest("http", status, d)

@@ -1,0 +1,639 @@
+package proxy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/entraproxy/entraproxy/tokens"
+)
+
+// Faults: each named test breaks one thing the proxy depends on, and checks
+// that the proxy stays up, answers the contract's error, leaks no goroutine
+// or file descriptor, and recovers by itself once the fault clears.
+
+// leakBaseline is the goroutine and open-file count of a quiet process.
+type leakBaseline struct{ goroutines, fds int }
+
+// quiesce runs closers (which drop idle keep-alive connections, so that the
+// count does not depend on a pool's state) and waits until the counts stop
+// falling.
+func quiesce(t *testing.T, closers ...func()) leakBaseline {
+	t.Helper()
+	for _, c := range closers {
+		c()
+	}
+	last := leakBaseline{runtime.NumGoroutine(), wsOpenFDs(t)}
+	for stable := 0; stable < 3; {
+		time.Sleep(30 * time.Millisecond)
+		now := leakBaseline{runtime.NumGoroutine(), wsOpenFDs(t)}
+		if now == last {
+			stable++
+		} else {
+			stable = 0
+		}
+		last = now
+	}
+	return last
+}
+
+// wantNoLeak fails unless, after closers, goroutines and open files come back
+// to at most base plus slack within a few seconds. The slack is for lazily
+// started runtime and library goroutines; a leak per faulty request would
+// exceed it many times over.
+func wantNoLeak(t *testing.T, base leakBaseline, closers ...func()) {
+	t.Helper()
+	const slack = 3
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		for _, c := range closers {
+			c()
+		}
+		g, fd := runtime.NumGoroutine(), wsOpenFDs(t)
+		if g <= base.goroutines+slack && fd <= base.fds+slack {
+			return
+		}
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("leak: goroutines = %d (baseline %d), open files = %d (baseline %d)\n%s",
+				g, base.goroutines, fd, base.fds, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// faultRequests is how many requests each test sends while its fault lasts.
+const faultRequests = 5
+
+// eventually polls get until it answers 200, and returns how long that took.
+func eventually(t *testing.T, what string, within time.Duration, get func() (int, string)) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
+		status, body := get()
+		if status == http.StatusOK {
+			return time.Since(start)
+		}
+		if time.Since(start) > within {
+			t.Fatalf("%s: still %d %s after %v", what, status, body, within)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// identityEndpoint is an App Service style managed identity endpoint
+// (IDENTITY_ENDPOINT) whose behaviour the test switches, on a fixed
+// 127.0.0.1 port, so it can go down and come back.
+type identityEndpoint struct {
+	addr   string
+	secret string
+
+	mu      sync.Mutex
+	mode    string // ok, slow, garbage, 500
+	srv     *http.Server
+	served  chan struct{}
+	issued  []string
+	release chan struct{} // closed to let slow requests go
+	calls   atomic.Int64
+}
+
+// startIdentityEndpoint serves the endpoint and points azidentity at it.
+func startIdentityEndpoint(t *testing.T) *identityEndpoint {
+	t.Helper()
+	e := &identityEndpoint{secret: "identity-header-secret-" + strconv.FormatInt(time.Now().UnixNano(), 36), mode: "ok", release: make(chan struct{})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.addr = ln.Addr().String()
+	e.serve(ln)
+	t.Cleanup(func() { e.setMode("ok"); e.down() })
+	t.Setenv("IDENTITY_ENDPOINT", "http://"+e.addr+"/msi/token")
+	t.Setenv("IDENTITY_HEADER", e.secret)
+	t.Setenv("AZURE_CLIENT_ID", "")
+	return e
+}
+
+func (e *identityEndpoint) serve(ln net.Listener) {
+	srv := &http.Server{Handler: http.HandlerFunc(e.handle), ReadHeaderTimeout: 5 * time.Second}
+	served := make(chan struct{})
+	go func() { defer close(served); srv.Serve(ln) }()
+	e.mu.Lock()
+	e.srv, e.served = srv, served
+	e.mu.Unlock()
+}
+
+// down closes the port: connections are refused.
+func (e *identityEndpoint) down() {
+	e.mu.Lock()
+	srv, served := e.srv, e.served
+	e.srv = nil
+	e.mu.Unlock()
+	if srv != nil {
+		srv.Close()
+		<-served
+	}
+}
+
+// up opens the same port again.
+func (e *identityEndpoint) up(t *testing.T) {
+	t.Helper()
+	ln, err := net.Listen("tcp", e.addr)
+	if err != nil {
+		t.Fatalf("listen again on %s: %v", e.addr, err)
+	}
+	e.serve(ln)
+}
+
+// closeIdle drops the connections azidentity keeps to the endpoint.
+func (e *identityEndpoint) closeIdle() {
+	e.mu.Lock()
+	srv := e.srv
+	e.mu.Unlock()
+	if srv != nil {
+		srv.SetKeepAlivesEnabled(false)
+		srv.SetKeepAlivesEnabled(true)
+	}
+}
+
+func (e *identityEndpoint) setMode(mode string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.mode == "slow" && mode != "slow" {
+		close(e.release)
+		e.release = make(chan struct{})
+	}
+	e.mode = mode
+}
+
+func (e *identityEndpoint) tokens() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]string(nil), e.issued...)
+}
+
+func (e *identityEndpoint) handle(w http.ResponseWriter, r *http.Request) {
+	e.calls.Add(1)
+	if r.Header.Get("X-IDENTITY-HEADER") != e.secret {
+		http.Error(w, `{"error":"bad identity header"}`, http.StatusUnauthorized)
+		return
+	}
+	e.mu.Lock()
+	mode, release := e.mode, e.release
+	e.mu.Unlock()
+	switch mode {
+	case "slow":
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
+	case "garbage":
+		io.WriteString(w, `{"access_token": "eyJ`) // cut JSON
+		return
+	case "500":
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusInternalServerError)
+		io.WriteString(w, `{"error":{"code":"InternalError","message":"token service failed"}}`)
+		return
+	}
+	// Under 5 minutes: MSAL's process-wide cache never serves it again, so
+	// every fetch reaches this endpoint.
+	tok := fmt.Sprintf("eyJ0eXAiOiJKV1QifQ.fault-%d.c2ln", time.Now().UnixNano())
+	e.mu.Lock()
+	e.issued = append(e.issued, tok)
+	e.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(map[string]string{
+		"access_token": tok, "expires_on": strconv.FormatInt(time.Now().Add(4*time.Minute).Unix(), 10),
+		"resource": r.URL.Query().Get("resource"), "token_type": "Bearer",
+	})
+}
+
+// tokenFaultEnv is the real managed identity credential and token source
+// in front of the proxy, with the endpoint in mode from the start: no token
+// is held while the fault lasts.
+type tokenFaultEnv struct {
+	id   *identityEndpoint
+	f    *httpFixture
+	logs *wsLogBuffer
+}
+
+func newTokenFaultEnv(t *testing.T, mode string) *tokenFaultEnv {
+	t.Helper()
+	id := startIdentityEndpoint(t)
+	switch mode {
+	case "down":
+		id.down()
+	default:
+		id.setMode(mode)
+	}
+	cred, err := tokens.NewCredential("managed-identity", tokens.CredentialOptions{Getenv: func(string) string { return "" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &wsLogBuffer{}
+	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	src := tokens.NewSource(tokens.Options{
+		Credential: cred,
+		// A scope of its own: MSAL's managed identity cache is process-wide.
+		Scope:        "api://entraproxy-" + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")) + "/.default",
+		Logger:       logger,
+		FetchTimeout: time.Second,
+		WaitTimeout:  200 * time.Millisecond,
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan struct{})
+	go func() { defer close(ran); src.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-ran })
+	f := newHTTPFixture(t, upstreamOK, func(o *Options) { o.Tokens = src; o.Logger = logger })
+	return &tokenFaultEnv{id: id, f: f, logs: logs}
+}
+
+func (e *tokenFaultEnv) get(t *testing.T) (int, string) {
+	resp, body := e.f.get(t, "/openai/models")
+	return resp.StatusCode, body
+}
+
+func (e *tokenFaultEnv) closers() []func() {
+	return []func(){e.f.client.CloseIdleConnections, e.f.front.CloseClientConnections, e.f.upstream.CloseClientConnections, e.id.closeIdle}
+}
+
+// run drives the fault: requests answered 503 token_unavailable within the
+// wait bound and never forwarded, then clear, and recovery without help.
+func (e *tokenFaultEnv) run(t *testing.T, clear func()) {
+	t.Helper()
+	e.get(t) // the first answer starts lazily made connections
+	base := quiesce(t, e.closers()...)
+	for i := range faultRequests {
+		start := time.Now()
+		resp, body := e.f.get(t, "/openai/models")
+		if d := time.Since(start); d > 1500*time.Millisecond {
+			t.Errorf("request %d answered after %v, want within about the 200ms wait", i, d)
+		}
+		wantProxyError(t, resp, body, http.StatusServiceUnavailable, "token_unavailable")
+	}
+	if n := e.f.seen.count(); n != 0 {
+		t.Errorf("upstream received %d requests without a token, want 0", n)
+	}
+	clear()
+	took := eventually(t, "recovery", 5*time.Second, func() (int, string) { return e.get(t) })
+	t.Logf("recovered %v after the fault cleared", took)
+	if toks := e.id.tokens(); len(toks) == 0 || e.f.seen.last(t).header.Get("Authorization") != "Bearer "+toks[len(toks)-1] {
+		t.Errorf("upstream Authorization is not the token the endpoint issued")
+	}
+	wantNoLeak(t, base, e.closers()...)
+	for _, tok := range e.id.tokens() {
+		if strings.Contains(e.logs.String(), tok) {
+			t.Errorf("the log holds an issued token")
+		}
+	}
+}
+
+func TestTokenEndpointDown(t *testing.T) {
+	e := newTokenFaultEnv(t, "down")
+	e.run(t, func() { e.id.up(t) })
+}
+
+func TestTokenEndpointSlow(t *testing.T) {
+	e := newTokenFaultEnv(t, "slow")
+	e.run(t, func() { e.id.setMode("ok") })
+}
+
+func TestTokenEndpointGarbage(t *testing.T) {
+	e := newTokenFaultEnv(t, "garbage")
+	e.run(t, func() { e.id.setMode("ok") })
+}
+
+func TestTokenEndpoint500s(t *testing.T) {
+	e := newTokenFaultEnv(t, "500")
+	e.run(t, func() { e.id.setMode("ok") })
+}
+
+// upstreamFaultEnv is a proxy (with a fake token) in front of an upstream
+// handler, logging as JSON.
+func newUpstreamFault(t *testing.T, h http.Handler, edit func(*Options)) (*httpFixture, *wsLogBuffer) {
+	t.Helper()
+	logs := &wsLogBuffer{}
+	f := newHTTPFixture(t, h, func(o *Options) {
+		o.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		if edit != nil {
+			edit(o)
+		}
+	})
+	return f, logs
+}
+
+func upstreamClosers(f *httpFixture) []func() {
+	return []func(){f.client.CloseIdleConnections, f.front.CloseClientConnections, f.upstream.CloseClientConnections}
+}
+
+// requestLines are the proxy's "request" log lines.
+func requestLines(t *testing.T, logs *wsLogBuffer) []map[string]any {
+	t.Helper()
+	var lines []map[string]any
+	for raw := range strings.Lines(logs.String()) {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(raw), &m); err != nil {
+			t.Fatalf("log line %q is not JSON: %v", raw, err)
+		}
+		if m["msg"] == "request" {
+			lines = append(lines, m)
+		}
+	}
+	return lines
+}
+
+func TestUpstreamRefusesConnections(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens: connections are refused
+	up := httptest.NewUnstartedServer(upstreamOK)
+	seen := &upstreamLog{}
+	up.Config.Handler = seen.wrap(upstreamOK)
+	t.Cleanup(up.Close)
+	f := newHTTPFixtureFor(t, up, seen, func(o *Options) { o.Upstream = &url.URL{Scheme: "http", Host: addr} })
+
+	base := quiesce(t, upstreamClosers(f)...)
+	for range faultRequests {
+		start := time.Now()
+		resp, body := f.get(t, "/openai/models")
+		wantProxyError(t, resp, body, http.StatusBadGateway, "upstream_unreachable")
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("refused connection answered after %v, want at once", d)
+		}
+	}
+	// The upstream comes back on the same address.
+	ln, err = net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("listen again on %s: %v", addr, err)
+	}
+	up.Listener = ln
+	up.Start()
+	eventually(t, "recovery", 5*time.Second, func() (int, string) {
+		resp, body := f.get(t, "/openai/models")
+		return resp.StatusCode, body
+	})
+	wantNoLeak(t, base, upstreamClosers(f)...)
+}
+
+// resetAfter writes a response head promising 1000 bytes, sends n of them,
+// and resets the connection.
+func resetAfter(n int) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/ok" {
+			io.WriteString(w, "ok")
+			return
+		}
+		w.Header().Set("Content-Length", "1000")
+		w.WriteHeader(http.StatusOK)
+		io.WriteString(w, strings.Repeat("x", n))
+		w.(http.Flusher).Flush()
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		conn.(*net.TCPConn).SetLinger(0) // RST, not FIN
+		conn.Close()
+	})
+}
+
+func TestUpstreamResetsMidResponse(t *testing.T) {
+	f, logs := newUpstreamFault(t, resetAfter(100), nil)
+	f.get(t, "/ok")
+	base := quiesce(t, upstreamClosers(f)...)
+	for range faultRequests {
+		// The proxy cannot take back a response it has begun: it drops
+		// the connection, so the client sees an error, never a short body
+		// passed off as whole.
+		resp, err := f.client.Do(newHTTPRequest(t, http.MethodGet, f.url("/reset"), nil))
+		if err == nil {
+			got, rerr := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if rerr == nil {
+				t.Errorf("got %d and %d bytes without an error, want the cut visible", resp.StatusCode, len(got))
+			}
+		}
+	}
+	if status, body := func() (int, string) { r, b := f.get(t, "/ok"); return r.StatusCode, b }(); status != http.StatusOK || body != "ok" {
+		t.Errorf("next request = %d %q, want 200 ok", status, body)
+	}
+	// Every request has its log line, the cut ones marked.
+	wsEventually(t, "log lines", func() bool { return len(requestLines(t, logs)) == faultRequests+2 })
+	cut := 0
+	for _, l := range requestLines(t, logs) {
+		if l["error"] == "response_aborted" {
+			cut++
+			if l["bytes_out"] != float64(100) {
+				t.Errorf("cut request logged bytes_out %v, want 100", l["bytes_out"])
+			}
+		}
+	}
+	if cut != faultRequests {
+		t.Errorf("%d log lines say response_aborted, want %d:\n%s", cut, faultRequests, logs.String())
+	}
+	if !strings.Contains(logs.String(), "read error during body copy") {
+		t.Errorf("the log does not say what cut the response:\n%s", logs.String())
+	}
+	wantNoLeak(t, base, upstreamClosers(f)...)
+}
+
+// stallUntilGone is an upstream that, at /stall-head, never answers and, at
+// /stall-body, sends part of a body and then nothing; either way until the
+// proxy gives up on it, which it reports on released.
+func stallUntilGone(released chan<- string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/ok":
+			io.WriteString(w, "ok")
+			return
+		case "/stall-body":
+			w.WriteHeader(http.StatusOK)
+			io.WriteString(w, "first part")
+			w.(http.Flusher).Flush()
+		}
+		select {
+		case <-r.Context().Done():
+			released <- r.URL.Path
+		case <-time.After(30 * time.Second):
+		}
+	})
+}
+
+func TestUpstreamStallsBeforeHeaders(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	released := make(chan string, faultRequests)
+	f, _ := newUpstreamFault(t, stallUntilGone(released), func(o *Options) { o.UpstreamTimeout = timeout })
+	f.get(t, "/ok")
+	base := quiesce(t, upstreamClosers(f)...)
+	for range faultRequests {
+		start := time.Now()
+		resp, body := f.get(t, "/stall-head")
+		d := time.Since(start)
+		wantProxyError(t, resp, body, http.StatusGatewayTimeout, "upstream_timeout")
+		if d < timeout || d > timeout+time.Second {
+			t.Errorf("answered after %v, want about the %v upstream timeout", d, timeout)
+		}
+		if got := wsRecv(t, "upstream request cancelled", released); got != "/stall-head" {
+			t.Errorf("released %s", got)
+		}
+	}
+	eventually(t, "next request", time.Second, func() (int, string) { r, b := f.get(t, "/ok"); return r.StatusCode, b })
+	wantNoLeak(t, base, upstreamClosers(f)...)
+}
+
+// The client gets what was sent, and when it gives up the upstream request
+// is cancelled: nothing waits on the stalled upstream forever.
+func TestUpstreamStallsMidBody(t *testing.T) {
+	released := make(chan string, faultRequests)
+	f, logs := newUpstreamFault(t, stallUntilGone(released), func(o *Options) { o.UpstreamTimeout = 300 * time.Millisecond })
+	f.get(t, "/ok")
+	base := quiesce(t, upstreamClosers(f)...)
+	for range faultRequests {
+		ctx, cancel := context.WithCancel(context.Background())
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, f.url("/stall-body"), nil)
+		resp, err := f.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 64)
+		n, err := io.ReadAtLeast(resp.Body, buf, len("first part"))
+		if err != nil || string(buf[:n]) != "first part" {
+			t.Errorf("read %q, %v; want what the upstream sent", buf[:n], err)
+		}
+		// The upstream timeout covers only the response head: a stream
+		// may pause for as long as it likes, while the client waits.
+		time.Sleep(400 * time.Millisecond)
+		select {
+		case p := <-released:
+			t.Errorf("upstream %s released while the client still waited", p)
+		default:
+		}
+		cancel() // the client gives up
+		resp.Body.Close()
+		if got := wsRecv(t, "upstream request cancelled after the client left", released); got != "/stall-body" {
+			t.Errorf("released %s", got)
+		}
+	}
+	eventually(t, "next request", time.Second, func() (int, string) { r, b := f.get(t, "/ok"); return r.StatusCode, b })
+	wsEventually(t, "log lines", func() bool { return len(requestLines(t, logs)) == faultRequests+2 })
+	wantNoLeak(t, base, upstreamClosers(f)...)
+}
+
+func TestClientDisconnectsMidUpload(t *testing.T) {
+	released := make(chan error, faultRequests)
+	got := make(chan int, faultRequests)
+	up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/ok" {
+			io.WriteString(w, "ok")
+			return
+		}
+		n, err := io.Copy(io.Discard, r.Body)
+		got <- int(n)
+		<-r.Context().Done()
+		released <- err
+	})
+	f, logs := newUpstreamFault(t, up, nil)
+	f.get(t, "/ok")
+	base := quiesce(t, upstreamClosers(f)...)
+	for range faultRequests {
+		ctx, cancel := context.WithCancel(context.Background())
+		pr, pw := io.Pipe()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, f.url("/speech/recognition/conversation/cognitiveservices/v1"), pr)
+		req.Header.Set("Content-Type", "audio/wav")
+		done := make(chan error, 1)
+		go func() {
+			resp, err := f.client.Do(req)
+			if err == nil {
+				resp.Body.Close()
+			}
+			done <- err
+		}()
+		pw.Write(wsUSPAudio(64 << 10)) // some audio, then the client vanishes
+		time.Sleep(20 * time.Millisecond)
+		cancel()
+		pw.CloseWithError(errors.New("client gone"))
+		if err := wsRecv(t, "client request ends", done); err == nil {
+			t.Error("client request succeeded, want it cancelled")
+		}
+		if err := wsRecv(t, "upstream request cancelled", released); err == nil {
+			t.Error("upstream read the whole body without an error, want it cut")
+		}
+		if n := wsRecv(t, "upstream body", got); n > 64<<10 {
+			t.Errorf("upstream got %d body bytes, want at most the %d sent", n, 64<<10)
+		}
+	}
+	eventually(t, "next request", time.Second, func() (int, string) { r, b := f.get(t, "/ok"); return r.StatusCode, b })
+	wsEventually(t, "log lines", func() bool { return len(requestLines(t, logs)) == faultRequests+2 })
+	for _, l := range requestLines(t, logs)[1 : faultRequests+1] {
+		if l["status"] != float64(statusClientClosed) {
+			t.Errorf("abandoned upload logged status %v, want %d", l["status"], statusClientClosed)
+		}
+	}
+	wantNoLeak(t, base, upstreamClosers(f)...)
+}
+
+func TestClientDisconnectsMidDownload(t *testing.T) {
+	released := make(chan int64, faultRequests)
+	up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/ok" {
+			io.WriteString(w, "ok")
+			return
+		}
+		w.Header().Set("Content-Type", "audio/x-wav")
+		chunk := make([]byte, 32<<10)
+		var sent int64
+		for {
+			n, err := w.Write(chunk)
+			sent += int64(n)
+			if err != nil {
+				released <- sent
+				return
+			}
+			w.(http.Flusher).Flush()
+			select {
+			case <-r.Context().Done():
+				released <- sent
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
+	})
+	f, logs := newUpstreamFault(t, up, nil)
+	f.get(t, "/ok")
+	base := quiesce(t, upstreamClosers(f)...)
+	for range faultRequests {
+		resp, err := f.client.Do(newHTTPRequest(t, http.MethodPost, f.url("/cognitiveservices/v1"), strings.NewReader("<speak/>")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.CopyN(io.Discard, resp.Body, 256<<10); err != nil {
+			t.Fatalf("download: %v", err)
+		}
+		resp.Body.Close() // the client leaves mid-download
+		f.client.CloseIdleConnections()
+		if sent := wsRecv(t, "upstream stream stopped", released); sent > 64<<20 {
+			t.Errorf("upstream sent %d MiB before it was stopped", sent>>20)
+		}
+	}
+	eventually(t, "next request", time.Second, func() (int, string) { r, b := f.get(t, "/ok"); return r.StatusCode, b })
+	wsEventually(t, "log lines", func() bool { return len(requestLines(t, logs)) == faultRequests+2 })
+	wantNoLeak(t, base, upstreamClosers(f)...)
+}

@@ -1,0 +1,77 @@
+package proxy
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// Whatever the header names and their letter case, no credential or
+// client forwarding header survives, and every other header keeps all its
+// values. On the WebSocket path (copyWSHeaders, given the canonical keys
+// net/http's server produces) the same holds, and no header of the client's
+// own connection or handshake is copied either.
+func FuzzStripCredentialHeaders(f *testing.F) {
+	for _, seed := range []string{
+		"Authorization,User-Agent", "aUtHoRiZaTiOn,api-KEY", "ocp-apim-subscription-key,X-ConnectionId",
+		"Forwarded,x-forwarded-for,X-Forwarded-Host,X-Forwardedness", "Api-Key ,Authorization\t, authorization",
+		"Connection,Upgrade,Sec-WebSocket-Key,Host,Cookie", "X-Forwarded-,Authorizatio,Authorizationx",
+		"K\u212Aey,Api-\u212Aey", // KELVIN SIGN folds to k under Unicode, not under EqualFold's ASCII-only rules? it does fold
+	} {
+		f.Add(seed, "v")
+	}
+	f.Fuzz(func(t *testing.T, names, value string) {
+		in := http.Header{}
+		for name := range strings.SplitSeq(names, ",") {
+			in[name] = append(in[name], value, value+"2")
+			// The same name canonical, as net/http's server stores it.
+			c := http.CanonicalHeaderKey(name)
+			in[c] = append(in[c], value)
+		}
+		out := in.Clone()
+		stripCredentialHeaders(out)
+		for k, vs := range in {
+			removed := isCredentialName(k) || strings.EqualFold(k, "Forwarded") || hasPrefixFold(k, "X-Forwarded-")
+			got, kept := out[k]
+			if removed && kept {
+				t.Fatalf("header %q kept, want it removed", k)
+			}
+			if !removed && (!kept || !slices.Equal(got, vs)) {
+				t.Fatalf("header %q = %q after stripping, want %q", k, got, vs)
+			}
+		}
+		if len(out) > len(in) {
+			t.Fatalf("stripping added headers: %v", out)
+		}
+		for k := range out {
+			for _, c := range []string{"authorization", "api-key", "ocp-apim-subscription-key", "forwarded"} {
+				if strings.ToLower(k) == c {
+					t.Fatalf("header %q kept", k)
+				}
+			}
+			if strings.HasPrefix(strings.ToLower(k), "x-forwarded-") {
+				t.Fatalf("header %q kept", k)
+			}
+		}
+
+		canonical := http.Header{}
+		for k, vs := range in {
+			if k == http.CanonicalHeaderKey(k) {
+				canonical[k] = vs
+			}
+		}
+		ws := http.Header{}
+		copyWSHeaders(canonical, ws)
+		for k := range ws {
+			switch strings.ToLower(k) {
+			case "authorization", "api-key", "ocp-apim-subscription-key", "forwarded",
+				"connection", "upgrade", "sec-websocket-key", "sec-websocket-version", "host", "cookie":
+				t.Fatalf("WebSocket handshake header %q copied", k)
+			}
+			if strings.HasPrefix(strings.ToLower(k), "x-forwarded-") {
+				t.Fatalf("WebSocket handshake header %q copied", k)
+			}
+		}
+	})
+}
