@@ -5,7 +5,9 @@ import (
 	"encoding/binary"
 	"io"
 	"net"
+	"net/http"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -234,6 +236,80 @@ func FuzzClientMessageLimit(f *testing.F) {
 		}
 		if c.tooBig || !bytes.Equal(got, stream[:len(got)]) || len(stream)-len(got) >= maxFrameHeader {
 			t.Fatalf("delivered %d of %d bytes (tooBig %v), want all but at most an unfinished header", len(got), len(stream), c.tooBig)
+		}
+	})
+}
+
+// The guards run on WebSocket upgrades before anything is dialed: a page in
+// a browser cannot open a session (cross-site WebSocket hijacking), a DNS
+// rebinding page cannot either, and in gateway mode a session needs a key,
+// which never reaches the upstream.
+func TestWebSocketGuardsBeforeDial(t *testing.T) {
+	const allowed = "http://localhost:3000"
+	for _, tc := range []struct {
+		name   string
+		host   string // "" keeps 127.0.0.1:port
+		header http.Header
+		query  string
+		status int
+		code   string
+	}{
+		{name: "foreign origin", header: http.Header{"Origin": {"https://evil.example"}, "Api-Key": {wsInboundKey}}, status: 403, code: "origin_not_allowed"},
+		{name: "null origin", header: http.Header{"Origin": {"null"}, "Api-Key": {wsInboundKey}}, status: 403, code: "origin_not_allowed"},
+		{name: "rebound host", host: "evil.example:8080", header: http.Header{"Api-Key": {wsInboundKey}}, status: 403, code: "host_not_allowed"},
+		{name: "rebound host, allowed origin", host: "evil.example", header: http.Header{"Origin": {allowed}, "Api-Key": {wsInboundKey}}, status: 403, code: "host_not_allowed"},
+		{name: "no key", status: 401, code: "inbound_key_required"},
+		{name: "wrong key", header: http.Header{"Ocp-Apim-Subscription-Key": {"wrong-" + wsInboundKey}}, status: 401, code: "inbound_key_invalid"},
+		{name: "wrong key in the query", query: "?Ocp-Apim-Subscription-Key=wrong", status: 401, code: "inbound_key_invalid"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := newWSEnv(t, nil, func(o *Options) {
+				o.InboundKeys = []string{wsInboundKey}
+				o.AllowedOrigins = []string{allowed}
+			})
+			req, err := http.NewRequest(http.MethodGet, env.srv.URL+wsSpeechPath+tc.query, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.host != "" {
+				req.Host = tc.host
+			}
+			for k, vs := range tc.header {
+				req.Header[k] = vs
+			}
+			req.Header.Set("Connection", "Upgrade")
+			req.Header.Set("Upgrade", "websocket")
+			req.Header.Set("Sec-WebSocket-Version", "13")
+			req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+			resp, err := (&http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: wsWait}).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			wsWantError(t, resp, body, tc.status, tc.code)
+			if n := env.up.conns.Load(); n != 0 {
+				t.Errorf("upstream connections = %d, want 0", n)
+			}
+		})
+	}
+	t.Run("key in the query, as the JavaScript SDK sends it, allowed origin", func(t *testing.T) {
+		env := newWSEnv(t, nil, func(o *Options) {
+			o.InboundKeys = []string{wsInboundKey}
+			o.AllowedOrigins = []string{allowed}
+		})
+		client, upstream := env.open(t, wsSpeechPath+"?Ocp-Apim-Subscription-Key="+wsInboundKey+"&X-ConnectionId=abc", http.Header{"Origin": {allowed}})
+		wsRoundTrip(t, client, upstream, websocket.TextMessage, []byte("hi"), "client to upstream")
+		hs := env.up.handshakes()[0]
+		if hs.rawQuery != "X-ConnectionId=abc" {
+			t.Errorf("upstream query = %q, want the key removed", hs.rawQuery)
+		}
+		for k, vs := range hs.header {
+			for _, v := range vs {
+				if strings.Contains(v, wsInboundKey) {
+					t.Errorf("upstream header %s holds the inbound key", k)
+				}
+			}
 		}
 	})
 }
