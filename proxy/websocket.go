@@ -44,9 +44,11 @@ type wsProxy struct {
 func newWSProxy(p *Proxy, d *net.Dialer, proxyFunc func(*http.Request) (*url.URL, error), tlsConfig *tls.Config) *wsProxy {
 	s := &wsProxy{p: p, netDialer: d, proxyFunc: proxyFunc, tlsConfig: tlsConfig, sessions: make(map[*wsSession]struct{})}
 	s.upgrader = &websocket.Upgrader{
-		// A non-zero read buffer makes gorilla read through the hijacked
-		// conn (our meter) instead of reusing net/http's buffered reader.
-		ReadBufferSize: 4096,
+		// No ReadBufferSize: gorilla (1.5.3, bufioReaderSize) then resets
+		// the 4 KiB reader of the hijacked connection, which net/http holds
+		// for the whole session anyway, onto the conn that Hijack returns,
+		// our meter, and reads through it, instead of allocating another
+		// 4 KiB per session (BENCHMARKS.md, idle sessions).
 		// No WriteBufferPool: gorilla then writes frames through the 4 KiB
 		// buffer of the hijacked connection, which net/http holds for the
 		// whole session anyway, instead of taking a pool buffer (and
