@@ -3,6 +3,8 @@ package tokens
 import (
 	"context"
 	"errors"
+	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -39,4 +41,43 @@ func TestShortTokenRefreshRetriedWhileValid(t *testing.T) {
 			t.Errorf("refresh attempts before the token stopped serving at 10s = %v, want the first at 5s and a retry", before)
 		}
 	})
+}
+
+// restlessError is like azidentity's AuthenticationFailedError: Error
+// changes the value (it reads the response body again), so two goroutines
+// calling it at once race.
+type restlessError struct{ reads int }
+
+func (e *restlessError) Error() string {
+	e.reads++
+	return "ManagedIdentityCredential authentication failed: 500 token service failed"
+}
+
+// The credential's error is read by Run (its log line) and by every caller
+// left without a token (Token's error, State): under -race this fails
+// unless the Source fixes the message once, on Run's goroutine.
+func TestCredentialErrorReadConcurrently(t *testing.T) {
+	cred := &fakeCredential{fn: func(ctx context.Context, n int) (azcore.AccessToken, error) {
+		return azcore.AccessToken{}, &restlessError{}
+	}}
+	s, stop := startSource(t, Options{Credential: cred, WaitTimeout: 50 * time.Millisecond})
+	defer stop()
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 8 {
+				if _, err := s.Token(context.Background()); err == nil || !strings.Contains(err.Error(), "token service failed") {
+					t.Errorf("Token() error = %v, want the credential's", err)
+				}
+				if e := s.State().LastError; e != nil {
+					_ = e.Error()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	var re *restlessError
+	if !errors.As(s.State().LastError, &re) {
+		t.Errorf("LastError %v does not wrap the credential's error", s.State().LastError)
+	}
 }

@@ -84,7 +84,7 @@ type State struct {
 	NextFetch time.Time
 	// LastSuccess is when the held token was fetched; zero when none was.
 	LastSuccess time.Time
-	// LastError is the credential's error from the latest failed fetch,
+	// LastError wraps the credential's error from the latest failed fetch,
 	// kept after later successes (compare LastErrorAt with LastSuccess);
 	// nil when none failed.
 	LastError error
@@ -273,6 +273,13 @@ func (s *Source) fetch(ctx context.Context, failures *int) time.Duration {
 		return 0
 	}
 	name := credentialName(s.cred)
+	if err != nil {
+		// azidentity's AuthenticationFailedError builds its message from
+		// the response body each time Error is called, which is not safe
+		// from two goroutines at once; this error is logged here while
+		// Token and State callers format it. Its message is fixed now, once.
+		err = fmt.Errorf("%w", err)
+	}
 	if err == nil {
 		switch {
 		case tok.Token == "":

@@ -662,7 +662,7 @@ func TestStateAndOnRefresh(t *testing.T) {
 
 		sleepUntil(exp.Add(time.Minute)) // refresh fails until past expiry, retrying every 30s
 		st = s.State()
-		if st.Valid || st.LastError != errBoom || st.LastErrorAt.Before(exp.Add(-time.Minute)) || st.Successes != 1 || st.Failures < 2 {
+		if st.Valid || !errors.Is(st.LastError, errBoom) || st.LastErrorAt.Before(exp.Add(-time.Minute)) || st.Successes != 1 || st.Failures < 2 {
 			t.Errorf("State() after expiry = %+v, want not Valid, LastError %v, 1 success, some failures", st, errBoom)
 		}
 
