@@ -119,18 +119,22 @@ func uniqueClientID() string {
 	return h[:8] + "-" + h[8:12] + "-4" + h[13:16] + "-8" + h[17:20] + "-" + h[20:32]
 }
 
-// logSink collects the proxy's log lines and announces its ready line.
+// logSink collects the proxy's log lines (those keep allows, all when it is
+// nil) and announces its ready line.
 type logSink struct {
 	mu    sync.Mutex
 	buf   bytes.Buffer
+	keep  func([]byte) bool
 	ready chan struct{ Listen, Admin string }
 	once  sync.Once
 }
 
 func (l *logSink) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	l.buf.Write(p)
-	l.mu.Unlock()
+	if l.keep == nil || l.keep(p) {
+		l.mu.Lock()
+		l.buf.Write(p)
+		l.mu.Unlock()
+	}
 	var line struct{ Msg, Listen, Admin string }
 	if json.Unmarshal(p, &line) == nil && line.Msg == "ready" {
 		l.once.Do(func() { l.ready <- struct{ Listen, Admin string }{line.Listen, line.Admin} })
@@ -153,8 +157,9 @@ type inProcess struct {
 
 // startInProcess runs serve with the given settings (JSON logs, loopback
 // ports and managed identity are added; later settings win) and waits for it
-// to be ready, or, when wantReady is false, only for its listener.
-func startInProcess(t *testing.T, wantReady bool, kv ...string) *inProcess {
+// to be ready, or, when wantReady is false, only for its listener. keep
+// chooses the log lines kept; nil keeps all.
+func startInProcess(t *testing.T, wantReady bool, keep func([]byte) bool, kv ...string) *inProcess {
 	t.Helper()
 	env := append([]string{
 		"ENTRAPROXY_LISTEN", "127.0.0.1:0",
@@ -163,7 +168,7 @@ func startInProcess(t *testing.T, wantReady bool, kv ...string) *inProcess {
 		"ENTRAPROXY_LOG_FORMAT", "json",
 		"ENTRAPROXY_SHUTDOWN_TIMEOUT", "5s",
 	}, kv...)
-	logs := &logSink{ready: make(chan struct{ Listen, Admin string }, 1)}
+	logs := &logSink{keep: keep, ready: make(chan struct{ Listen, Admin string }, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, nil, environ(env...), nil, io.Discard, logs) }()

@@ -64,7 +64,7 @@ func TestNoSecretInLogsOrResponses(t *testing.T) {
 		"ENTRAPROXY_INBOUND_KEYS", gatewayKey,
 		"AZURE_CLIENT_ID", uniqueClientID(),
 	}
-	p := startInProcess(t, true, settings...)
+	p := startInProcess(t, true, nil, settings...)
 	seen := &seenText{}
 	client := &http.Client{Timeout: 15 * time.Second}
 	do := func(label, method, path, body string, header http.Header, wantStatus int) []byte {
@@ -153,7 +153,7 @@ func TestNoSecretInLogsOrResponses(t *testing.T) {
 	// A token failure: a second proxy whose identity endpoint refuses.
 	identity.setFail("400")
 	listen, admin := freeAddr(t), freeAddr(t)
-	p2 := startInProcess(t, false, append(settings, "AZURE_CLIENT_ID", uniqueClientID(),
+	p2 := startInProcess(t, false, nil, append(settings, "AZURE_CLIENT_ID", uniqueClientID(),
 		"ENTRAPROXY_LISTEN", listen, "ENTRAPROXY_ADMIN_LISTEN", admin)...)
 	do2 := func(label, path string, wantStatus int) {
 		req, _ := http.NewRequest(http.MethodGet, "http://"+p2.listen+path, nil)
