@@ -5,6 +5,7 @@
 #
 #   BENCH_PROXY_CPUS  taskset list for the proxy under test (default 1)
 #   BENCH_LOAD_CPUS   taskset list for load generator + upstream (default 0)
+#   BENCH_KEEP        keep the scratch directory (configs, logs)
 #   BENCH_ARGS        more benchrun flags, for development (-only http,entraproxy -rounds 5 -c 64)
 #
 # Everything it starts is stopped when it ends, fails or is interrupted.
@@ -32,10 +33,10 @@ cleanup() {
 			[ -n "$pgid" ] && kill -KILL -- "-$pgid" 2>/dev/null || true
 		done <"$tmp/pgids"
 	fi
-	if [ "$status" -eq 0 ]; then
+	if [ "$status" -eq 0 ] && [ -z "${BENCH_KEEP:-}" ]; then
 		rm -rf "$tmp"
 	else
-		echo "bench: failed; logs kept in $tmp" >&2
+		echo "bench: logs kept in $tmp" >&2
 	fi
 	exit "$status"
 }

@@ -137,7 +137,9 @@ func (b *bench) launchEntraproxyBinary(bin string, port int) (*exec.Cmd, string,
 
 // launchNginx runs nginx with one worker per proxy core, a keep-alive pool
 // to the upstream, the static Authorization header, WebSocket upgrades, and
-// the default access log (to a file), as one would deploy it.
+// the default access log (to a file), as one would deploy it. Connection
+// slots are twice the descriptors: nginx starts closing connections well
+// before it runs out of slots, and the descriptors are the real limit.
 func (b *bench) launchNginx(port int) (*exec.Cmd, string, error) {
 	dir := filepath.Join(b.cfg.tmp, "nginx")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -151,7 +153,7 @@ worker_processes %d;
 worker_rlimit_nofile %d;
 pid %[3]s/nginx.pid;
 error_log %[3]s/error.log warn;
-events { worker_connections %[2]d; }
+events { worker_connections %[6]d; }
 http {
     access_log %[3]s/access.log;
     client_body_temp_path %[3]s/body;
@@ -187,7 +189,7 @@ http {
         }
     }
 }
-`, workers, b.maxIdle*2+100, dir, up, port)
+`, workers, b.maxIdle*2+100, dir, up, port, b.maxIdle*4)
 	path, err := writeFile(dir, "nginx.conf", conf)
 	if err != nil {
 		return nil, "", err

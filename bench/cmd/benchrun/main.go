@@ -406,9 +406,7 @@ func (b *bench) memoryRound(order []*contender) error {
 				vals[len(vals)-1] /= float64(opened)
 				logf("idle n=%-5d %-16s %6.1f KiB per session (%d opened)", n, c.name, vals[len(vals)-1], opened)
 			}
-			if opened < n {
-				b.notes = append(b.notes, fmt.Sprintf("%s: only %d of %d idle sessions opened in one round.", c.name, opened, n))
-			}
+			b.res.add(fmt.Sprintf("idle_opened_%d", n), c.name, float64(opened))
 		}
 	}
 	return nil

@@ -277,6 +277,17 @@ func writeReport(cfg config, env environment, cs []*contender, b *bench) error {
 		}
 	}
 	p(" (the one call at start-up is before the measurement).\n\n")
+	for _, n := range cfg.idle {
+		n = min(n, b.maxIdle)
+		for _, c := range names {
+			v := r[fmt.Sprintf("idle_opened_%d", n)][c]
+			if len(v) == 0 || slices.Min(v) >= float64(n) {
+				continue
+			}
+			b.notes = append(b.notes, fmt.Sprintf("%s opened only %s to %s of the %d idle sessions asked for (the others were refused); its figure is per session opened.",
+				c, num(slices.Min(v)), num(slices.Max(v)), n))
+		}
+	}
 	if len(b.notes) > 0 {
 		p("Notes:\n\n")
 		for _, n := range b.notes {
