@@ -42,8 +42,8 @@ func FuzzStripCredentialQuery(f *testing.F) {
 }
 
 // The Speech mapping only ever adds /stt or /tts in front of the whole path;
-// it never changes the host and never maps a path that carries an encoded
-// separator or a service prefix already.
+// it never changes the host, and an encoded slash never counts as a
+// separator for it.
 func FuzzSpeechPath(f *testing.F) {
 	for _, seed := range []string{
 		"/cognitiveservices/v1", "/cognitiveservices%2Fv1", "/speech/recognition/interactive/cognitiveservices/v1",
@@ -69,8 +69,11 @@ func FuzzSpeechPath(f *testing.F) {
 		if after != "/stt"+before && after != "/tts"+before {
 			t.Fatalf("mapping %q gave %q, want a /stt or /tts prefix only", before, after)
 		}
-		if strings.Contains(strings.ToLower(before), "%2f") {
-			t.Fatalf("mapped %q, which has an encoded slash", before)
+		// An encoded slash never decides the mapping (it may follow
+		// /speech/recognition/, never stand for a separator): with every
+		// %2F made into another byte, the same prefix still applies.
+		if masked := strings.NewReplacer("%2F", "%00", "%2f", "%00").Replace(before); speechPrefix(masked) != after[:4] {
+			t.Fatalf("mapped %q only because of its encoded slash", before)
 		}
 	})
 }
