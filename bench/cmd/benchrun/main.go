@@ -344,9 +344,15 @@ func (b *bench) wsRound(order []*contender) error {
 			if !c.ws || !c.running() {
 				continue
 			}
+			cpu0 := c.cpu()
 			r, err := b.load("ws-echo", "-url", c.wsURL()+"/ws/echo", "-sessions", strconv.Itoa(n), "-d", b.cfg.httpDur.String(), "-warmup", b.cfg.warmup.String())
 			if err != nil {
 				return fmt.Errorf("%s: %w", c.name, err)
+			}
+			if n == 100 && c.cmd != nil && r.Total > 0 {
+				// Each echo is two messages through the proxy; the
+				// sessions' handshakes are in it too, as for every relay.
+				b.res.add("ws_cpu_per_100k", c.name, (c.cpu()-cpu0)/float64(2*r.Total)*100000)
 			}
 			suffix := "s" + strconv.Itoa(n)
 			b.res.add("ws_rate_"+suffix, c.name, r.PerSecond)

@@ -260,15 +260,15 @@ func writeReport(cfg config, env environment, cs []*contender, b *bench) error {
 		idleKeys = append(idleKeys, k)
 		p("KiB RSS per idle WebSocket session at %d | ", min(n, b.maxIdle))
 	}
-	p("CPU s per 10,000 requests (c=64) | start to ready (ms) |\n|---|%s---|---|\n", strings.Repeat("---|", len(cfg.idle)))
+	p("CPU s per 10,000 requests (c=64) | CPU s per 100,000 WebSocket messages (100 sessions) | start to ready (ms) |\n|---|%s---|---|---|\n", strings.Repeat("---|", len(cfg.idle)))
 	for _, n := range proxies {
 		p("| %s |", n)
 		for _, k := range idleKeys {
 			p(" %s |", r.cell(k, n, false))
 		}
-		p(" %s | %s |\n", r.cell("cpu_per_10k", n, false), r.cell("ready_ms", n, false))
+		p(" %s | %s | %s |\n", r.cell("cpu_per_10k", n, false), r.cell("ws_cpu_per_100k", n, false), r.cell("ready_ms", n, false))
 	}
-	p("\nRSS per session is (VmRSS with the sessions open − VmRSS before, after one warm-up session) ÷ sessions, on a fresh process, summed over nginx's master and worker. Start to ready is process start to the first 200 from entraproxy's `/readyz` (which needs the first token from the fake managed identity endpoint through azidentity), for the others to the first 200 through them.\n\n")
+	p("\nCPU is utime + stime of the proxy's processes around the run (for WebSocket: the 100-session echo run, two messages per echo, handshakes included). RSS per session is (VmRSS with the sessions open − VmRSS before, after one warm-up session) ÷ sessions, on a fresh process, summed over nginx's master and worker. Start to ready is process start to the first 200 from entraproxy's `/readyz` (which needs the first token from the fake managed identity endpoint through azidentity), for the others to the first 200 through them.\n\n")
 	p("Credential calls (token endpoint requests) per 10,000 requests at steady state, entraproxy:")
 	for _, c := range cfg.concurrency {
 		v, ok := r.med(fmt.Sprintf("cred_per_10k_c%d", c), nameEntraproxy)
