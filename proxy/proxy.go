@@ -62,7 +62,7 @@ type Proxy struct {
 	speechPaths bool
 	guard       guard
 	auth        *authorizer
-	redirects   hostMatcher
+	redirects   redirectPolicy
 	timeout     time.Duration
 	httpProxy   *httputil.ReverseProxy
 	ws          *wsProxy
@@ -113,7 +113,7 @@ func New(opts Options) (*Proxy, error) {
 		speechPaths: opts.SpeechPaths,
 		guard:       guard{inboundKeys: keys, allowedOrigins: opts.AllowedOrigins, loopbackOnly: opts.LoopbackListener},
 		auth:        newAuthorizer(opts.Tokens, format, opts.ResourceID),
-		redirects:   newHostMatcher(opts.RedirectHosts),
+		redirects:   redirectPolicy{allowed: newHostMatcher(opts.RedirectHosts)},
 		timeout:     timeout,
 		logger:      logger,
 		metrics:     opts.Metrics,

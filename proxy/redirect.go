@@ -2,7 +2,10 @@ package proxy
 
 import (
 	"net"
+	"net/http"
+	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -46,4 +49,58 @@ func (m hostMatcher) allows(hostport string) bool {
 		}
 	}
 	return false
+}
+
+// redirectPolicy is rule 6 of the contract, for HTTP and WebSocket alike: an
+// upstream 3xx is never handed to the client (it would then go to Azure
+// without the token); the proxy follows it, at most maxRedirects hops, only
+// to allowed hosts, and never from TLS to plain text.
+type redirectPolicy struct {
+	allowed hostMatcher
+}
+
+// check says whether the hop from -> to may be taken after hops earlier
+// ones, or the error to answer instead.
+func (rp redirectPolicy) check(from, to *url.URL, hops int) *apiError {
+	switch {
+	case hops >= maxRedirects:
+		return &apiError{status: http.StatusBadGateway, code: "upstream_unreachable",
+			message: "the upstream redirected more than " + strconv.Itoa(maxRedirects) + " times"}
+	case !rp.allowed.allows(to.Host):
+		return redirectNotAllowed(to.Host)
+	case isTLSScheme(from.Scheme) && !isTLSScheme(to.Scheme):
+		return &apiError{status: http.StatusBadGateway, code: "redirect_not_allowed",
+			message: "the upstream redirected from TLS to plain text; entraproxy sends its token over TLS only"}
+	}
+	return nil
+}
+
+func isTLSScheme(scheme string) bool { return scheme == "https" || scheme == "wss" }
+
+// followable reports whether a status is a redirect the proxy follows (with
+// a Location): 301, 302, 303, 307, 308.
+func followable(code int) bool {
+	switch code {
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther,
+		http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+		return true
+	}
+	return false
+}
+
+// mustNotPass reports whether an upstream answer is a 3xx the client must
+// not see: every 3xx but 304 Not Modified, which is a cache answer.
+func mustNotPass(code int) bool {
+	return code/100 == 3 && code != http.StatusNotModified
+}
+
+// unfollowed is the answer for a 3xx that was not followed for a reason
+// other than the policy (no Location, a kind the proxy does not follow).
+func unfollowed(code int, location string) *apiError {
+	if location == "" {
+		return &apiError{status: http.StatusBadGateway, code: "redirect_not_allowed",
+			message: "the upstream answered " + strconv.Itoa(code) + " without a Location; entraproxy never passes a redirect on to the client"}
+	}
+	return &apiError{status: http.StatusBadGateway, code: "redirect_not_allowed",
+		message: "the upstream answered " + strconv.Itoa(code) + ", a redirect entraproxy does not follow"}
 }

@@ -7,7 +7,6 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
-	"strconv"
 
 	"github.com/entraproxy/entraproxy/metrics"
 )
@@ -94,20 +93,11 @@ type redirectFollower struct {
 	client *http.Client // its Transport is set per redirected request
 }
 
-func newRedirectFollower(next http.RoundTripper, allowed hostMatcher, m *metrics.Metrics) *redirectFollower {
+func newRedirectFollower(next http.RoundTripper, policy redirectPolicy, m *metrics.Metrics) *redirectFollower {
 	return &redirectFollower{next: next, client: &http.Client{
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			if len(via) > maxRedirects {
-				return &apiError{status: http.StatusBadGateway, code: "upstream_unreachable",
-					message: "the upstream redirected more than " + strconv.Itoa(maxRedirects) + " times"}
-			}
-			if !allowed.allows(req.URL.Host) {
-				return redirectNotAllowed(req.URL.Host)
-			}
-			if via[len(via)-1].URL.Scheme == "https" && req.URL.Scheme != "https" {
-				// The token would cross the network in the clear.
-				return &apiError{status: http.StatusBadGateway, code: "redirect_not_allowed",
-					message: "the upstream redirected from https to plain http; entraproxy sends its token over https only"}
+			if e := policy.check(via[len(via)-1].URL, req.URL, len(via)-1); e != nil {
+				return e
 			}
 			m.RedirectFollowed()
 			return nil
@@ -131,8 +121,12 @@ func (f *redirectFollower) RoundTrip(req *http.Request) (*http.Response, error) 
 	if err != nil {
 		return nil, err
 	}
-	if !isRedirect(resp) {
+	if !mustNotPass(resp.StatusCode) {
 		return resp, nil
+	}
+	if loc := resp.Header.Get("Location"); !followable(resp.StatusCode) || loc == "" {
+		discard(resp.Body)
+		return nil, unfollowed(resp.StatusCode, loc)
 	}
 	client := *f.client
 	client.Transport = &answeredOnce{first: resp, next: f.next}
@@ -146,9 +140,12 @@ func (f *redirectFollower) RoundTrip(req *http.Request) (*http.Response, error) 
 		}
 		return nil, err
 	}
-	if isRedirect(resp) {
-		// http.Client hands a 307/308 back when it cannot replay the body.
+	if mustNotPass(resp.StatusCode) {
 		discard(resp.Body)
+		if loc := resp.Header.Get("Location"); !followable(resp.StatusCode) || loc == "" {
+			return nil, unfollowed(resp.StatusCode, loc) // a later hop
+		}
+		// http.Client hands a 307/308 back when it cannot replay the body.
 		return nil, &apiError{status: http.StatusBadGateway, code: "upstream_unreachable",
 			message: "the upstream redirected a request whose body was streamed and cannot be sent again; send bodies of at most 1 MiB with a Content-Length"}
 	}
@@ -185,13 +182,4 @@ func makeReplayable(req *http.Request) error {
 	req.Body = io.NopCloser(bytes.NewReader(buf))
 	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf)), nil }
 	return nil
-}
-
-func isRedirect(resp *http.Response) bool {
-	switch resp.StatusCode {
-	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther,
-		http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
-		return true
-	}
-	return resp.StatusCode/100 == 3 && resp.StatusCode != http.StatusNotModified && resp.Header.Get("Location") != ""
 }

@@ -143,8 +143,8 @@ func (s *wsProxy) serve(w http.ResponseWriter, r *http.Request) {
 			hs.retried, hs.token = true, fresh.Token
 			hs.form = s.p.auth.retryForm(hs.form)
 			s.p.metrics.AuthRetry(hs.form.String())
-		case isRedirectStatus(att.status) && att.header.Get("Location") != "":
-			next, e := s.redirectTarget(hs, att.header.Get("Location"))
+		case mustNotPass(att.status):
+			next, e := s.redirectTarget(hs, att.status, att.header.Get("Location"))
 			if e != nil {
 				s.fail(w, r, start, e)
 				return
@@ -165,10 +165,9 @@ func (s *wsProxy) serve(w http.ResponseWriter, r *http.Request) {
 }
 
 // redirectTarget resolves a handshake redirect, or says why it is refused.
-func (s *wsProxy) redirectTarget(hs *wsHandshake, location string) (*url.URL, *apiError) {
-	if hs.hops >= maxRedirects {
-		return nil, &apiError{status: http.StatusBadGateway, code: "upstream_unreachable",
-			message: "the upstream redirected the WebSocket handshake more than " + strconv.Itoa(maxRedirects) + " times"}
+func (s *wsProxy) redirectTarget(hs *wsHandshake, status int, location string) (*url.URL, *apiError) {
+	if !followable(status) || location == "" {
+		return nil, unfollowed(status, location)
 	}
 	loc, err := url.Parse(location)
 	if err != nil {
@@ -176,12 +175,8 @@ func (s *wsProxy) redirectTarget(hs *wsHandshake, location string) (*url.URL, *a
 	}
 	next := hs.target.ResolveReference(loc)
 	next.Scheme = wsScheme(next.Scheme)
-	if !s.p.redirects.allows(next.Host) {
-		return nil, redirectNotAllowed(next.Host)
-	}
-	if hs.target.Scheme == "wss" && next.Scheme != "wss" {
-		return nil, &apiError{status: http.StatusBadGateway, code: "redirect_not_allowed",
-			message: "the upstream redirected from TLS to plain text, which would expose the token"}
+	if e := s.p.redirects.check(hs.target, next, hs.hops); e != nil {
+		return nil, e
 	}
 	next.RawQuery = stripCredentialQuery(next.RawQuery)
 	next.Fragment = ""
@@ -194,15 +189,6 @@ func wsScheme(scheme string) string {
 		return "wss"
 	}
 	return "ws"
-}
-
-func isRedirectStatus(code int) bool {
-	switch code {
-	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther,
-		http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
-		return true
-	}
-	return false
 }
 
 // wsAttempt is one upstream handshake through koding/websocketproxy. The
