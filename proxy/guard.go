@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"crypto/sha256"
 	"crypto/subtle"
 	"net"
 	"net/http"
@@ -13,14 +14,14 @@ import (
 // browser protection and, in gateway mode, inbound keys. It runs before any
 // token is fetched or upstream dialed.
 type guard struct {
-	inboundKeys    [][]byte
+	inboundKeys    [][sha256.Size]byte // digests: equal length, so comparing reveals no length
 	allowedOrigins []string
 	loopbackOnly   bool // listening on loopback: refuse foreign Host headers (DNS rebinding)
 }
 
 // check returns nil when r may pass, else the error to answer.
 func (g *guard) check(r *http.Request) *apiError {
-	if origin := r.Header.Get("Origin"); origin != "" && !slices.Contains(g.allowedOrigins, strings.TrimSuffix(origin, "/")) {
+	if origin := r.Header.Get("Origin"); origin != "" && !g.originAllowed(origin) {
 		// Browsers send Origin on every WebSocket upgrade and cross-site
 		// request; a page the user visits must not spend this identity.
 		return &apiError{status: http.StatusForbidden, code: "origin_not_allowed",
@@ -45,12 +46,23 @@ func (g *guard) check(r *http.Request) *apiError {
 	return nil
 }
 
-// validKey compares against every key in constant time, so timing reveals
-// neither which key nor how much of it matched.
+// originAllowed compares as browsers and RFC 6454 do: scheme and host
+// without case, and a trailing "/" some users write is not part of it.
+func (g *guard) originAllowed(origin string) bool {
+	origin = strings.TrimSuffix(origin, "/")
+	return slices.ContainsFunc(g.allowedOrigins, func(o string) bool {
+		return strings.EqualFold(strings.TrimSuffix(o, "/"), origin)
+	})
+}
+
+// validKey compares the presented key's digest with every key's, in
+// constant time: timing reveals neither which key matched, nor how much of
+// one, nor its length.
 func (g *guard) validKey(presented string) bool {
+	d := sha256.Sum256([]byte(presented))
 	ok := 0
 	for _, k := range g.inboundKeys {
-		ok |= subtle.ConstantTimeCompare(k, []byte(presented))
+		ok |= subtle.ConstantTimeCompare(k[:], d[:])
 	}
 	return ok == 1
 }
@@ -66,15 +78,17 @@ func inboundKey(r *http.Request) (string, bool) {
 	if v, ok := bearer(r.Header.Get("Authorization")); ok {
 		return v, true
 	}
+	// The query in a fixed order of names, so the same request always
+	// meets the same verdict.
 	q, _ := url.ParseQuery(r.URL.RawQuery)
-	for name, vs := range q {
-		if len(vs) == 0 || vs[0] == "" {
-			continue
-		}
-		switch {
-		case strings.EqualFold(name, "Ocp-Apim-Subscription-Key"), strings.EqualFold(name, "api-key"):
-			return vs[0], true
-		case strings.EqualFold(name, "Authorization"):
+	for _, want := range []string{"Ocp-Apim-Subscription-Key", "Api-Key", "Authorization"} {
+		for name, vs := range q {
+			if !strings.EqualFold(name, want) || len(vs) == 0 || vs[0] == "" {
+				continue
+			}
+			if want != "Authorization" {
+				return vs[0], true
+			}
 			if v, ok := bearer(vs[0]); ok {
 				return v, true
 			}

@@ -156,3 +156,41 @@ func wantGuardOutcome(t *testing.T, f *httpFixture, resp *http.Response, body st
 		t.Errorf("Token calls = %d, want 0 (refused before a token is spent)", n)
 	}
 }
+
+// However the allowed origin was written (capitals, a trailing slash), the
+// browser's form of it is let through.
+func TestOriginGuardListedLoosely(t *testing.T) {
+	f := newHTTPFixture(t, upstreamOK, func(o *Options) {
+		o.AllowedOrigins = []string{"HTTP://LocalHost:3000/"}
+	})
+	req := newHTTPRequest(t, http.MethodGet, f.url("/openai/v1/models"), nil)
+	req.Header.Set("Origin", "http://localhost:3000")
+	resp, body := f.do(t, req)
+	wantGuardOutcome(t, f, resp, body, http.StatusForbidden, "")
+}
+
+// Two different keys in the query: the verdict must not depend on map order.
+func TestInboundKeyQueryOrderFixed(t *testing.T) {
+	f := newHTTPFixture(t, upstreamOK, func(o *Options) { o.InboundKeys = []string{"right"} })
+	for range 20 {
+		resp, body := f.get(t, "/x?api-key=wrong&Ocp-Apim-Subscription-Key=right")
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("status = %d (%s), want 200: Ocp-Apim-Subscription-Key is checked first", resp.StatusCode, body)
+		}
+	}
+}
+
+// Keys are compared by digest; other lengths and letter cases are refused
+// like any wrong key.
+func TestInboundKeyDigests(t *testing.T) {
+	f := newHTTPFixture(t, upstreamOK, func(o *Options) { o.InboundKeys = []string{"k"} })
+	g := &f.proxy.guard
+	for _, tc := range []struct {
+		key  string
+		want bool
+	}{{"k", true}, {"", false}, {"kk", false}, {strings.Repeat("k", 1000), false}, {"K", false}} {
+		if got := g.validKey(tc.key); got != tc.want {
+			t.Errorf("validKey(%.10q) = %v, want %v", tc.key, got, tc.want)
+		}
+	}
+}

@@ -4,6 +4,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"log/slog"
@@ -102,9 +103,9 @@ func New(opts Options) (*Proxy, error) {
 	if tlsConfig == nil {
 		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
-	keys := make([][]byte, len(opts.InboundKeys))
+	keys := make([][sha256.Size]byte, len(opts.InboundKeys))
 	for i, k := range opts.InboundKeys {
-		keys[i] = []byte(k)
+		keys[i] = sha256.Sum256([]byte(k))
 	}
 	upstream := &url.URL{Scheme: opts.Upstream.Scheme, Host: opts.Upstream.Host}
 
