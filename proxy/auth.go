@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -69,10 +70,12 @@ func (a *authorizer) form(host string) tokens.Form {
 // retries reports whether a 401 earns one more try (auto only).
 func (a *authorizer) retries() bool { return a.format == FormatAuto }
 
-// retryForm is the form for the one retry after form got a 401: the other
-// form when a resource id allows aad, else the same form with a fresh token.
-func (a *authorizer) retryForm(form tokens.Form) tokens.Form {
-	if a.resourceID == "" {
+// retryForm is the form for the one retry after form got a 401 from host:
+// the other form when a resource id allows aad, else the same form with a
+// fresh token. Azure OpenAI never gets the aad form: it is Speech's alone
+// (AZURE-NOTES.md, Entra ID auth forms).
+func (a *authorizer) retryForm(host string, form tokens.Form) tokens.Form {
+	if a.resourceID == "" || isOpenAIHost(host) {
 		return tokens.Bearer
 	}
 	if form == tokens.AAD {
@@ -88,10 +91,28 @@ func (a *authorizer) learn(host string, form tokens.Form) {
 	a.learned[host] = form
 }
 
-func (a *authorizer) value(form tokens.Form, token string) string {
-	if form != tokens.Bearer && form != tokens.AAD {
-		return tokens.Authorization(form, a.resourceID, token)
+// worthRetrying reports whether a retry after a 401 could change anything:
+// a new token or another form. Renew may hand back the same token (it asks
+// the credential at most once per 10 s), and sending the same request again
+// would only double the upstream's load while a role is missing.
+func (a *authorizer) worthRetrying(host string, form tokens.Form, stale, fresh string) bool {
+	return fresh != stale || a.retryForm(host, form) != form
+}
+
+func isOpenAIHost(host string) bool {
+	h := strings.ToLower(host)
+	if i := strings.LastIndexByte(h, ':'); i > 0 && !strings.HasSuffix(h, "]") {
+		h = h[:i]
 	}
+	for _, suffix := range []string{".openai.azure.com", ".openai.azure.us", ".openai.azure.cn"} {
+		if strings.HasSuffix(h, suffix) {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *authorizer) value(form tokens.Form, token string) string {
 	if b := a.built[form].Load(); b != nil && b.token == token {
 		return b.value
 	}

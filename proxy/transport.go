@@ -44,7 +44,7 @@ func (t *authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 
 	fresh, err := t.auth.tokens.Renew(req.Context(), tok.Token)
-	if err != nil {
+	if err != nil || !t.auth.worthRetrying(host, form, tok.Token, fresh.Token) {
 		return resp, nil // the upstream's own 401 says more than our renewal failure
 	}
 	retry := withAuthorization(req, "")
@@ -54,7 +54,7 @@ func (t *authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	discard(resp.Body)
-	form = t.auth.retryForm(form)
+	form = t.auth.retryForm(host, form)
 	retry.Header["Authorization"] = []string{t.auth.value(form, fresh.Token)}
 	t.metrics.AuthRetry(form.String())
 	resp, err = t.base.RoundTrip(retry)

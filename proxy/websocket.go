@@ -136,12 +136,12 @@ func (s *wsProxy) serve(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case att.status == http.StatusUnauthorized && s.p.auth.retries() && !hs.retried:
 			fresh, err := s.p.auth.tokens.Renew(r.Context(), hs.token)
-			if err != nil {
+			if err != nil || !s.p.auth.worthRetrying(hs.target.Host, hs.form, hs.token, fresh.Token) {
 				s.relayFailure(w, r, start, att)
 				return
 			}
 			hs.retried, hs.token = true, fresh.Token
-			hs.form = s.p.auth.retryForm(hs.form)
+			hs.form = s.p.auth.retryForm(hs.target.Host, hs.form)
 			s.p.metrics.AuthRetry(hs.form.String())
 		case mustNotPass(att.status):
 			next, e := s.redirectTarget(hs, att.status, att.header.Get("Location"))
