@@ -168,8 +168,8 @@ func (c *Config) problems() []*Error {
 			add("ENTRAPROXY_ADMIN_LISTEN", c.AdminListen, "same address as ENTRAPROXY_LISTEN; pick another port, e.g. 127.0.0.1:9090")
 		}
 	}
-	if !slices.Contains(tokens.Kinds, c.Credential) {
-		add("ENTRAPROXY_CREDENTIAL", c.Credential, "unknown credential; use one of %s", strings.Join(tokens.Kinds, ", "))
+	if kinds := tokens.Kinds(); !slices.Contains(kinds, c.Credential) {
+		add("ENTRAPROXY_CREDENTIAL", c.Credential, "unknown credential; use one of %s", strings.Join(kinds, ", "))
 	}
 	if c.Scope == "" || strings.ContainsAny(c.Scope, " \t\r\n") {
 		add("ENTRAPROXY_SCOPE", c.Scope, "want one scope such as https://cognitiveservices.azure.com/.default")

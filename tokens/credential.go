@@ -15,7 +15,10 @@ import (
 )
 
 // Kinds lists the ENTRAPROXY_CREDENTIAL values, in the order -h shows them.
-var Kinds = []string{"default", "azure-cli", "azure-developer-cli", "managed-identity", "workload-identity", "environment"}
+// Each call returns a new slice, so no caller can change another's.
+func Kinds() []string {
+	return []string{"default", "azure-cli", "azure-developer-cli", "managed-identity", "workload-identity", "environment"}
+}
 
 // CredentialOptions configures NewCredential.
 type CredentialOptions struct {
@@ -67,10 +70,15 @@ func NewCredential(kind string, opts CredentialOptions) (azcore.TokenCredential,
 		cred, err = azidentity.NewDefaultAzureCredential(&azidentity.DefaultAzureCredentialOptions{ClientOptions: client})
 	case "azure-cli":
 		name = "AzureCLICredential"
+		// No TenantID from AZURE_TENANT_ID: DefaultAzureCredential does not
+		// give one to its CLI sources either (azidentity v1.15
+		// default_azure_credential.go passes only options.TenantID), so
+		// default and azure-cli ask az for the same tenant, the one az is
+		// logged in to. TestCLITenantParity keeps it so.
 		cred, err = azidentity.NewAzureCLICredential(nil)
 	case "azure-developer-cli":
 		name = "AzureDeveloperCLICredential"
-		cred, err = azidentity.NewAzureDeveloperCLICredential(nil)
+		cred, err = azidentity.NewAzureDeveloperCLICredential(nil) // no TenantID, as for azure-cli
 	case "managed-identity":
 		name = "ManagedIdentityCredential"
 		o := &azidentity.ManagedIdentityCredentialOptions{ClientOptions: client}
@@ -92,7 +100,7 @@ func NewCredential(kind string, opts CredentialOptions) (azcore.TokenCredential,
 		name = "EnvironmentCredential"
 		cred, err = azidentity.NewEnvironmentCredential(&azidentity.EnvironmentCredentialOptions{ClientOptions: client})
 	default:
-		return nil, fmt.Errorf("unknown credential %q: want one of %s", kind, strings.Join(Kinds, ", "))
+		return nil, fmt.Errorf("unknown credential %q: want one of %s", kind, strings.Join(Kinds(), ", "))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("build %s credential: %w", kind, err)

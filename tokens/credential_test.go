@@ -307,6 +307,75 @@ func TestAzureCLI(t *testing.T) {
 	}
 }
 
+// fakeAzd puts an executable azd on PATH (only there) that prints a token
+// and appends its arguments to the returned file.
+func fakeAzd(t *testing.T, token string, expiresOn time.Time) (argsFile string) {
+	t.Helper()
+	dir := t.TempDir()
+	argsFile = filepath.Join(dir, "args")
+	script := fmt.Sprintf("#!/bin/sh\necho \"$@\" >> '%s'\nprintf '%%s' '{\"token\":\"%s\",\"expiresOn\":\"%s\"}'\n",
+		argsFile, token, expiresOn.UTC().Format("2006-01-02T15:04:05Z"))
+	if err := os.WriteFile(filepath.Join(dir, "azd"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir)
+	return argsFile
+}
+
+// The CLI kinds ask az / azd for the tenant they are logged in to, whatever
+// AZURE_TENANT_ID says, exactly as DefaultAzureCredential's CLI sources do
+// (azidentity gives them only DefaultAzureCredentialOptions.TenantID, never
+// the variable): switching between default and azure-cli must not change
+// the tenant of the token.
+func TestCLITenantParity(t *testing.T) {
+	const tenant = "22222222-2222-2222-2222-222222222222"
+	for _, tc := range []struct {
+		tool string // az or azd
+		kind string // the dedicated kind
+		only string // AZURE_TOKEN_CREDENTIALS narrowing default to the same source
+	}{
+		{"az", "azure-cli", "AzureCLICredential"},
+		{"azd", "azure-developer-cli", "AzureDeveloperCLICredential"},
+	} {
+		t.Run(tc.tool, func(t *testing.T) {
+			args := map[string]string{}
+			for _, kind := range []string{"default", tc.kind} {
+				cleanAzureEnv(t)
+				t.Setenv("AZURE_TENANT_ID", tenant)
+				t.Setenv("AZURE_TOKEN_CREDENTIALS", tc.only)
+				expires := time.Now().Add(time.Hour)
+				argsFile := fakeAz(t, "cli-token", expires, false)
+				if tc.tool == "azd" {
+					argsFile = fakeAzd(t, "cli-token", expires)
+				}
+				cred, err := NewCredential(kind, CredentialOptions{Getenv: func(k string) string {
+					if k == "AZURE_TENANT_ID" {
+						return tenant
+					}
+					return ""
+				}})
+				if err != nil {
+					t.Fatalf("NewCredential(%q) error = %v", kind, err)
+				}
+				if _, _, err := fetch(t, cred, testScope, nil); err != nil {
+					t.Fatalf("%s: Token() error = %v", kind, err)
+				}
+				b, err := os.ReadFile(argsFile)
+				if err != nil {
+					t.Fatal(err)
+				}
+				args[kind] = strings.TrimSpace(string(b))
+			}
+			if got, want := args[tc.kind], args["default"]; got != want {
+				t.Errorf("%s ran %s %q, want %q as default does", tc.kind, tc.tool, got, want)
+			}
+			if strings.Contains(args[tc.kind], tenant) {
+				t.Errorf("%s ran %s %q, want no tenant from AZURE_TENANT_ID", tc.kind, tc.tool, args[tc.kind])
+			}
+		})
+	}
+}
+
 func TestCredentialFailures(t *testing.T) {
 	for _, tc := range []struct {
 		name      string

@@ -64,9 +64,10 @@ type Options struct {
 	// ErrUnavailable. Zero means 10s.
 	WaitTimeout time.Duration
 	// OnRefresh, when set, is called on Run's goroutine after each
-	// credential call with ResultSuccess or ResultFailure and the expiry of
-	// the token held afterwards (zero when none). It must not block. For
-	// metrics.
+	// credential call: with ResultSuccess and the new token's expiry, or
+	// with ResultFailure and the zero time (a failure changes no expiry;
+	// State says whether an older token still serves). It must not block.
+	// For metrics and the ready log line.
 	OnRefresh func(result string, expiresOn time.Time)
 }
 
@@ -335,10 +336,7 @@ func (s *Source) fetch(ctx context.Context, failures *int) time.Duration {
 	}
 	s.log.Log(context.Background(), level, "token fetch failed", attrs...)
 	if s.onRefresh != nil {
-		if !valid {
-			held = time.Time{}
-		}
-		s.onRefresh(ResultFailure, held)
+		s.onRefresh(ResultFailure, time.Time{})
 	}
 	return delay
 }
