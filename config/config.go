@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -29,7 +30,7 @@ type Config struct {
 	AuthFormat           string        `env:"ENTRAPROXY_AUTH_FORMAT" envDefault:"auto" help:"bearer: Authorization: Bearer <token>; aad: Bearer aad#<resource id>#<token> (Speech only); auto: bearer first, on an upstream 401 retry once with a fresh token and, where a resource id is set, the aad form, remembered per upstream host"`
 	ResourceID           string        `env:"ENTRAPROXY_RESOURCE_ID" help:"ARM id /subscriptions/S/resourceGroups/G/providers/Microsoft.CognitiveServices/accounts/A; required for aad"`
 	SpeechPaths          bool          `env:"ENTRAPROXY_SPEECH_PATHS" envDefault:"true" help:"rewrite regional / container style Speech paths to the custom-domain form (/cognitiveservices/websocket/v1 -> /tts/cognitiveservices/websocket/v1 ...)"`
-	RedirectHosts        []string      `env:"ENTRAPROXY_REDIRECT_HOSTS" envDefault:"*.cognitiveservices.azure.com,*.speech.microsoft.com,*.openai.azure.com,*.cognitiveservices.azure.us,*.speech.azure.us,*.cognitiveservices.azure.cn,*.speech.azure.cn" help:"comma-separated hosts an upstream redirect may lead to; *. matches one or more labels; exact hosts and host:port allowed"`
+	RedirectHosts        []string      `env:"ENTRAPROXY_REDIRECT_HOSTS" envDefault:"*.cognitiveservices.azure.com,*.speech.microsoft.com,*.openai.azure.com,*.cognitiveservices.azure.us,*.speech.azure.us,*.cognitiveservices.azure.cn,*.speech.azure.cn" help:"comma-separated hosts an upstream redirect may lead to; *.domain matches one or more labels before a domain of at least two labels, on any port; exact hosts and host:port allowed; none: never follow redirects"`
 	InboundKeys          []string      `env:"ENTRAPROXY_INBOUND_KEYS" help:"comma-separated secrets; when set, every request must present one (Ocp-Apim-Subscription-Key, api-key, Authorization: Bearer, or the same in the query)"`
 	AllowUnauthenticated bool          `env:"ENTRAPROXY_ALLOW_UNAUTHENTICATED" envDefault:"false" help:"must be true to listen on a non-loopback address without inbound keys"`
 	AllowedOrigins       []string      `env:"ENTRAPROXY_ALLOWED_ORIGINS" help:"comma-separated browser origins (http://localhost:3000) allowed to call the proxy; requests with any other Origin get 403"`
@@ -69,7 +70,9 @@ func envVar(f reflect.StructField) string {
 // Error is one bad setting. Its message names the variable, quotes the value
 // (unless secret) and says what would be accepted.
 type Error struct {
-	Var   string
+	Var string
+	// Value is the value as the user wrote it, with any secret part
+	// replaced (the user info of a URL).
 	Value string
 	// Secret hides Value from the message (inbound keys).
 	Secret  bool
@@ -85,6 +88,10 @@ func (e *Error) Error() string {
 
 // Load reads every setting through getenv and validates the result. The error,
 // if any, joins one *Error per bad variable, so a user fixes everything in one go.
+//
+// List entries are trimmed of spaces ("k1, k2" is the keys k1 and k2: net/http
+// trims header values, so a key with a leading space could never match), and
+// allowed origins are put in the form browsers send them.
 func Load(getenv func(string) string) (*Config, error) {
 	environ := make(map[string]string)
 	for _, s := range Settings() {
@@ -110,9 +117,19 @@ func Load(getenv func(string) string) (*Config, error) {
 			failed[e.Var] = true
 		}
 	}
-	// A variable that did not parse is reported once, not again by Validate
-	// for the zero value it left behind.
-	for _, p := range c.problems() {
+	for _, list := range []*[]string{&c.RedirectHosts, &c.InboundKeys, &c.AllowedOrigins} {
+		for i, v := range *list {
+			(*list)[i] = strings.TrimSpace(v)
+		}
+	}
+	// An empty variable gets the default list, so "none" is the way to say
+	// "never follow redirects".
+	if len(c.RedirectHosts) == 1 && strings.EqualFold(c.RedirectHosts[0], redirectNone) {
+		c.RedirectHosts = []string{}
+	}
+	// A variable that did not parse is reported once, not again for the
+	// zero value it left behind.
+	for _, p := range c.problems(environ) {
 		if !failed[p.Var] {
 			problems = append(problems, p)
 		}
@@ -120,8 +137,14 @@ func Load(getenv func(string) string) (*Config, error) {
 	if len(problems) > 0 {
 		return nil, errors.Join(problems...)
 	}
+	for i, o := range c.AllowedOrigins {
+		c.AllowedOrigins[i] = normalizeOrigin(o)
+	}
 	return &c, nil
 }
+
+// redirectNone is the ENTRAPROXY_REDIRECT_HOSTS value that turns redirects off.
+const redirectNone = "none"
 
 func describeParseError(err error, environ map[string]string) error {
 	var pe env.ParseError
@@ -140,23 +163,22 @@ func describeParseError(err error, environ map[string]string) error {
 	return &Error{Var: name, Value: environ[name], Problem: problem}
 }
 
-// Validate reports every problem of c at once, joined.
-func (c *Config) Validate() error {
-	var errs []error
-	for _, p := range c.problems() {
-		errs = append(errs, p)
-	}
-	return errors.Join(errs...)
-}
-
-func (c *Config) problems() []*Error {
+// problems reports every problem of c. environ holds the values as written,
+// which the messages quote (a duration of "0" is shown as "0", not "0s").
+func (c *Config) problems(environ map[string]string) []*Error {
 	var errs []*Error
 	add := func(variable, value, format string, args ...any) {
 		errs = append(errs, &Error{Var: variable, Value: value, Problem: fmt.Sprintf(format, args...)})
 	}
+	raw := func(variable string, parsed time.Duration) string {
+		if v, ok := environ[variable]; ok {
+			return v
+		}
+		return parsed.String()
+	}
 
 	if p := upstreamProblem(c.Upstream); p != "" {
-		add("ENTRAPROXY_UPSTREAM", c.Upstream, "%s", p)
+		add("ENTRAPROXY_UPSTREAM", redactUserInfo(c.Upstream), "%s", p)
 	}
 	if p := listenProblem(c.Listen); p != "" {
 		add("ENTRAPROXY_LISTEN", c.Listen, "%s", p)
@@ -198,7 +220,7 @@ func (c *Config) problems() []*Error {
 			errs = append(errs, &Error{Var: "ENTRAPROXY_INBOUND_KEYS", Secret: true, Problem: fmt.Sprintf("entry %d is empty; remove the extra comma", i+1)})
 		}
 	}
-	if c.listenProblemFree() && !isLoopbackAddr(c.Listen) && len(c.InboundKeys) == 0 && !c.AllowUnauthenticated {
+	if listenProblem(c.Listen) == "" && !c.ListenIsLoopback() && len(c.InboundKeys) == 0 && !c.AllowUnauthenticated {
 		add("ENTRAPROXY_LISTEN", c.Listen, "not a loopback address, so anyone who can reach it would spend this proxy's Azure identity; "+
 			"set ENTRAPROXY_INBOUND_KEYS to require a key from clients, or ENTRAPROXY_ALLOW_UNAUTHENTICATED=true if the network already restricts who connects")
 	}
@@ -208,13 +230,13 @@ func (c *Config) problems() []*Error {
 		}
 	}
 	if c.UpstreamTimeout <= 0 {
-		add("ENTRAPROXY_UPSTREAM_TIMEOUT", c.UpstreamTimeout.String(), "must be more than 0, e.g. 30s")
+		add("ENTRAPROXY_UPSTREAM_TIMEOUT", raw("ENTRAPROXY_UPSTREAM_TIMEOUT", c.UpstreamTimeout), "must be more than 0, e.g. 30s")
 	}
 	if c.DrainDelay < 0 {
-		add("ENTRAPROXY_DRAIN_DELAY", c.DrainDelay.String(), "must not be negative")
+		add("ENTRAPROXY_DRAIN_DELAY", raw("ENTRAPROXY_DRAIN_DELAY", c.DrainDelay), "must not be negative")
 	}
 	if c.ShutdownTimeout <= 0 {
-		add("ENTRAPROXY_SHUTDOWN_TIMEOUT", c.ShutdownTimeout.String(), "must be more than 0, e.g. 30s")
+		add("ENTRAPROXY_SHUTDOWN_TIMEOUT", raw("ENTRAPROXY_SHUTDOWN_TIMEOUT", c.ShutdownTimeout), "must be more than 0, e.g. 30s")
 	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.LogLevel) {
 		add("ENTRAPROXY_LOG_LEVEL", c.LogLevel, "use debug, info, warn or error")
@@ -225,7 +247,13 @@ func (c *Config) problems() []*Error {
 	return errs
 }
 
-func (c *Config) listenProblemFree() bool { return listenProblem(c.Listen) == "" }
+// ListenIsLoopback reports whether ENTRAPROXY_LISTEN is a loopback address
+// (localhost, 127.0.0.0/8, ::1), where the proxy guards against DNS
+// rebinding and may run without inbound keys.
+func (c *Config) ListenIsLoopback() bool {
+	host, _, err := net.SplitHostPort(c.Listen)
+	return err == nil && isLoopbackHost(host)
+}
 
 // UpstreamURL is the parsed ENTRAPROXY_UPSTREAM of a validated Config.
 func (c *Config) UpstreamURL() *url.URL {
@@ -236,8 +264,6 @@ func (c *Config) UpstreamURL() *url.URL {
 	u.Path, u.RawPath = "", ""
 	return u
 }
-
-const customDomainHint = "Entra ID needs the resource's custom subdomain, https://NAME.cognitiveservices.azure.com"
 
 func upstreamProblem(s string) string {
 	if s == "" {
@@ -258,18 +284,58 @@ func upstreamProblem(s string) string {
 		return "must not have a fragment"
 	}
 	host := strings.ToLower(u.Hostname())
-	if region, ok := strings.CutSuffix(host, ".api.cognitive.microsoft.com"); ok && !strings.Contains(region, ".") {
-		return "a regional endpoint; " + customDomainHint
-	}
-	for _, svc := range []string{".tts.speech.microsoft.com", ".stt.speech.microsoft.com", ".s2s.speech.microsoft.com"} {
-		if region, ok := strings.CutSuffix(host, svc); ok && !strings.Contains(region, ".") {
-			return "a regional Speech endpoint; " + customDomainHint
-		}
+	if customDomain, ok := RegionalEndpoint(host); ok {
+		return "a regional endpoint; Entra ID needs the resource's custom subdomain, " + customDomain
 	}
 	if u.Scheme == "http" && !isLoopbackHost(host) {
 		return "http is allowed only to a loopback host (local testing); use https"
 	}
 	return ""
+}
+
+// redactUserInfo replaces the user info of a URL-like value (a password, or
+// a token written as the user name) so that an error message can quote the
+// rest. It works on the text, so a value url.Parse refuses is covered too.
+func redactUserInfo(s string) string {
+	_, rest, ok := strings.Cut(s, "://")
+	if !ok {
+		rest = s
+	}
+	authority := rest
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		authority = rest[:i]
+	}
+	at := strings.LastIndex(authority, "@")
+	if at < 0 {
+		return s
+	}
+	start := len(s) - len(rest)
+	return s[:start] + "REDACTED" + s[start+at:]
+}
+
+// regionalEndpoint matches Azure AI services' shared regional endpoints, in
+// the public, US Government and China clouds
+// (https://learn.microsoft.com/azure/ai-services/cognitive-services-custom-subdomains).
+var regionalEndpoint = regexp.MustCompile(`^[a-z0-9-]+\.(api\.cognitive\.microsoft\.(com|us)|api\.cognitive\.azure\.cn|(tts|stt|s2s)\.speech\.(microsoft\.com|azure\.us|azure\.cn))$`)
+
+// RegionalEndpoint reports whether host is a shared regional endpoint
+// (eastus.api.cognitive.microsoft.com, westeurope.tts.speech.microsoft.com,
+// and their US Government and China cloud siblings). Those reject Entra ID
+// tokens for a resource; customDomain is the form to use instead, in the
+// same cloud: https://NAME.cognitiveservices.azure.com (.us, .cn).
+func RegionalEndpoint(host string) (customDomain string, ok bool) {
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	if !regionalEndpoint.MatchString(host) {
+		return "", false
+	}
+	suffix := "com"
+	switch {
+	case strings.HasSuffix(host, ".us"):
+		suffix = "us"
+	case strings.HasSuffix(host, ".cn"):
+		suffix = "cn"
+	}
+	return "https://NAME.cognitiveservices.azure." + suffix, true
 }
 
 func listenProblem(addr string) string {
@@ -286,11 +352,6 @@ func listenProblem(addr string) string {
 	return ""
 }
 
-func isLoopbackAddr(addr string) bool {
-	host, _, _ := net.SplitHostPort(addr)
-	return isLoopbackHost(host)
-}
-
 func isLoopbackHost(host string) bool {
 	if host == "localhost" {
 		return true
@@ -299,16 +360,32 @@ func isLoopbackHost(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// hostPatternProblem checks one ENTRAPROXY_REDIRECT_HOSTS entry. The
+// patterns are those proxy's redirect matcher understands.
 func hostPatternProblem(p string) string {
 	if p == "" {
 		return "empty entry; remove the extra comma"
 	}
+	if strings.EqualFold(p, redirectNone) {
+		return "none turns redirects off and must be the only entry"
+	}
 	if strings.Contains(p, "://") || strings.ContainsAny(p, "/?#@ ") {
 		return "want a host, *.domain or host:port, without scheme or path"
 	}
-	host := strings.TrimPrefix(p, "*.")
+	host, wildcard := strings.CutPrefix(p, "*.")
 	if strings.Contains(host, "*") {
 		return "* is allowed only as a leading *. label"
+	}
+	if wildcard {
+		// The matcher compares a wildcard with the host alone, any port.
+		if h, port, err := net.SplitHostPort(host); err == nil {
+			return fmt.Sprintf("a wildcard pattern matches any port; drop :%s (write *.%s)", port, h)
+		}
+		labels := strings.Split(strings.TrimSuffix(host, "."), ".")
+		if len(labels) < 2 || slices.Contains(labels, "") {
+			return "a wildcard needs a domain of at least two labels after *. (*.example.com), not a whole top-level domain"
+		}
+		return ""
 	}
 	if h, port, err := net.SplitHostPort(host); err == nil {
 		if h == "" || port == "" {
@@ -321,8 +398,28 @@ func hostPatternProblem(p string) string {
 func originProblem(o string) string {
 	u, err := url.Parse(o)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
-		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || u.User != nil {
 		return "want an origin such as http://localhost:3000 (scheme, host and optional port, nothing else)"
 	}
 	return ""
+}
+
+// normalizeOrigin writes a valid origin the way browsers send it in the
+// Origin header (https://html.spec.whatwg.org/multipage/browsers.html#ascii-serialisation-of-an-origin):
+// scheme and host in lower case, the port only when it is not the scheme's
+// default, no trailing slash.
+func normalizeOrigin(o string) string {
+	u, err := url.Parse(o)
+	if err != nil {
+		return o // validated before; unreachable
+	}
+	scheme := strings.ToLower(u.Scheme)
+	host := strings.ToLower(u.Hostname())
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	if port := u.Port(); port != "" && !(scheme == "http" && port == "80") && !(scheme == "https" && port == "443") {
+		host += ":" + port
+	}
+	return scheme + "://" + host
 }

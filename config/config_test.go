@@ -106,9 +106,19 @@ func TestLoadReportsBadValue(t *testing.T) {
 		{"resource id", []string{"ENTRAPROXY_UPSTREAM", up, "ENTRAPROXY_RESOURCE_ID", "/subscriptions/x/speech"}, "ENTRAPROXY_RESOURCE_ID", "/subscriptions/"},
 		{"redirect host", []string{"ENTRAPROXY_UPSTREAM", up, "ENTRAPROXY_REDIRECT_HOSTS", "https://a.example.com"}, "ENTRAPROXY_REDIRECT_HOSTS", "without scheme"},
 		{"redirect wildcard inside", []string{"ENTRAPROXY_UPSTREAM", up, "ENTRAPROXY_REDIRECT_HOSTS", "a.*.example.com"}, "ENTRAPROXY_REDIRECT_HOSTS", "leading"},
+		{"redirect wildcard over a top-level domain", []string{"ENTRAPROXY_UPSTREAM", up, "ENTRAPROXY_REDIRECT_HOSTS", "*.com"}, "ENTRAPROXY_REDIRECT_HOSTS", `"*.com": a wildcard needs a domain of at least two labels`},
+		{"redirect wildcard with port", []string{"ENTRAPROXY_UPSTREAM", up, "ENTRAPROXY_REDIRECT_HOSTS", "*.x.com:443"}, "ENTRAPROXY_REDIRECT_HOSTS", `"*.x.com:443": a wildcard pattern matches any port; drop :443`},
+		{"redirect none among hosts", []string{"ENTRAPROXY_UPSTREAM", up, "ENTRAPROXY_REDIRECT_HOSTS", "none,*.x.com"}, "ENTRAPROXY_REDIRECT_HOSTS", "must be the only entry"},
+		{"regional upstream US Government", []string{"ENTRAPROXY_UPSTREAM", "https://usgovvirginia.api.cognitive.microsoft.us"}, "ENTRAPROXY_UPSTREAM", "a regional endpoint; Entra ID needs the resource's custom subdomain, https://NAME.cognitiveservices.azure.us"},
+		{"regional speech upstream China", []string{"ENTRAPROXY_UPSTREAM", "https://chinaeast2.tts.speech.azure.cn"}, "ENTRAPROXY_UPSTREAM", "https://NAME.cognitiveservices.azure.cn"},
 		{"origin", []string{"ENTRAPROXY_UPSTREAM", up, "ENTRAPROXY_ALLOWED_ORIGINS", "localhost:3000"}, "ENTRAPROXY_ALLOWED_ORIGINS", "http://localhost:3000"},
+		{"origin with a path", []string{"ENTRAPROXY_UPSTREAM", up, "ENTRAPROXY_ALLOWED_ORIGINS", "http://localhost:3000, https://a.example/app"}, "ENTRAPROXY_ALLOWED_ORIGINS", `"https://a.example/app": want an origin`},
+		{"inbound key only spaces", []string{"ENTRAPROXY_UPSTREAM", up, "ENTRAPROXY_INBOUND_KEYS", "k1, ,k2"}, "ENTRAPROXY_INBOUND_KEYS", "entry 2 is empty"},
 		{"timeout syntax", []string{"ENTRAPROXY_UPSTREAM", up, "ENTRAPROXY_UPSTREAM_TIMEOUT", "30"}, "ENTRAPROXY_UPSTREAM_TIMEOUT", "not a duration"},
 		{"timeout zero", []string{"ENTRAPROXY_UPSTREAM", up, "ENTRAPROXY_UPSTREAM_TIMEOUT", "0s"}, "ENTRAPROXY_UPSTREAM_TIMEOUT", "more than 0"},
+		{"timeout zero quoted as written", []string{"ENTRAPROXY_UPSTREAM", up, "ENTRAPROXY_UPSTREAM_TIMEOUT", "0"}, "ENTRAPROXY_UPSTREAM_TIMEOUT", `"0": must be more than 0`},
+		{"drain negative quoted as written", []string{"ENTRAPROXY_UPSTREAM", up, "ENTRAPROXY_DRAIN_DELAY", "-1500ms"}, "ENTRAPROXY_DRAIN_DELAY", `"-1500ms": must not be negative`},
+		{"shutdown zero quoted as written", []string{"ENTRAPROXY_UPSTREAM", up, "ENTRAPROXY_SHUTDOWN_TIMEOUT", "0m"}, "ENTRAPROXY_SHUTDOWN_TIMEOUT", `"0m": must be more than 0`},
 		{"drain negative", []string{"ENTRAPROXY_UPSTREAM", up, "ENTRAPROXY_DRAIN_DELAY", "-1s"}, "ENTRAPROXY_DRAIN_DELAY", "negative"},
 		{"shutdown timeout", []string{"ENTRAPROXY_UPSTREAM", up, "ENTRAPROXY_SHUTDOWN_TIMEOUT", "soon"}, "ENTRAPROXY_SHUTDOWN_TIMEOUT", "not a duration"},
 		{"bool", []string{"ENTRAPROXY_UPSTREAM", up, "ENTRAPROXY_SPEECH_PATHS", "yes please"}, "ENTRAPROXY_SPEECH_PATHS", "true or false"},
@@ -202,5 +212,115 @@ func TestSettingsDescribeEveryVariable(t *testing.T) {
 	}
 	if len(seen) != 17 {
 		t.Errorf("got %d settings, want the contract's 17", len(seen))
+	}
+}
+
+// List entries are trimmed ("k1, k2"), and origins take the form browsers
+// send in the Origin header, which the proxy compares them with.
+func TestLoadNormalizesLists(t *testing.T) {
+	const up = "https://name.cognitiveservices.azure.com"
+	tests := []struct {
+		name, variable, value string
+		get                   func(*Config) []string
+		want                  []string
+	}{
+		{"inbound keys after a comma and space", "ENTRAPROXY_INBOUND_KEYS", "k1, k2", func(c *Config) []string { return c.InboundKeys }, []string{"k1", "k2"}},
+		{"inbound keys padded", "ENTRAPROXY_INBOUND_KEYS", " k1 ,\tk2 ", func(c *Config) []string { return c.InboundKeys }, []string{"k1", "k2"}},
+		{"redirect hosts padded", "ENTRAPROXY_REDIRECT_HOSTS", "*.a.example.com, b.example:8443 ", func(c *Config) []string { return c.RedirectHosts }, []string{"*.a.example.com", "b.example:8443"}},
+		{"redirect hosts none", "ENTRAPROXY_REDIRECT_HOSTS", "none", func(c *Config) []string { return c.RedirectHosts }, []string{}},
+		{"redirect hosts none padded, any case", "ENTRAPROXY_REDIRECT_HOSTS", " None ", func(c *Config) []string { return c.RedirectHosts }, []string{}},
+		{"origin upper case with slash", "ENTRAPROXY_ALLOWED_ORIGINS", "http://LocalHost:3000/", func(c *Config) []string { return c.AllowedOrigins }, []string{"http://localhost:3000"}},
+		{"origins padded", "ENTRAPROXY_ALLOWED_ORIGINS", "http://localhost:3000, https://app.example", func(c *Config) []string { return c.AllowedOrigins }, []string{"http://localhost:3000", "https://app.example"}},
+		{"origin default ports dropped", "ENTRAPROXY_ALLOWED_ORIGINS", "HTTPS://A.example:443,http://b.example:80,http://[::1]:80", func(c *Config) []string { return c.AllowedOrigins }, []string{"https://a.example", "http://b.example", "http://[::1]"}},
+		{"origin other ports kept", "ENTRAPROXY_ALLOWED_ORIGINS", "https://a.example:80,http://b.example:443,http://[::1]:3000", func(c *Config) []string { return c.AllowedOrigins }, []string{"https://a.example:80", "http://b.example:443", "http://[::1]:3000"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Load(environ("ENTRAPROXY_UPSTREAM", up, tc.variable, tc.value))
+			if err != nil {
+				t.Fatalf("Load(%s=%q): %v", tc.variable, tc.value, err)
+			}
+			got := tc.get(c)
+			if !slices.Equal(got, tc.want) || got == nil {
+				t.Errorf("%s=%q gave %q, want %q", tc.variable, tc.value, got, tc.want)
+			}
+		})
+	}
+}
+
+// ENTRAPROXY_UPSTREAM with user info is refused without quoting the secret,
+// whether it sits in the password or the user name, and whether or not the
+// URL parses.
+func TestUpstreamUserInfoNeverQuoted(t *testing.T) {
+	for _, tc := range []struct {
+		value, want string
+	}{
+		{"https://user:SECRET@name.cognitiveservices.azure.com", `"https://REDACTED@name.cognitiveservices.azure.com": must not contain user info`},
+		{"https://SECRET@name.cognitiveservices.azure.com/", `"https://REDACTED@name.cognitiveservices.azure.com/": must not contain user info`},
+		{"https://user:SE CRET@name.cognitiveservices.azure.com", `"https://REDACTED@name.cognitiveservices.azure.com": want https://`},
+		{"user:SECRET@name.cognitiveservices.azure.com", `"REDACTED@name.cognitiveservices.azure.com": want https://`},
+	} {
+		t.Run(tc.value, func(t *testing.T) {
+			_, err := Load(environ("ENTRAPROXY_UPSTREAM", tc.value))
+			if err == nil {
+				t.Fatal("Load succeeded, want an error")
+			}
+			if strings.Contains(err.Error(), "SECRET") || strings.Contains(err.Error(), "SE CRET") {
+				t.Errorf("error = %q, quotes the user info", err)
+			}
+			if !strings.Contains(err.Error(), "ENTRAPROXY_UPSTREAM "+tc.want) {
+				t.Errorf("error = %q, want it to contain %q", err, "ENTRAPROXY_UPSTREAM "+tc.want)
+			}
+		})
+	}
+}
+
+func TestRegionalEndpoint(t *testing.T) {
+	for _, tc := range []struct {
+		host   string
+		want   string
+		wantOK bool
+	}{
+		{"eastus.api.cognitive.microsoft.com", "https://NAME.cognitiveservices.azure.com", true},
+		{"EastUS.API.Cognitive.Microsoft.com.", "https://NAME.cognitiveservices.azure.com", true},
+		{"westeurope.tts.speech.microsoft.com", "https://NAME.cognitiveservices.azure.com", true},
+		{"westeurope.stt.speech.microsoft.com", "https://NAME.cognitiveservices.azure.com", true},
+		{"westeurope.s2s.speech.microsoft.com", "https://NAME.cognitiveservices.azure.com", true},
+		{"usgovvirginia.api.cognitive.microsoft.us", "https://NAME.cognitiveservices.azure.us", true},
+		{"usgovarizona.tts.speech.azure.us", "https://NAME.cognitiveservices.azure.us", true},
+		{"chinaeast2.api.cognitive.azure.cn", "https://NAME.cognitiveservices.azure.cn", true},
+		{"chinaeast2.stt.speech.azure.cn", "https://NAME.cognitiveservices.azure.cn", true},
+		{"name.cognitiveservices.azure.com", "", false},
+		{"name.openai.azure.com", "", false},
+		{"a.b.api.cognitive.microsoft.com", "", false},
+		{"api.cognitive.microsoft.com", "", false},
+		{"eastus.voice.speech.microsoft.com", "", false},
+		{"127.0.0.1", "", false},
+	} {
+		got, ok := RegionalEndpoint(tc.host)
+		if got != tc.want || ok != tc.wantOK {
+			t.Errorf("RegionalEndpoint(%q) = %q, %v, want %q, %v", tc.host, got, ok, tc.want, tc.wantOK)
+		}
+	}
+}
+
+func TestListenIsLoopback(t *testing.T) {
+	for _, tc := range []struct {
+		listen string
+		want   bool
+	}{
+		{"127.0.0.1:8080", true},
+		{"127.1.2.3:8080", true},
+		{"[::1]:8080", true},
+		{"localhost:8080", true},
+		{"0.0.0.0:8080", false},
+		{":8080", false},
+		{"[::]:8080", false},
+		{"10.0.0.1:8080", false},
+		{"8080", false},
+	} {
+		if got := (&Config{Listen: tc.listen}).ListenIsLoopback(); got != tc.want {
+			t.Errorf("ListenIsLoopback(%q) = %v, want %v", tc.listen, got, tc.want)
+		}
 	}
 }
