@@ -10,10 +10,11 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/entraproxy/entraproxy/config"
 )
 
 // hostKind is what an upstream host name says about the endpoint.
@@ -39,10 +40,6 @@ var customDomainSuffixes = []string{
 	".cognitiveservices.azure.cn", ".openai.azure.cn",
 }
 
-// regionalPattern matches the shared regional endpoints
-// (https://learn.microsoft.com/azure/ai-services/cognitive-services-custom-subdomains).
-var regionalPattern = regexp.MustCompile(`^[a-z0-9-]+\.(api\.cognitive\.microsoft\.(com|us)|api\.cognitive\.azure\.cn|(tts|stt|s2s)\.speech\.(microsoft\.com|azure\.us|azure\.cn))$`)
-
 func classifyHost(host string) hostKind {
 	host = strings.TrimSuffix(strings.ToLower(host), ".")
 	if host == "localhost" {
@@ -54,7 +51,8 @@ func classifyHost(host string) hostKind {
 		}
 		return hostOther
 	}
-	if regionalPattern.MatchString(host) {
+	// The same test config applies, so doctor and start-up never disagree.
+	if _, ok := config.RegionalEndpoint(host); ok {
 		return hostRegional
 	}
 	for _, s := range customDomainSuffixes {
