@@ -31,6 +31,8 @@ func (e *apiError) Unwrap() error { return e.cause }
 var (
 	errAbsoluteForm = &apiError{status: http.StatusBadRequest, code: "bad_request",
 		message: "entraproxy forwards only to its configured upstream; send origin-form requests (GET /path), not absolute URIs or CONNECT"}
+	errUpgradeNotWebSocket = &apiError{status: http.StatusBadRequest, code: "bad_request",
+		message: "entraproxy switches protocols only to WebSocket; send the request without an Upgrade header"}
 	errShuttingDown = &apiError{status: http.StatusServiceUnavailable, code: "shutting_down",
 		message: "entraproxy is shutting down; retry against another instance"}
 )

@@ -51,3 +51,33 @@ func TestPointLocationsAtProxy(t *testing.T) {
 		}
 	}
 }
+
+// Only 2xx answers name a next URL to call; an error's Location stays as
+// the upstream wrote it.
+func TestLocationOfErrorUntouched(t *testing.T) {
+	var upstreamHost string
+	f := newHTTPFixture(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Location", "https://"+upstreamHost+"/docs/error")
+		w.WriteHeader(http.StatusBadRequest)
+	}), nil)
+	upstreamHost = strings.TrimPrefix(f.upstream.URL, "http://")
+	resp, _ := f.get(t, "/x")
+	if got, want := resp.Header.Get("Content-Location"), "https://"+upstreamHost+"/docs/error"; got != want {
+		t.Errorf("Content-Location = %q, want %q", got, want)
+	}
+}
+
+// Only WebSocket upgrades are proxied; ReverseProxy would tunnel any other.
+func TestNonWebSocketUpgradeRefused(t *testing.T) {
+	f := newHTTPFixture(t, upstreamOK, nil)
+	req := newHTTPRequest(t, http.MethodGet, f.url("/x"), nil)
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "h2c")
+	resp, body := f.do(t, req)
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, `"bad_request"`) {
+		t.Errorf("status = %d, body %s; want 400 bad_request", resp.StatusCode, body)
+	}
+	if n := f.seen.count(); n != 0 {
+		t.Errorf("upstream requests = %d, want 0", n)
+	}
+}

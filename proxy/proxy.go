@@ -171,6 +171,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.ws.serve(w, r)
 		return
 	}
+	if r.Header.Get("Upgrade") != "" {
+		// ReverseProxy would tunnel any other protocol switch as raw
+		// bytes, outside the session tracking that shutdown relies on.
+		p.refuse(w, r, errUpgradeNotWebSocket)
+		return
+	}
 	p.serveHTTP(w, r)
 }
 

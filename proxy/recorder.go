@@ -23,7 +23,9 @@ type responseRecorder struct {
 func (r *responseRecorder) WriteHeader(code int) {
 	if r.status == 0 && code >= 200 {
 		r.status = code
-		pointLocationsAtProxy(r.Header(), r.upstreamHost, r.clientHost)
+		if code < 300 {
+			pointLocationsAtProxy(r.Header(), r.upstreamHost, r.clientHost)
+		}
 	}
 	r.ResponseWriter.WriteHeader(code)
 }
@@ -56,7 +58,7 @@ func (b *countingBody) Read(p []byte) (int, error) {
 // operation (Operation-Location).
 var locationHeaders = [...]string{"Location", "Content-Location", "Operation-Location"}
 
-// pointLocationsAtProxy rewrites those headers when they point at the
+// pointLocationsAtProxy rewrites those headers of a 2xx answer when they point at the
 // upstream, so the client's next call comes back through the proxy (and gets
 // the token) instead of going to Azure without one, as nginx's proxy_redirect
 // does. URLs on other hosts are left alone: the proxy forwards only to its

@@ -34,12 +34,10 @@ func (s *wsProxy) startSession(r *http.Request, conn net.Conn, upstream *metered
 	sess.client.sess = sess
 	upstream.sess.Store(sess)
 	s.mu.Lock()
-	if len(s.sessions) == 0 {
-		s.emptied = make(chan struct{})
-	}
 	s.sessions[sess] = struct{}{}
+	closing := s.closing
 	s.mu.Unlock()
-	if s.p.closing.Load() {
+	if closing { // upgraded while shutdown waited for its handshake
 		sess.client.goAway()
 	}
 	s.p.metrics.SessionStarted()
@@ -65,28 +63,54 @@ func (sess *wsSession) finish() {
 
 	s.mu.Lock()
 	delete(s.sessions, sess)
-	if len(s.sessions) == 0 {
-		close(s.emptied)
-	}
 	s.mu.Unlock()
 }
 
-// shutdown asks every live session to close with 1001 (going away) and
-// waits for them to end. When ctx ends first, it cuts the connections.
+// enter counts an upgrade request in, from before its token is fetched to
+// the end of its session, so shutdown waits for handshakes too, not only for
+// sessions already up (net/http forgets a connection once it is hijacked).
+// It reports false once shutdown has begun.
+func (s *wsProxy) enter() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	if s.inflight == 0 {
+		s.idle = make(chan struct{})
+	}
+	s.inflight++
+	return true
+}
+
+func (s *wsProxy) leave() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inflight--; s.inflight == 0 {
+		close(s.idle)
+	}
+}
+
+// shutdown refuses new upgrades, asks every live session to close with 1001
+// (going away), and waits for sessions and handshakes to end. A session that
+// comes up meanwhile is asked at once. When ctx ends first, it cuts the
+// connections.
 func (s *wsProxy) shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	s.mu.Unlock()
 	for {
 		s.mu.Lock()
-		n := len(s.sessions)
 		for sess := range s.sessions {
 			sess.client.goAway()
 		}
-		emptied := s.emptied
+		n, idle := s.inflight, s.idle
 		s.mu.Unlock()
 		if n == 0 {
 			return nil
 		}
 		select {
-		case <-emptied:
+		case <-idle:
 		case <-ctx.Done():
 			s.mu.Lock()
 			for sess := range s.sessions {

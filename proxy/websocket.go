@@ -38,7 +38,9 @@ type wsProxy struct {
 
 	mu       sync.Mutex
 	sessions map[*wsSession]struct{}
-	emptied  chan struct{} // closed when the last session ends
+	inflight int           // upgrade requests being served (see enter)
+	idle     chan struct{} // closed when inflight drops to zero
+	closing  bool          // shutdown has begun: no new upgrades
 }
 
 func newWSProxy(p *Proxy, d *net.Dialer, proxyFunc func(*http.Request) (*url.URL, error), tlsConfig *tls.Config) *wsProxy {
@@ -111,6 +113,11 @@ func (s *wsProxy) serve(w http.ResponseWriter, r *http.Request) {
 		s.p.refuse(w, r, e)
 		return
 	}
+	if !s.enter() {
+		s.p.refuse(w, r, errShuttingDown)
+		return
+	}
+	defer s.leave()
 	target := &url.URL{Scheme: wsScheme(s.p.upstream.Scheme), Host: s.p.upstream.Host, Path: r.URL.Path, RawPath: r.URL.RawPath,
 		RawQuery: stripCredentialQuery(r.URL.RawQuery)}
 	if s.p.speechPaths {
@@ -344,6 +351,10 @@ func (a *wsAttempt) bind(conn net.Conn) net.Conn {
 	return mc
 }
 
+// maxHandshakeBody is how much of a failed handshake's body is relayed:
+// gorilla keeps no more than 1 KiB of it.
+const maxHandshakeBody = 1 << 10
+
 // Header, WriteHeader and Write capture what koding writes after a failed
 // handshake. Hijack is the success path: gorilla upgrades the client.
 func (a *wsAttempt) Header() http.Header { return a.header }
@@ -358,7 +369,7 @@ func (a *wsAttempt) Write(b []byte) (int, error) {
 	if a.status == 0 {
 		a.status = http.StatusOK
 	}
-	if room := 4096 - a.body.Len(); room > 0 {
+	if room := maxHandshakeBody - a.body.Len(); room > 0 {
 		a.body.Write(b[:min(len(b), room)])
 	}
 	return len(b), nil

@@ -440,18 +440,18 @@ func wsFirstDiff(a, b []byte) int {
 	return min(len(a), len(b))
 }
 
-// wsSessionsDone waits until the proxy has no live session, so every
+// wsSessionsDone waits until the proxy serves no upgrade request, so every
 // session has logged its line.
 func wsSessionsDone(t *testing.T, p *Proxy) {
 	t.Helper()
 	p.ws.mu.Lock()
-	n, emptied := len(p.ws.sessions), p.ws.emptied
+	n, idle := p.ws.inflight, p.ws.idle
 	p.ws.mu.Unlock()
 	if n == 0 {
 		return
 	}
 	select {
-	case <-emptied:
+	case <-idle:
 	case <-time.After(wsWait):
 		t.Fatalf("%d WebSocket sessions still live after %v", n, wsWait)
 	}
