@@ -273,7 +273,8 @@ func (c *clientConn) stats() sessionStats {
 // and when a close frame has been written to it.
 type meteredConn struct {
 	net.Conn
-	read atomic.Int64
+	respSeen int         // reader only: bytes of "\r\n\r\n" matched in the response
+	headRead atomic.Bool // the whole response head has been read
 	sess atomic.Pointer[wsSession] // once the client is upgraded
 
 	mu       sync.Mutex
@@ -306,11 +307,17 @@ func (c *meteredConn) closeWritten() <-chan struct{} { return c.wrote.done }
 
 func (c *meteredConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
-	c.read.Add(int64(n))
+	if !c.headRead.Load() {
+		skipHead(&c.respSeen, b[:n])
+		c.headRead.Store(c.respSeen == 4)
+	}
 	return n, err
 }
 
-func (c *meteredConn) readBytes() int64 { return c.read.Load() }
+// answered reports whether a whole response head came from the upstream:
+// only then is a failed handshake the upstream's answer rather than koding's
+// own error page.
+func (c *meteredConn) answered() bool { return c.headRead.Load() }
 
 // relayEnd is one of a session's two connections, as beforeClose sees it.
 type relayEnd interface {

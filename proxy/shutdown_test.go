@@ -65,3 +65,40 @@ func TestWebSocketShutdownWaitsForHandshakes(t *testing.T) {
 		t.Errorf("Shutdown = %v, want nil", err)
 	}
 }
+
+// An upstream that sends half a response head and then stalls, or garbage,
+// gets the proxy's JSON error, never koding's own text/plain 503 passed off
+// as the upstream's answer.
+func TestWebSocketHalfAnswerIsProxyError(t *testing.T) {
+	tests := []struct {
+		name   string
+		send   string
+		status int
+		code   string
+	}{
+		{"half a head, then silence", "HTTP/1.1 401 Unauthorized\r\nContent-Type: text/plain\r\n", http.StatusGatewayTimeout, "upstream_timeout"},
+		{"half a head, then close", "HTTP/1.1 401 Unauthorized\r\nContent-", http.StatusBadGateway, "upstream_unreachable"},
+		{"a 101 with a wrong accept key", "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: wrong\r\n\r\n", http.StatusBadGateway, "upstream_unreachable"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			stall := tc.status == http.StatusGatewayTimeout
+			done := make(chan struct{})
+			t.Cleanup(func() { close(done) })
+			up := newWSUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				conn, _, err := http.NewResponseController(w).Hijack()
+				if err != nil {
+					return
+				}
+				defer conn.Close()
+				conn.Write([]byte(tc.send))
+				if stall {
+					<-done
+				}
+			}))
+			env := newWSEnv(t, up, func(o *Options) { o.UpstreamTimeout = 300 * time.Millisecond })
+			resp, body := env.rawUpgrade(t, http.MethodGet, wsSpeechPath, nil)
+			wsWantError(t, resp, body, tc.status, tc.code)
+		})
+	}
+}

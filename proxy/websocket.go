@@ -398,9 +398,15 @@ func (a *wsAttempt) failure() *apiError {
 	if a.dialErr != nil {
 		return classify(a.dialErr)
 	}
-	if a.dialed == nil || a.dialed.readBytes() == 0 {
-		// Connected, or not even that, but no answer came: koding wrote
-		// its own 503. Say what happened instead. The clock decides, not
+	if a.status == http.StatusSwitchingProtocols {
+		// gorilla refused the upstream's 101 (a wrong Sec-WebSocket-Accept,
+		// no Upgrade header): a broken upstream, not an answer to relay.
+		return &apiError{status: http.StatusBadGateway, code: "upstream_unreachable",
+			message: "the upstream's WebSocket handshake answer was invalid"}
+	}
+	if a.dialed == nil || !a.dialed.answered() {
+		// Connected, or not even that, but no whole answer came: koding
+		// wrote its own 503. Say what happened instead. The clock decides, not
 		// hctx.Err(): gorilla's own handshake deadline can fire before the
 		// context's timer has run, and attempt has cancelled hctx since.
 		if d, ok := a.hctx.Deadline(); ok && !time.Now().Before(d) {
