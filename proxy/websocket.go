@@ -18,6 +18,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/koding/websocketproxy"
+	xproxy "golang.org/x/net/proxy"
 
 	"github.com/entraproxy/entraproxy/tokens"
 )
@@ -293,6 +294,23 @@ func (a *wsAttempt) dialVia(network, addr string) (net.Conn, error) {
 		}
 		return a.s.netDialer.DialContext(a.hctx, network, addr)
 	}
+	switch proxyURL.Scheme {
+	case "socks5", "socks5h":
+		// As http.Transport does for HTTP traffic, so HTTPS_PROXY means the
+		// same for both.
+		d, err := xproxy.FromURL(proxyURL, a.s.netDialer)
+		if err != nil {
+			return nil, fmt.Errorf("proxy %s: %w", proxyURL.Redacted(), err)
+		}
+		conn, err := d.(xproxy.ContextDialer).DialContext(a.hctx, network, addr)
+		if err != nil {
+			return nil, fmt.Errorf("dial %s via proxy %s: %w", addr, proxyURL.Host, err)
+		}
+		return conn, nil
+	case "http", "https":
+	default:
+		return nil, fmt.Errorf("proxy %s: scheme %q is not supported; use http, https or socks5", proxyURL.Redacted(), proxyURL.Scheme)
+	}
 	port := proxyURL.Port()
 	if port == "" {
 		port = "80"
@@ -306,7 +324,9 @@ func (a *wsAttempt) dialVia(network, addr string) (net.Conn, error) {
 		return nil, fmt.Errorf("dial proxy %s: %w", proxyAddr, err)
 	}
 	if proxyURL.Scheme == "https" {
-		conn = tls.Client(conn, &tls.Config{ServerName: proxyURL.Hostname(), MinVersion: tls.VersionTLS12})
+		cfg := a.s.tlsConfig.Clone() // the same roots as for the upstream (SSL_CERT_FILE)
+		cfg.ServerName, cfg.NextProtos = proxyURL.Hostname(), nil
+		conn = tls.Client(conn, cfg)
 	}
 	if d, ok := a.hctx.Deadline(); ok {
 		conn.SetDeadline(d)
