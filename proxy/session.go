@@ -273,9 +273,9 @@ func (c *clientConn) stats() sessionStats {
 // and when a close frame has been written to it.
 type meteredConn struct {
 	net.Conn
-	respSeen int         // reader only: bytes of "\r\n\r\n" matched in the response
-	headRead atomic.Bool // the whole response head has been read
-	sess atomic.Pointer[wsSession] // once the client is upgraded
+	respSeen int                       // reader only: bytes of "\r\n\r\n" matched in the response
+	headRead atomic.Bool               // the whole response head has been read
+	sess     atomic.Pointer[wsSession] // once the client is upgraded
 
 	mu       sync.Mutex
 	headSeen int        // bytes of "\r\n\r\n" matched in the handshake request
