@@ -6,7 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log"
+	"log/slog"
 	"os"
 
 	"github.com/mattn/go-isatty"
@@ -22,6 +22,12 @@ func runDoctor(ctx context.Context, args []string, getenv func(string) string, s
 	asJSON := fs.Bool("json", false, "write the report as JSON, for scripts")
 	service := fs.String("service", string(doctor.ServiceAuto), "which probes to run: auto (openai for *.openai.azure.com, else speech), speech or openai")
 	timeout := fs.Duration("timeout", doctor.DefaultProbeTimeout, "bound of each network step and auth probe")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: entraproxy doctor [--json] [--service auto|speech|openai] [--timeout %v]\n\n"+
+			"Checks the settings, credential, token, upstream and auth forms the proxy would use;\n"+
+			"exit 0 when all pass, 1 when a check fails, 2 for invalid settings.\n\n", doctor.DefaultProbeTimeout)
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -33,8 +39,9 @@ func runDoctor(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	// koding/websocketproxy, inside the probe proxies, logs failed
 	// handshakes through the standard logger; the report already says what
-	// happened, in words.
-	log.SetOutput(io.Discard)
+	// happened, in words. doctor.Run installs its own azcore listener
+	// (ObserveAzureLog) over this one; restore removes it too.
+	defer installGlobalLogging(slog.New(slog.DiscardHandler), nil)()
 
 	rep, err := doctor.Run(ctx, doctor.Options{
 		Getenv:          getenv,

@@ -110,9 +110,9 @@ func (p *proc) waitExit(t *testing.T, within time.Duration) int {
 	}
 }
 
-func readyzStatus(t *testing.T, admin string) int {
+func readyzStatus(t *testing.T, client *http.Client, admin string) int {
 	t.Helper()
-	resp, err := http.Get("http://" + admin + "/readyz")
+	resp, err := client.Get("http://" + admin + "/readyz")
 	if err != nil {
 		return 0
 	}
@@ -157,6 +157,7 @@ func TestShutdownSequence(t *testing.T) {
 	defer close(release)
 
 	p := startProcess(t, fake, "ENTRAPROXY_UPSTREAM="+upstream.URL, "ENTRAPROXY_DRAIN_DELAY=300ms", "ENTRAPROXY_SHUTDOWN_TIMEOUT=10s")
+	client := testClient(t)
 
 	ws, _, err := websocket.DefaultDialer.Dial("ws://"+p.listen+"/ws", nil)
 	if err != nil {
@@ -166,7 +167,7 @@ func TestShutdownSequence(t *testing.T) {
 
 	slow := make(chan string, 1)
 	go func() {
-		resp, err := http.Get("http://" + p.listen + "/slow")
+		resp, err := client.Get("http://" + p.listen + "/slow")
 		if err != nil {
 			slow <- "error: " + err.Error()
 			return
@@ -181,7 +182,7 @@ func TestShutdownSequence(t *testing.T) {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for readyzStatus(t, p.adm) != http.StatusServiceUnavailable {
+	for readyzStatus(t, client, p.adm) != http.StatusServiceUnavailable {
 		if time.Now().After(deadline) {
 			t.Fatal("/readyz did not turn 503 after SIGTERM")
 		}
@@ -203,6 +204,55 @@ func TestShutdownSequence(t *testing.T) {
 	}
 }
 
+// TestShutdownTimeoutExitOne: a request still in flight when
+// ENTRAPROXY_SHUTDOWN_TIMEOUT ends is cut, and that is not a clean shutdown:
+// the process says what it cut and exits 1.
+func TestShutdownTimeoutExitOne(t *testing.T) {
+	fake, err := fakeazure.Start(fakeazure.Options{Settings: fakeazure.Settings{TokenLifetime: 4 * time.Minute}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fake.Close()
+	stuckStarted, release := make(chan struct{}), make(chan struct{})
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		close(stuckStarted)
+		select { // stuck until the test ends
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer upstream.Close()
+	defer close(release)
+
+	p := startProcess(t, fake, "ENTRAPROXY_UPSTREAM="+upstream.URL, "ENTRAPROXY_SHUTDOWN_TIMEOUT=300ms")
+	client := testClient(t)
+	stuck := make(chan error, 1)
+	go func() {
+		resp, err := client.Get("http://" + p.listen + "/stuck")
+		if err == nil {
+			_, err = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		stuck <- err
+	}()
+	<-stuckStarted
+
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.waitExit(t, 10*time.Second); code != exitRuntime {
+		t.Errorf("exit code = %d, want %d; logs:\n%s", code, exitRuntime, p.logs.String())
+	}
+	if want := "cut in-flight requests"; !strings.Contains(p.logs.String(), "entraproxy: shutdown timeout (ENTRAPROXY_SHUTDOWN_TIMEOUT 300ms): "+want) {
+		t.Errorf("stderr does not end with what was cut (%q):\n%s", want, p.logs.String())
+	}
+	if err := <-stuck; err == nil {
+		t.Error("the stuck request's body ended cleanly, want it cut")
+	}
+}
+
 // TestSecondSignalExitsAtOnce: a second signal during the drain exits
 // without waiting for it.
 func TestSecondSignalExitsAtOnce(t *testing.T) {
@@ -212,9 +262,10 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 	}
 	defer fake.Close()
 	p := startProcess(t, fake, "ENTRAPROXY_UPSTREAM="+fake.URL(), "ENTRAPROXY_DRAIN_DELAY=1m")
+	client := testClient(t)
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	deadline := time.Now().Add(5 * time.Second)
-	for readyzStatus(t, p.adm) != http.StatusServiceUnavailable {
+	for readyzStatus(t, client, p.adm) != http.StatusServiceUnavailable {
 		if time.Now().After(deadline) {
 			t.Fatal("/readyz did not turn 503 after SIGTERM")
 		}

@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	azlog "github.com/Azure/azure-sdk-for-go/sdk/azcore/log"
 	"github.com/lmittmann/tint"
 	"github.com/mattn/go-isatty"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/entraproxy/entraproxy/admin"
 	"github.com/entraproxy/entraproxy/config"
+	"github.com/entraproxy/entraproxy/doctor"
 	"github.com/entraproxy/entraproxy/metrics"
 	"github.com/entraproxy/entraproxy/proxy"
 	"github.com/entraproxy/entraproxy/tokens"
@@ -47,12 +49,11 @@ func exitCode(err error, stderr io.Writer) int {
 	if err == nil {
 		return exitOK
 	}
+	fmt.Fprintf(stderr, "entraproxy: %v\n", err)
 	var ue usageError
 	if errors.As(err, &ue) {
-		fmt.Fprintf(stderr, "entraproxy: %v\n", err)
 		return exitUsage
 	}
-	fmt.Fprintf(stderr, "entraproxy: %v\n", err)
 	return exitRuntime
 }
 
@@ -65,11 +66,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	}
 	switch cmd {
 	case "", "serve":
+		if err := noArguments(cmd, args); err != nil {
+			return err
+		}
 		return serve(ctx, getenv, stderr)
 	case "-h", "-help", "--help", "help":
 		printUsage(stdout)
 		return nil
 	case "version", "--version":
+		if err := noArguments(cmd, args); err != nil {
+			return err
+		}
 		fmt.Fprintf(stdout, "entraproxy %s (commit %s, %s)\n", version, commit, runtime.Version())
 		return nil
 	case "wait":
@@ -82,18 +89,33 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	}
 }
 
+// noArguments refuses anything after a command that takes none: a typo
+// (entraproxy serve --debug) must not start the proxy as if all were well.
+func noArguments(cmd string, args []string) error {
+	if len(args) > 1 {
+		return usageError{fmt.Errorf("%s: unexpected arguments %q; settings are environment variables, see entraproxy -h", cmd, args[1:])}
+	}
+	return nil
+}
+
 func printUsage(w io.Writer) {
-	fmt.Fprint(w, `entraproxy: Entra ID authentication for apps that cannot do it themselves.
+	fmt.Fprintf(w, `entraproxy: Entra ID authentication for apps that cannot do it themselves.
 
 Usage:
   entraproxy            serve (the default)
   entraproxy doctor     diagnose credential, token, upstream and auth forms with these
-                        settings; verdicts and fixes (--json, --service speech|openai)
-  entraproxy wait       block until a running instance is ready (--timeout 30s)
+                        settings; verdicts and fixes
+                          --json             the report as JSON, for scripts
+                          --service NAME     auto (the default), speech or openai
+                          --timeout %-9vbound of each network step and probe
+  entraproxy wait       block until the instance at ENTRAPROXY_ADMIN_LISTEN is ready
+                          --timeout 30s      give up after this long (exit 1)
   entraproxy version    print version, commit and Go version
 
+Each command's -h shows its flags.
+
 Settings (environment variables):
-`)
+`, doctor.DefaultProbeTimeout)
 	for _, s := range config.Settings() {
 		def := s.Default
 		if def == "" {
@@ -137,16 +159,11 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		return err
 	}
 	logger := newLogger(cfg, stderr)
-	// koding/websocketproxy logs through the standard logger; keep its lines
-	// in our format.
-	log.SetFlags(0)
-	log.SetOutput(slog.NewLogLogger(logger.Handler(), slog.LevelWarn).Writer())
-
 	cred, err := tokens.NewCredential(cfg.Credential, tokens.CredentialOptions{Getenv: getenv})
 	if err != nil {
 		return usageError{err}
 	}
-	azlog.SetListener(tokens.AzureLogListener(logger, cred))
+	defer installGlobalLogging(logger, cred)()
 
 	registry := prometheus.NewRegistry()
 	m := metrics.New(registry, metrics.BuildInfo{Version: version, Commit: commit, GoVersion: runtime.Version()})
@@ -178,7 +195,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		RedirectHosts:    cfg.RedirectHosts,
 		InboundKeys:      cfg.InboundKeys,
 		AllowedOrigins:   cfg.AllowedOrigins,
-		LoopbackListener: isLoopback(cfg.Listen),
+		LoopbackListener: cfg.ListenIsLoopback(),
 		UpstreamTimeout:  cfg.UpstreamTimeout,
 		Logger:           logger,
 		Metrics:          m,
@@ -231,16 +248,22 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
+	// Work cut at the timeout makes the shutdown unclean: exit 1, not 0
+	// (CONTRACT.md: 0 is for a clean shutdown), so an orchestrator or a
+	// deploy script sees that clients lost requests.
+	var cutRequests, cutSessions error
 	var sw sync.WaitGroup
 	sw.Go(func() {
 		if err := srv.Shutdown(shutdownCtx); err != nil {
 			logger.Warn("in-flight requests cut at the shutdown timeout", "error", err)
 			srv.Close()
+			cutRequests = fmt.Errorf("shutdown timeout (ENTRAPROXY_SHUTDOWN_TIMEOUT %v): cut in-flight requests: %w", cfg.ShutdownTimeout, err)
 		}
 	})
 	sw.Go(func() {
 		if err := p.Shutdown(shutdownCtx); err != nil {
 			logger.Warn("WebSocket sessions cut at the shutdown timeout", "error", err)
+			cutSessions = fmt.Errorf("shutdown timeout (ENTRAPROXY_SHUTDOWN_TIMEOUT %v): cut WebSocket sessions: %w", cfg.ShutdownTimeout, err)
 		}
 	})
 	sw.Wait()
@@ -250,7 +273,29 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	stopTokens()
 	wg.Wait()
 	logger.Info("stopped")
-	return runErr
+	return errors.Join(runErr, cutRequests, cutSessions)
+}
+
+// installGlobalLogging routes the two process-global loggers that libraries
+// write to into logger: Go's standard log (koding/websocketproxy logs there),
+// at warn level and without its own date prefix, and azcore's log listener
+// (tokens.AzureLogListener, which also learns the source
+// DefaultAzureCredential used). restore puts the standard logger back as it
+// was and removes the listener (azcore cannot tell which one was there; none
+// is its default), so a later run in the same process, as in tests, starts
+// as clean as the first.
+func installGlobalLogging(logger *slog.Logger, cred azcore.TokenCredential) (restore func()) {
+	out, flags, prefix := log.Writer(), log.Flags(), log.Prefix()
+	log.SetOutput(slog.NewLogLogger(logger.Handler(), slog.LevelWarn).Writer())
+	log.SetFlags(0)
+	log.SetPrefix("")
+	azlog.SetListener(tokens.AzureLogListener(logger, cred))
+	return func() {
+		azlog.SetListener(nil)
+		log.SetOutput(out)
+		log.SetFlags(flags)
+		log.SetPrefix(prefix)
+	}
 }
 
 // newProxyServer is the listener apps talk to, with the limits that keep a
@@ -278,41 +323,60 @@ func logReady(logger *slog.Logger, cfg *config.Config, addr, adminAddr string, s
 		"hint", "point the SDK at the proxy: Speech SpeechConfig(host=\"ws://"+addr+"\"), OpenAI azure_endpoint http://"+addr+", with any dummy key")
 }
 
-func isLoopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
 // waitReady implements `entraproxy wait`.
 func waitReady(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("wait", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	timeout := fs.Duration("timeout", 30*time.Second, "give up after this long")
+	timeout := fs.Duration("timeout", 30*time.Second, "give up after this long (exit 1)")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "usage: entraproxy wait [--timeout 30s]\n\n"+
+			"Blocks until the instance at ENTRAPROXY_ADMIN_LISTEN answers /readyz with 200 (exit 0).\n\n")
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
 		return usageError{err}
 	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("wait: unexpected arguments %q", fs.Args())}
+	}
+	readyz, err := readyzURL(getenv)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	return admin.Wait(ctx, readyz)
+}
+
+// readyzURL is where `wait` asks: ENTRAPROXY_ADMIN_LISTEN, or its default
+// when unset, as serve would listen.
+func readyzURL(getenv func(string) string) (string, error) {
 	addr := getenv("ENTRAPROXY_ADMIN_LISTEN")
 	if addr == "" {
-		addr = "127.0.0.1:9090"
+		addr = settingDefault("ENTRAPROXY_ADMIN_LISTEN")
 	}
 	if addr == "off" {
-		return usageError{errors.New("wait needs the admin listener; ENTRAPROXY_ADMIN_LISTEN is off")}
+		return "", usageError{errors.New("wait needs the admin listener; ENTRAPROXY_ADMIN_LISTEN is off")}
 	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return usageError{fmt.Errorf("ENTRAPROXY_ADMIN_LISTEN %q: want host:port", addr)}
+		return "", usageError{fmt.Errorf("ENTRAPROXY_ADMIN_LISTEN %q: want host:port", addr)}
 	}
 	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
 		host = "127.0.0.1" // listening on all interfaces: ask over loopback
 	}
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
-	defer cancel()
-	return admin.Wait(ctx, "http://"+net.JoinHostPort(host, port)+"/readyz")
+	return "http://" + net.JoinHostPort(host, port) + "/readyz", nil
+}
+
+// settingDefault is the default of variable, from config's struct tags.
+func settingDefault(variable string) string {
+	for _, s := range config.Settings() {
+		if s.Var == variable {
+			return s.Default
+		}
+	}
+	panic("entraproxy: no setting " + variable)
 }

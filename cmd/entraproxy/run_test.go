@@ -5,14 +5,20 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
+	"log"
 	"net/http"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/entraproxy/entraproxy/config"
 	"github.com/entraproxy/entraproxy/internal/fakeazure"
+	"github.com/entraproxy/entraproxy/metrics"
+	"github.com/entraproxy/entraproxy/tokens"
 )
 
 func environ(kv ...string) func(string) string {
@@ -23,11 +29,31 @@ func environ(kv ...string) func(string) string {
 	return func(k string) string { return m[k] }
 }
 
+// testClient is an HTTP client of the test's own (never http.DefaultClient
+// or its transport), with a bound on each request; its idle connections
+// close when the test ends.
+func testClient(t *testing.T) *http.Client {
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
+}
+
 func TestHelpListsEverySetting(t *testing.T) {
 	for _, arg := range []string{"-h", "--help"} {
 		var out bytes.Buffer
 		if err := run(context.Background(), []string{arg}, environ(), nil, &out, io.Discard); err != nil {
 			t.Fatalf("run %s: %v", arg, err)
+		}
+		// Every flag of every command, under the command it belongs to.
+		text := out.String()
+		doctorAt, waitAt, versionAt := strings.Index(text, "entraproxy doctor"), strings.Index(text, "entraproxy wait"), strings.Index(text, "entraproxy version")
+		for _, f := range []struct {
+			flag     string
+			from, to int
+		}{{"--json", doctorAt, waitAt}, {"--service", doctorAt, waitAt}, {"--timeout", doctorAt, waitAt}, {"--timeout", waitAt, versionAt}} {
+			if f.from < 0 || f.to < f.from || !strings.Contains(text[f.from:f.to], f.flag) {
+				t.Errorf("%s output lacks %s under its command:\n%s", arg, f.flag, text)
+			}
 		}
 		for _, s := range config.Settings() {
 			if !strings.Contains(out.String(), s.Var) || !strings.Contains(out.String(), s.Help) {
@@ -63,13 +89,173 @@ func TestUnknownCommandExitTwo(t *testing.T) {
 	}
 }
 
+// Anything after a command that takes no arguments is a usage error, not
+// ignored: `entraproxy serve --debug` must not serve as if it were understood.
+func TestExtraArgumentsExitTwo(t *testing.T) {
+	// An upstream is set, so a serve that ignored its arguments would start.
+	env := environ("ENTRAPROXY_UPSTREAM", "http://127.0.0.1:1", "ENTRAPROXY_LISTEN", "127.0.0.1:0", "ENTRAPROXY_ADMIN_LISTEN", "off")
+	for _, args := range [][]string{{"serve", "foo"}, {"serve", "--debug"}, {"version", "foo"}, {"--version", "foo"}, {"wait", "foo"}, {"doctor", "foo"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			var stdout, stderr bytes.Buffer
+			err := run(ctx, args, env, nil, &stdout, &stderr)
+			if code := exitCode(err, &stderr); code != exitUsage {
+				t.Errorf("exit code = %d, want %d; stderr %q", code, exitUsage, stderr.String())
+			}
+			if !strings.Contains(stderr.String(), "unexpected arguments") {
+				t.Errorf("stderr = %q, want it to say unexpected arguments", stderr.String())
+			}
+			if stdout.Len() > 0 {
+				t.Errorf("stdout = %q, want nothing", stdout.String())
+			}
+		})
+	}
+}
+
+// -h of a command shows its usage and is not an error.
+func TestCommandHelpExitZero(t *testing.T) {
+	for _, tc := range []struct {
+		args  []string
+		flags []string
+	}{
+		{[]string{"wait", "-h"}, []string{"-timeout"}},
+		{[]string{"wait", "--help"}, []string{"-timeout"}},
+		{[]string{"doctor", "-h"}, []string{"-json", "-service", "-timeout"}},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			var stderr bytes.Buffer
+			err := run(context.Background(), tc.args, environ(), nil, io.Discard, &stderr)
+			if code := exitCode(err, io.Discard); code != exitOK {
+				t.Errorf("exit code = %d, want %d (err %v)", code, exitOK, err)
+			}
+			want := "usage: entraproxy " + tc.args[0]
+			if !strings.HasPrefix(stderr.String(), want) {
+				t.Errorf("usage = %q, want it to start with %q", stderr.String(), want)
+			}
+			for _, f := range tc.flags {
+				if !strings.Contains(stderr.String(), f) {
+					t.Errorf("usage = %q, want it to describe %s", stderr.String(), f)
+				}
+			}
+		})
+	}
+}
+
+// exitCode prints the error once, whatever its kind.
+func TestExitCodePrintsTheErrorOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want int
+	}{
+		{"usage", usageError{errors.New("boom")}, exitUsage},
+		{"runtime", errors.New("boom"), exitRuntime},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			if got := exitCode(tc.err, &stderr); got != tc.want {
+				t.Errorf("exitCode = %d, want %d", got, tc.want)
+			}
+			if got, want := stderr.String(), "entraproxy: boom\n"; got != want {
+				t.Errorf("stderr = %q, want %q", got, want)
+			}
+		})
+	}
+}
+
 func TestVersion(t *testing.T) {
 	var out bytes.Buffer
 	if err := run(context.Background(), []string{"version"}, environ(), nil, &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(out.String(), "entraproxy "+version+" (commit "+commit) {
-		t.Errorf("version output = %q", out.String())
+	if got, want := out.String(), "entraproxy "+version+" (commit "+commit+", "+runtime.Version()+")\n"; got != want {
+		t.Errorf("version output = %q, want %q", got, want)
+	}
+}
+
+// wait asks the address serve would listen on: ENTRAPROXY_ADMIN_LISTEN, or
+// config's default for it.
+func TestWaitReadyzURL(t *testing.T) {
+	var def string
+	for _, s := range config.Settings() {
+		if s.Var == "ENTRAPROXY_ADMIN_LISTEN" {
+			def = s.Default
+		}
+	}
+	for _, tc := range []struct {
+		admin   string
+		want    string
+		wantErr string
+	}{
+		{"", "http://" + def + "/readyz", ""},
+		{"127.0.0.1:9191", "http://127.0.0.1:9191/readyz", ""},
+		{"0.0.0.0:9191", "http://127.0.0.1:9191/readyz", ""},
+		{":9191", "http://127.0.0.1:9191/readyz", ""},
+		{"[::1]:9191", "http://[::1]:9191/readyz", ""},
+		{"off", "", "admin listener"},
+		{"9191", "", "want host:port"},
+	} {
+		got, err := readyzURL(environ("ENTRAPROXY_ADMIN_LISTEN", tc.admin))
+		if got != tc.want || (err == nil) != (tc.wantErr == "") || (err != nil && !strings.Contains(err.Error(), tc.wantErr)) {
+			t.Errorf("readyzURL(ENTRAPROXY_ADMIN_LISTEN=%q) = %q, %v, want %q, %q", tc.admin, got, err, tc.want, tc.wantErr)
+		}
+	}
+}
+
+// tokens and metrics name refresh results alike: cmd hands one's result to
+// the other (tokens must not import metrics).
+func TestRefreshResultsMatchMetrics(t *testing.T) {
+	for _, tc := range []struct{ tokens, metrics string }{
+		{tokens.ResultSuccess, metrics.ResultSuccess},
+		{tokens.ResultFailure, metrics.ResultFailure},
+	} {
+		if tc.tokens != tc.metrics {
+			t.Errorf("tokens result %q, want metrics' %q", tc.tokens, tc.metrics)
+		}
+	}
+}
+
+// serve and doctor set Go's standard logger (and azcore's listener) for the
+// libraries that write there; they put it back when they return, so a later
+// run in the same process does not write into a finished run's log.
+func TestGlobalLoggingRestored(t *testing.T) {
+	fake, err := fakeazure.Start(fakeazure.Options{Settings: fakeazure.Settings{Auth: fakeazure.AuthBearer}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fake.Close()
+	out, flags, prefix := log.Writer(), log.Flags(), log.Prefix()
+	t.Cleanup(func() { log.SetOutput(out); log.SetFlags(flags); log.SetPrefix(prefix) })
+
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel() // serve starts, then shuts down at once
+	for _, tc := range []struct {
+		name string
+		ctx  context.Context
+		args []string
+		env  func(string) string
+	}{
+		{"serve", cancelled, nil, environ("ENTRAPROXY_UPSTREAM", fake.URL(), "ENTRAPROXY_LISTEN", "127.0.0.1:0",
+			"ENTRAPROXY_ADMIN_LISTEN", "off", "ENTRAPROXY_CREDENTIAL", "managed-identity", "ENTRAPROXY_LOG_FORMAT", "json")},
+		{"doctor", context.Background(), []string{"doctor"}, environ("ENTRAPROXY_UPSTREAM", "https://eastus.api.cognitive.microsoft.com")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var mine bytes.Buffer
+			log.SetOutput(&mine)
+			log.SetFlags(log.Lmicroseconds)
+			log.SetPrefix("test: ")
+			run(tc.ctx, tc.args, tc.env, nil, io.Discard, io.Discard)
+			if got := log.Writer(); got != &mine {
+				t.Errorf("after %s, log.Writer() = %T, want the test's buffer", tc.name, got)
+			}
+			if got, want := log.Flags(), log.Lmicroseconds; got != want {
+				t.Errorf("after %s, log.Flags() = %d, want %d", tc.name, got, want)
+			}
+			if got, want := log.Prefix(), "test: "; got != want {
+				t.Errorf("after %s, log.Prefix() = %q, want %q", tc.name, got, want)
+			}
+		})
 	}
 }
 
@@ -101,29 +287,45 @@ func TestServe(t *testing.T) {
 		logWriter.Close()
 	}()
 
-	lines := bufio.NewScanner(logs)
-	var ready struct{ Listen, Admin, Credential string }
-	var all strings.Builder
-	for lines.Scan() {
-		all.WriteString(lines.Text() + "\n")
-		var entry struct {
-			Msg string
+	// The log is read on its own goroutine, for as long as run writes, so
+	// the wait for the ready line can be bounded.
+	type readyLine struct{ Listen, Admin, Credential string }
+	readyc := make(chan readyLine, 1)
+	var (
+		mu  sync.Mutex
+		all strings.Builder
+	)
+	logText := func() string { mu.Lock(); defer mu.Unlock(); return all.String() }
+	go func() {
+		lines := bufio.NewScanner(logs)
+		for lines.Scan() {
+			mu.Lock()
+			all.WriteString(lines.Text() + "\n")
+			mu.Unlock()
+			var entry struct {
+				Msg string
+				readyLine
+			}
+			if json.Unmarshal(lines.Bytes(), &entry) == nil && entry.Msg == "ready" {
+				readyc <- entry.readyLine
+			}
 		}
-		json.Unmarshal(lines.Bytes(), &entry)
-		if entry.Msg == "ready" {
-			json.Unmarshal(lines.Bytes(), &ready)
-			break
-		}
-	}
-	if ready.Listen == "" {
-		t.Fatalf("no ready line in logs (run: %v):\n%s", <-done, all.String())
+		io.Copy(io.Discard, logs) // a line too long for the scanner: keep the pipe flowing
+	}()
+	var ready readyLine
+	select {
+	case ready = <-readyc:
+	case err := <-done:
+		t.Fatalf("run returned %v before a ready line:\n%s", err, logText())
+	case <-time.After(15 * time.Second):
+		t.Fatalf("no ready line within 15s:\n%s", logText())
 	}
 	if ready.Credential != "ManagedIdentityCredential" {
 		t.Errorf("ready credential = %q, want ManagedIdentityCredential", ready.Credential)
 	}
-	go io.Copy(&all, logs) // keep the pipe flowing
 
-	resp, err := http.Get("http://" + ready.Admin + "/readyz")
+	client := testClient(t)
+	resp, err := client.Get("http://" + ready.Admin + "/readyz")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +339,7 @@ func TestServe(t *testing.T) {
 	req.Header.Set("Content-Type", "application/ssml+xml")
 	req.Header.Set("X-Microsoft-OutputFormat", "riff-16khz-16bit-mono-pcm")
 	req.Header.Set("Ocp-Apim-Subscription-Key", "dummy")
-	resp, err = http.DefaultClient.Do(req)
+	resp, err = client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
