@@ -40,6 +40,9 @@ type soakOp struct {
 // ENTRAPROXY_SOAK=2m (make soak) runs the full 2 minutes (20 s tokens, a
 // 30 s outage).
 func TestSoak(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs 20 s or more; skipped with -short")
+	}
 	total := 20 * time.Second
 	if v := os.Getenv("ENTRAPROXY_SOAK"); v != "" {
 		d, err := time.ParseDuration(v)
