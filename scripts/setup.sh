@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
-# Installs what `make test` needs on a fresh machine: Go modules, curl (the
-# REST recipes of the end-to-end suite) and the suite's npm packages.
+# Installs what `make test` needs on a fresh machine: Go modules and curl (the
+# REST recipes of the end-to-end suite). The suite's npm packages are
+# installed by `make e2e`, only when missing or older than the lockfile.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 go mod download
 
 if ! command -v curl >/dev/null 2>&1; then
-	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null
-fi
-
-if [ -f e2e/package-lock.json ]; then
-	(cd e2e && npm ci --no-audit --no-fund --loglevel=error)
+	# CI runs as root; a developer's machine needs sudo.
+	sudo=()
+	if [ "$(id -u)" -ne 0 ]; then
+		if ! command -v sudo >/dev/null 2>&1; then
+			echo "setup: curl is missing; install it (apt-get install curl) as root, or install sudo" >&2
+			exit 1
+		fi
+		sudo=(sudo)
+	fi
+	"${sudo[@]}" apt-get update -qq
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null
 fi
