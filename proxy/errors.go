@@ -63,7 +63,8 @@ func classify(err error) *apiError {
 		message: "entraproxy could not reach the upstream; check ENTRAPROXY_UPSTREAM, DNS, HTTPS_PROXY and the network", cause: err}
 }
 
-func writeError(w http.ResponseWriter, e *apiError) {
+// writeError answers e and returns the body's length.
+func writeError(w http.ResponseWriter, e *apiError) int {
 	body, _ := json.Marshal(map[string]any{"error": map[string]string{"code": e.code, "message": e.message}})
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
@@ -72,4 +73,5 @@ func writeError(w http.ResponseWriter, e *apiError) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(e.status)
 	w.Write(body)
+	return len(body)
 }

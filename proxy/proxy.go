@@ -183,11 +183,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // refuse answers a request the proxy will not forward, and logs it.
 func (p *Proxy) refuse(w http.ResponseWriter, r *http.Request, e *apiError) {
 	start := time.Now()
-	writeError(w, e)
-	p.logger.LogAttrs(r.Context(), slog.LevelInfo, "refused",
-		slog.String("method", r.Method), slog.String("path", logPath(r)),
-		slog.Int("status", e.status), slog.String("code", e.code))
-	p.metrics.ObserveRequest(protocolOf(r), e.status, time.Since(start))
+	n := writeError(w, e)
+	p.logAccess(accessEntry{r: r, start: start, status: e.status, bytesOut: int64(n), errCode: e.code})
 }
 
 func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
@@ -208,24 +205,14 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 
 // logRequest writes one request's access log line and metrics.
 func (p *Proxy) logRequest(r *http.Request, rec *responseRecorder, body *countingBody, start time.Time, completed *bool) {
-	status := rec.status
-	if status == 0 {
-		status = statusClientClosed // the client left before an answer
+	e := accessEntry{r: r, start: start, status: rec.status, bytesIn: body.n, bytesOut: rec.bytes, errCode: rec.errCode}
+	if e.status == 0 {
+		e.status = statusClientClosed // the client left before an answer
 	}
-	d := time.Since(start)
-	attrs := []slog.Attr{
-		slog.String("method", r.Method), slog.String("path", logPath(r)),
-		slog.Int("status", status), slog.Duration("duration", d),
-		slog.Int64("bytes_in", body.n), slog.Int64("bytes_out", rec.bytes),
+	if e.errCode == "" && !*completed {
+		e.errCode = "response_aborted"
 	}
-	switch {
-	case rec.errCode != "":
-		attrs = append(attrs, slog.String("error", rec.errCode))
-	case !*completed:
-		attrs = append(attrs, slog.String("error", "response_aborted"))
-	}
-	p.logger.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
-	p.metrics.ObserveRequest("http", status, d)
+	p.logAccess(e)
 }
 
 // statusClientClosed is logged when the client went away before an answer
@@ -276,11 +263,3 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	return p.ws.shutdown(ctx)
 }
 
-func logPath(r *http.Request) string { return r.URL.EscapedPath() }
-
-func protocolOf(r *http.Request) string {
-	if isWebSocketUpgrade(r) {
-		return "websocket"
-	}
-	return "http"
-}

@@ -3,13 +3,14 @@ package proxy
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/entraproxy/entraproxy/metrics"
 )
 
 // wsSession is one live WebSocket relay, from the client's upgrade to the
@@ -49,16 +50,11 @@ func (s *wsProxy) startSession(r *http.Request, conn net.Conn, upstream *metered
 func (sess *wsSession) finish() {
 	s := sess.s
 	st := sess.client.stats()
-	d := time.Since(sess.start)
-	s.p.logger.LogAttrs(sess.r.Context(), slog.LevelInfo, "websocket",
-		slog.String("method", sess.r.Method), slog.String("path", logPath(sess.r)),
-		slog.Int("status", http.StatusSwitchingProtocols), slog.Duration("duration", d),
-		slog.Int64("frames_in", st.in.frames), slog.Int64("bytes_in", st.in.bytes),
-		slog.Int64("frames_out", st.out.frames), slog.Int64("bytes_out", st.out.bytes),
-		slog.Int("close_code", st.closeCode), slog.String("closed_by", st.closedBy))
-	s.p.metrics.ObserveRequest("websocket", http.StatusSwitchingProtocols, d)
-	s.p.metrics.AddFrames("client_to_upstream", int(st.in.frames), int(st.in.bytes))
-	s.p.metrics.AddFrames("upstream_to_client", int(st.out.frames), int(st.out.bytes))
+	s.p.logAccess(accessEntry{r: sess.r, start: sess.start, status: http.StatusSwitchingProtocols,
+		bytesIn: st.in.bytes, bytesOut: st.out.bytes, session: true,
+		framesIn: st.in.frames, framesOut: st.out.frames, closeCode: st.closeCode, closedBy: st.closedBy})
+	s.p.metrics.AddFrames(metrics.DirectionClientToUpstream, int(st.in.frames), int(st.in.bytes))
+	s.p.metrics.AddFrames(metrics.DirectionUpstreamToClient, int(st.out.frames), int(st.out.bytes))
 	s.p.metrics.SessionEnded()
 
 	s.mu.Lock()

@@ -453,7 +453,7 @@ func (s *wsProxy) relayFailure(w http.ResponseWriter, r *http.Request, start tim
 	h.Set("Content-Length", strconv.Itoa(att.body.Len()))
 	w.WriteHeader(att.status)
 	w.Write(att.body.Bytes())
-	s.logHandshake(r, start, att.status, "")
+	s.p.logAccess(accessEntry{r: r, start: start, status: att.status, bytesOut: int64(att.body.Len())})
 }
 
 func (s *wsProxy) fail(w http.ResponseWriter, r *http.Request, start time.Time, e *apiError) {
@@ -461,19 +461,8 @@ func (s *wsProxy) fail(w http.ResponseWriter, r *http.Request, start time.Time, 
 		s.p.logger.LogAttrs(r.Context(), slog.LevelWarn, "websocket handshake failed",
 			slog.String("path", logPath(r)), slog.String("code", e.code), slog.String("error", e.cause.Error()))
 	}
-	writeError(w, e)
-	s.logHandshake(r, start, e.status, e.code)
-}
-
-func (s *wsProxy) logHandshake(r *http.Request, start time.Time, status int, code string) {
-	d := time.Since(start)
-	attrs := []slog.Attr{slog.String("method", r.Method), slog.String("path", logPath(r)),
-		slog.Int("status", status), slog.Duration("duration", d)}
-	if code != "" {
-		attrs = append(attrs, slog.String("error", code))
-	}
-	s.p.logger.LogAttrs(r.Context(), slog.LevelInfo, "websocket", attrs...)
-	s.p.metrics.ObserveRequest("websocket", status, d)
+	n := writeError(w, e)
+	s.p.logAccess(accessEntry{r: r, start: start, status: e.status, bytesOut: int64(n), errCode: e.code})
 }
 
 // copyWSHeaders passes the client's headers to the upstream handshake,

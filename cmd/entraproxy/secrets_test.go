@@ -216,7 +216,7 @@ func TestNoSecretInLogsOrResponses(t *testing.T) {
 	// The scan saw what it should have: each scenario left its trace.
 	logs := p.logs.String()
 	for _, want := range []string{`"msg":"token acquired"`, `"level":"DEBUG"`, `"path":"/cognitiveservices/v1","status":200`,
-		`"msg":"websocket"`, `"status":101`, `"code":"inbound_key_invalid"`, `"code":"origin_not_allowed"`} {
+		`"msg":"websocket"`, `"status":101`, `"error":"inbound_key_invalid"`, `"error":"origin_not_allowed"`} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("first proxy's log lacks %s", want)
 		}
