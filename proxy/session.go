@@ -328,7 +328,9 @@ type relayEnd interface {
 // before it writes. Closed first, that connection would see 1006 instead of
 // the code (and the JS Speech SDK cancels on anything but 1000). So the
 // connection owed a close frame is closed once the frame is out, the write
-// failed, or relayCloseGrace passed. koding closes the client first, so the
+// failed, or relayCloseGrace passed. koding closes the client first: its
+// ServeHTTP defers connBackend.Close() before connPub.Close(), and deferred
+// calls run last in, first out (websocketproxy.go at 7ed82d81a28c). So the
 // first call decides, before any close of ours can end the other stream.
 func (sess *wsSession) beforeClose(conn relayEnd) {
 	sess.closeDecided.Do(func() {
