@@ -262,4 +262,3 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	p.closing.Store(true)
 	return p.ws.shutdown(ctx)
 }
-
