@@ -237,7 +237,8 @@ func TestGlobalLoggingRestored(t *testing.T) {
 		env  func(string) string
 	}{
 		{"serve", cancelled, nil, environ("ENTRAPROXY_UPSTREAM", fake.URL(), "ENTRAPROXY_LISTEN", "127.0.0.1:0",
-			"ENTRAPROXY_ADMIN_LISTEN", "off", "ENTRAPROXY_CREDENTIAL", "managed-identity", "ENTRAPROXY_LOG_FORMAT", "json")},
+			"ENTRAPROXY_ADMIN_LISTEN", "off", "ENTRAPROXY_CREDENTIAL", "managed-identity", "ENTRAPROXY_LOG_FORMAT", "json",
+			"AZURE_CLIENT_ID", uniqueClientID())},
 		{"doctor", context.Background(), []string{"doctor"}, environ("ENTRAPROXY_UPSTREAM", "https://eastus.api.cognitive.microsoft.com")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -283,6 +284,9 @@ func TestServe(t *testing.T) {
 			"ENTRAPROXY_ADMIN_LISTEN", "127.0.0.1:0",
 			"ENTRAPROXY_CREDENTIAL", "managed-identity",
 			"ENTRAPROXY_LOG_FORMAT", "json",
+			// MSAL caches managed identity tokens process-wide: a fresh
+			// identity keeps a token of an earlier fake (-count=2) out.
+			"AZURE_CLIENT_ID", uniqueClientID(),
 		), nil, io.Discard, logWriter)
 		logWriter.Close()
 	}()
