@@ -84,7 +84,9 @@ test("foreign token: TTS through the proxy fails with the upstream's 401", async
   await fake.reset();
   assertCanceled401(await synthesizeOnce(hostConfig(proxy.ws), "A foreign token."), "foreign TTS");
   const reqs = await fake.requests();
-  assert.ok(reqs.length >= 2, "bearer, then the one retry with a fresh token");
+  // The fixed az hands back the same token, so a retry could not change the
+  // answer and the proxy sends none; the SDK may still reconnect on its own.
+  assert.ok(reqs.length >= 1, "at least the SDK's own attempt");
   assert.ok(reqs.every((r) => r.form === "bearer" && r.status === 401 && r.reject === "unknown_token"), JSON.stringify(reqs.map((r) => r.reject)));
 });
 
@@ -99,7 +101,8 @@ test("foreign token: curl REST TTS through the proxy gets HTTP 401", async () =>
   seen.add("curl foreign", res.body);
   assert.equal(res.status, 401);
   assert.match(JSON.parse(res.body).error.message, /fakeazure: unknown_token/);
-  assert.deepEqual((await fake.stats()).rejections, { unknown_token: 2 }, "the first try and the one retry");
+  assert.deepEqual((await fake.stats()).rejections, { unknown_token: 1 },
+    "one try: renewing gives the same token in the same form, so the proxy does not send it again");
 });
 
 // The fake's own checks, with tokens it mints on request.
