@@ -1,13 +1,16 @@
 package fakeazure
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -143,22 +146,44 @@ func (a *Azure) upgrade(w http.ResponseWriter, r *http.Request, req *Request, fi
 		finish(http.StatusBadRequest, "")
 		return nil, nil, false
 	}
-	conn, err := a.upgrader.Upgrade(w, r, nil)
+	// Record the 101 when gorilla hijacks the connection, just before it
+	// writes the answer: a client that has its 101 then always finds the
+	// request in the log.
+	hw := &recordOnHijack{ResponseWriter: w, record: func() {
+		if slices.Contains(websocket.Subprotocols(r), "USP") {
+			req.Subprotocol = "USP" // what a.upgrader will choose
+		}
+		finish(http.StatusSwitchingProtocols, "")
+	}}
+	conn, err := a.upgrader.Upgrade(hw, r, nil)
 	if err != nil {
-		// gorilla has answered the handshake with 400 already.
-		finish(http.StatusBadRequest, "")
+		if !hw.hijacked {
+			// gorilla has answered the handshake with 400 already.
+			finish(http.StatusBadRequest, "")
+		}
 		return nil, nil, false
 	}
 	untrack, ok := a.trackConn(conn)
 	if !ok {
 		conn.Close()
-		finish(http.StatusServiceUnavailable, "")
 		return nil, nil, false
 	}
 	conn.SetReadLimit(16 << 20)
-	req.Subprotocol = conn.Subprotocol()
-	finish(http.StatusSwitchingProtocols, "")
 	return conn, func() { untrack(); conn.Close() }, true
+}
+
+// recordOnHijack calls record when gorilla hijacks the connection to write
+// its 101.
+type recordOnHijack struct {
+	http.ResponseWriter
+	record   func()
+	hijacked bool
+}
+
+func (w *recordOnHijack) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	w.hijacked = true
+	w.record()
+	return http.NewResponseController(w.ResponseWriter).Hijack()
 }
 
 func isWebSocketUpgrade(r *http.Request) bool { return websocket.IsWebSocketUpgrade(r) }
