@@ -28,14 +28,8 @@ func runDoctor(ctx context.Context, args []string, getenv func(string) string, s
 			"exit 0 when all pass, 1 when a check fails, 2 for invalid settings.\n\n", doctor.DefaultProbeTimeout)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return usageError{err}
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("doctor: unexpected arguments %q", fs.Args())}
+	if help, err := parseFlags(fs, args); help || err != nil {
+		return err
 	}
 	// koding/websocketproxy, inside the probe proxies, logs failed
 	// handshakes through the standard logger; the report already says what

@@ -333,14 +333,8 @@ func waitReady(ctx context.Context, args []string, getenv func(string) string, s
 			"Blocks until the instance at ENTRAPROXY_ADMIN_LISTEN answers /readyz with 200 (exit 0).\n\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return usageError{err}
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("wait: unexpected arguments %q", fs.Args())}
+	if help, err := parseFlags(fs, args); help || err != nil {
+		return err
 	}
 	readyz, err := readyzURL(getenv)
 	if err != nil {
@@ -379,4 +373,20 @@ func settingDefault(variable string) string {
 		}
 	}
 	panic("entraproxy: no setting " + variable)
+}
+
+// parseFlags parses a subcommand's flags. help reports that -h was asked
+// for (its usage is printed; the command exits 0); a bad flag or a stray
+// argument is a usage error (exit 2).
+func parseFlags(fs *flag.FlagSet, args []string) (help bool, err error) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return true, nil
+		}
+		return false, usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return false, usageError{fmt.Errorf("%s: unexpected arguments %q", fs.Name(), fs.Args())}
+	}
+	return false, nil
 }
