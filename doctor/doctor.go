@@ -411,9 +411,7 @@ func (d *doctor) checkConfig(_ context.Context, c *Check) {
 		return
 	}
 	d.cfg = cfg
-	for _, k := range cfg.InboundKeys {
-		d.secrets = append(d.secrets, k)
-	}
+	d.secrets = append(d.secrets, cfg.InboundKeys...)
 	d.service = d.opts.Service
 	if d.service == "" || d.service == ServiceAuto {
 		d.service = serviceFor(cfg.UpstreamURL().Hostname())
