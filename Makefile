@@ -2,6 +2,8 @@
 # fresh machine too (it installs what it needs). CI runs exactly it.
 
 GO ?= go
+# staticcheck, fetched through the Go module proxy like any module.
+STATICCHECK ?= v0.8.2
 PKGS := ./...
 
 .PHONY: test setup check unit fuzz-short e2e build demo bench fuzz soak clean
@@ -20,6 +22,7 @@ check:
 	@unformatted=$$(find . -name '*.go' -not -path './e2e/node_modules/*' -not -path './bin/*' -print0 | xargs -0 gofmt -l); \
 	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet $(PKGS)
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK) $(PKGS)
 
 unit:
 	$(GO) test -race -count=1 $(PKGS)
