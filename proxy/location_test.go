@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 )
@@ -45,7 +46,7 @@ func TestPointLocationsAtProxy(t *testing.T) {
 	}
 	for _, tc := range tests {
 		h := http.Header{"Location": {tc.in}}
-		pointLocationsAtProxy(h, "up.example:443", "127.0.0.1:8080")
+		pointLocationsAtProxy(h, "up.example:443", "http", "127.0.0.1:8080")
 		if got := h.Get("Location"); got != tc.want {
 			t.Errorf("Location %q became %q, want %q", tc.in, got, tc.want)
 		}
@@ -79,5 +80,30 @@ func TestNonWebSocketUpgradeRefused(t *testing.T) {
 	}
 	if n := f.seen.count(); n != 0 {
 		t.Errorf("upstream requests = %d, want 0", n)
+	}
+}
+
+// A client that reached the proxy over TLS is sent back to it over TLS: the
+// rewritten Location keeps the scheme the client used, not plain http.
+func TestLocationsPointAtProxyOverTLS(t *testing.T) {
+	var upstreamHost string
+	up, seen := newRecordingUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Location", "https://"+upstreamHost+"/speechtotext/transcriptions/42")
+		w.WriteHeader(http.StatusCreated)
+	}))
+	upstreamHost = strings.TrimPrefix(up.URL, "http://")
+	f := newHTTPFixtureFor(t, up, seen, nil)
+	front := httptest.NewTLSServer(f.proxy)
+	t.Cleanup(front.Close)
+	client := front.Client()
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+	resp, err := client.Get(front.URL + "/speechtotext/transcriptions")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got, want := resp.Header.Get("Location"), front.URL+"/speechtotext/transcriptions/42"; got != want {
+		t.Errorf("Location = %q, want %q", got, want)
 	}
 }

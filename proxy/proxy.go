@@ -189,7 +189,10 @@ func (p *Proxy) refuse(w http.ResponseWriter, r *http.Request, e *apiError) {
 
 func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	rec := &responseRecorder{ResponseWriter: w, upstreamHost: p.upstream.Host, clientHost: r.Host}
+	rec := &responseRecorder{ResponseWriter: w, upstreamHost: p.upstream.Host, clientScheme: "http", clientHost: r.Host}
+	if r.TLS != nil {
+		rec.clientScheme = "https"
+	}
 	body := &countingBody{ReadCloser: r.Body}
 	if r.Body != nil && r.Body != http.NoBody {
 		r.Body = body

@@ -16,15 +16,15 @@ type responseRecorder struct {
 	bytes   int64
 	errCode string // set when the proxy made the answer
 
-	// upstreamHost and clientHost are for pointLocationsAtProxy.
-	upstreamHost, clientHost string
+	// upstreamHost, clientScheme and clientHost are for pointLocationsAtProxy.
+	upstreamHost, clientScheme, clientHost string
 }
 
 func (r *responseRecorder) WriteHeader(code int) {
 	if r.status == 0 && code >= 200 {
 		r.status = code
 		if code < 300 {
-			pointLocationsAtProxy(r.Header(), r.upstreamHost, r.clientHost)
+			pointLocationsAtProxy(r.Header(), r.upstreamHost, r.clientScheme, r.clientHost)
 		}
 	}
 	r.ResponseWriter.WriteHeader(code)
@@ -63,7 +63,9 @@ var locationHeaders = [...]string{"Location", "Content-Location", "Operation-Loc
 // the token) instead of going to Azure without one, as nginx's proxy_redirect
 // does. URLs on other hosts are left alone: the proxy forwards only to its
 // upstream. Redirects (3xx) never get here; the proxy follows them.
-func pointLocationsAtProxy(h http.Header, upstreamHost, clientHost string) {
+// clientScheme is how the client reached the proxy: http, or https on a TLS
+// listener.
+func pointLocationsAtProxy(h http.Header, upstreamHost, clientScheme, clientHost string) {
 	for _, name := range locationHeaders {
 		v := h[name]
 		if len(v) != 1 {
@@ -73,7 +75,7 @@ func pointLocationsAtProxy(h http.Header, upstreamHost, clientHost string) {
 		if err != nil || !strings.EqualFold(u.Host, upstreamHost) || clientHost == "" {
 			continue
 		}
-		u.Scheme, u.Host = "http", clientHost
+		u.Scheme, u.Host = clientScheme, clientHost
 		h[name] = []string{u.String()}
 	}
 }
