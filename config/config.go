@@ -15,6 +15,7 @@ import (
 
 	"github.com/caarlos0/env/v11"
 
+	"github.com/entraproxy/entraproxy/tlscert"
 	"github.com/entraproxy/entraproxy/tokens"
 )
 
@@ -33,6 +34,8 @@ type Config struct {
 	RedirectHosts        []string      `env:"ENTRAPROXY_REDIRECT_HOSTS" envDefault:"*.cognitiveservices.azure.com,*.speech.microsoft.com,*.openai.azure.com,*.cognitiveservices.azure.us,*.speech.azure.us,*.cognitiveservices.azure.cn,*.speech.azure.cn" help:"comma-separated hosts an upstream redirect may lead to; *.domain matches one or more labels before a domain of at least two labels, on any port; exact hosts and host:port allowed; none: never follow redirects"`
 	InboundKeys          []string      `env:"ENTRAPROXY_INBOUND_KEYS" help:"comma-separated secrets; when set, every request must present one (Ocp-Apim-Subscription-Key, api-key, Authorization: Bearer, or the same in the query)"`
 	AllowUnauthenticated bool          `env:"ENTRAPROXY_ALLOW_UNAUTHENTICATED" envDefault:"false" help:"must be true to listen on a non-loopback address without inbound keys"`
+	TLSCertFile          string        `env:"ENTRAPROXY_TLS_CERT_FILE" help:"PEM certificate (leaf first, then intermediates): serve HTTPS and WSS on ENTRAPROXY_LISTEN; needs ENTRAPROXY_TLS_KEY_FILE. Both files are read again when they change (a renewal), without dropping connections"`
+	TLSKeyFile           string        `env:"ENTRAPROXY_TLS_KEY_FILE" help:"PEM private key of ENTRAPROXY_TLS_CERT_FILE"`
 	AllowedOrigins       []string      `env:"ENTRAPROXY_ALLOWED_ORIGINS" help:"comma-separated browser origins (http://localhost:3000) allowed to call the proxy; requests with any other Origin get 403"`
 	UpstreamTimeout      time.Duration `env:"ENTRAPROXY_UPSTREAM_TIMEOUT" envDefault:"30s" help:"connect + TLS + response headers (HTTP) or handshake (WebSocket)"`
 	DrainDelay           time.Duration `env:"ENTRAPROXY_DRAIN_DELAY" envDefault:"0s" help:"after SIGTERM, keep serving this long while /readyz says 503"`
@@ -224,6 +227,7 @@ func (c *Config) problems(environ map[string]string) []*Error {
 		add("ENTRAPROXY_LISTEN", c.Listen, "not a loopback address, so anyone who can reach it would spend this proxy's Azure identity; "+
 			"set ENTRAPROXY_INBOUND_KEYS to require a key from clients, or ENTRAPROXY_ALLOW_UNAUTHENTICATED=true if the network already restricts who connects")
 	}
+	errs = append(errs, c.tlsProblems()...)
 	for _, o := range c.AllowedOrigins {
 		if p := originProblem(o); p != "" {
 			add("ENTRAPROXY_ALLOWED_ORIGINS", o, "%s", p)
@@ -246,6 +250,32 @@ func (c *Config) problems(environ map[string]string) []*Error {
 	}
 	return errs
 }
+
+// tlsProblems checks the TLS pair: both files or neither, readable, a
+// certificate and the key that belongs to it.
+func (c *Config) tlsProblems() []*Error {
+	const certVar, keyVar = "ENTRAPROXY_TLS_CERT_FILE", "ENTRAPROXY_TLS_KEY_FILE"
+	switch {
+	case c.TLSCertFile == "" && c.TLSKeyFile == "":
+		return nil
+	case c.TLSKeyFile == "":
+		return []*Error{{Var: certVar, Value: c.TLSCertFile, Problem: "set " + keyVar + " too, to the certificate's private key"}}
+	case c.TLSCertFile == "":
+		return []*Error{{Var: keyVar, Value: c.TLSKeyFile, Problem: "set " + certVar + " too, to the certificate of this key"}}
+	}
+	_, err := tlscert.ReadPair(c.TLSCertFile, c.TLSKeyFile)
+	var fe *tlscert.FileError
+	if !errors.As(err, &fe) {
+		return nil
+	}
+	if fe.Key {
+		return []*Error{{Var: keyVar, Value: fe.Path, Problem: fe.Problem}}
+	}
+	return []*Error{{Var: certVar, Value: fe.Path, Problem: fe.Problem}}
+}
+
+// TLS reports whether the proxy serves HTTPS and WSS.
+func (c *Config) TLS() bool { return c.TLSCertFile != "" }
 
 // ListenIsLoopback reports whether ENTRAPROXY_LISTEN is a loopback address
 // (localhost, 127.0.0.0/8, ::1), where the proxy guards against DNS

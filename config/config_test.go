@@ -210,8 +210,8 @@ func TestSettingsDescribeEveryVariable(t *testing.T) {
 		}
 		seen[s.Var] = true
 	}
-	if len(seen) != 17 {
-		t.Errorf("got %d settings, want the contract's 17", len(seen))
+	if len(seen) != 19 {
+		t.Errorf("got %d settings, want the contract's 19", len(seen))
 	}
 }
 

@@ -49,6 +49,8 @@ type Metrics struct {
 	tokenExpiry     prometheus.Gauge
 	redirects       prometheus.Counter
 	authRetries     *prometheus.CounterVec
+	tlsReloads      *prometheus.CounterVec
+	tlsExpiry       prometheus.Gauge
 }
 
 // durationBuckets span what a proxy in front of Azure AI sees: a cached 401
@@ -98,6 +100,14 @@ func New(reg prometheus.Registerer, build BuildInfo) *Metrics {
 			Name: "entraproxy_auth_retries_total",
 			Help: "Requests replayed after an upstream 401, by the Authorization form used for the retry.",
 		}, []string{"form"}),
+		tlsReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "entraproxy_tls_certificate_reloads_total",
+			Help: "Reads of changed TLS certificate files, by result; on failure the previous certificate is still served.",
+		}, []string{"result"}),
+		tlsExpiry: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "entraproxy_tls_certificate_expiry_timestamp_seconds",
+			Help: "Unix time at which the TLS certificate served now expires; 0 when the proxy serves plain HTTP.",
+		}),
 	}
 	info := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "entraproxy_build_info",
@@ -121,6 +131,7 @@ func New(reg prometheus.Registerer, build BuildInfo) *Metrics {
 	}
 	for _, r := range []string{ResultSuccess, ResultFailure} {
 		m.tokenRefreshes.WithLabelValues(r)
+		m.tlsReloads.WithLabelValues(r)
 	}
 	for _, f := range []string{FormBearer, FormAAD} {
 		m.authRetries.WithLabelValues(f)
@@ -129,6 +140,7 @@ func New(reg prometheus.Registerer, build BuildInfo) *Metrics {
 	reg.MustRegister(
 		m.requests, m.requestDuration, m.sessionsActive, m.frames, m.bytes,
 		m.tokenRefreshes, m.tokenExpiry, m.redirects, m.authRetries, info,
+		m.tlsReloads, m.tlsExpiry,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -199,4 +211,24 @@ func (m *Metrics) AuthRetry(form string) {
 		return
 	}
 	m.authRetries.WithLabelValues(form).Inc()
+}
+
+// TLSCertificateServed records the expiry of the TLS certificate served from
+// now on.
+func (m *Metrics) TLSCertificateServed(notAfter time.Time) {
+	if m == nil {
+		return
+	}
+	m.tlsExpiry.Set(float64(notAfter.UnixNano()) / 1e9)
+}
+
+// TLSCertificateReloaded counts a read of changed certificate files
+// (ResultSuccess or ResultFailure); notAfter is the expiry of the certificate
+// served after it, the new one or, on failure, the one kept.
+func (m *Metrics) TLSCertificateReloaded(result string, notAfter time.Time) {
+	if m == nil {
+		return
+	}
+	m.tlsReloads.WithLabelValues(result).Inc()
+	m.TLSCertificateServed(notAfter)
 }

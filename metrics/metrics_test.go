@@ -93,6 +93,15 @@ func TestEachMetricMoves(t *testing.T) {
 			func(m *metrics.Metrics) { m.AuthRetry(metrics.FormAAD) }, 1},
 		{"auth retries bearer", "entraproxy_auth_retries_total", map[string]string{"form": "bearer"},
 			func(m *metrics.Metrics) { m.AuthRetry(metrics.FormBearer) }, 1},
+		{"tls certificate served", "entraproxy_tls_certificate_expiry_timestamp_seconds", nil,
+			func(m *metrics.Metrics) { m.TLSCertificateServed(expiry) }, 1_900_000_000},
+		{"tls reload success", "entraproxy_tls_certificate_reloads_total", map[string]string{"result": "success"},
+			func(m *metrics.Metrics) { m.TLSCertificateReloaded(metrics.ResultSuccess, expiry) }, 1},
+		{"tls reload failure keeps the served expiry", "entraproxy_tls_certificate_expiry_timestamp_seconds", nil,
+			func(m *metrics.Metrics) {
+				m.TLSCertificateServed(expiry)
+				m.TLSCertificateReloaded(metrics.ResultFailure, expiry)
+			}, 1_900_000_000},
 		{"build info", "entraproxy_build_info", map[string]string{"version": "v1.2.3", "commit": "abc123", "goversion": "go1.26.8"},
 			func(*metrics.Metrics) {}, 1},
 	}
@@ -119,6 +128,7 @@ func TestSeriesExistAtZero(t *testing.T) {
 		{"entraproxy_auth_retries_total", map[string]string{"form": "aad"}},
 		{"entraproxy_websocket_frames_total", map[string]string{"direction": "upstream_to_client"}},
 		{"entraproxy_redirects_followed_total", nil},
+		{"entraproxy_tls_certificate_reloads_total", map[string]string{"result": "failure"}},
 		{"entraproxy_websocket_sessions_active", nil},
 	} {
 		if got := value(t, reg, s.metric, s.labels); got != 0 {
@@ -172,6 +182,7 @@ func TestNoLabelTakesRequestData(t *testing.T) {
 	m.TokenRefreshed(metrics.ResultSuccess, time.Now())
 	m.RedirectFollowed()
 	m.AuthRetry(metrics.FormBearer)
+	m.TLSCertificateReloaded(metrics.ResultSuccess, time.Now())
 
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -201,8 +212,8 @@ func TestNoLabelTakesRequestData(t *testing.T) {
 			}
 		}
 	}
-	if own != 10 {
-		t.Errorf("entraproxy_ families = %d, want 10", own)
+	if own != 12 {
+		t.Errorf("entraproxy_ families = %d, want 12", own)
 	}
 }
 
@@ -233,6 +244,8 @@ func TestNilReceiverIsNoOp(t *testing.T) {
 	m.TokenRefreshed(metrics.ResultFailure, time.Time{})
 	m.RedirectFollowed()
 	m.AuthRetry(metrics.FormAAD)
+	m.TLSCertificateServed(time.Now())
+	m.TLSCertificateReloaded(metrics.ResultFailure, time.Now())
 }
 
 func TestSecondNewOnSameRegistryPanics(t *testing.T) {

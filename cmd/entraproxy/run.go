@@ -28,6 +28,7 @@ import (
 	"github.com/entraproxy/entraproxy/doctor"
 	"github.com/entraproxy/entraproxy/metrics"
 	"github.com/entraproxy/entraproxy/proxy"
+	"github.com/entraproxy/entraproxy/tlscert"
 	"github.com/entraproxy/entraproxy/tokens"
 )
 
@@ -203,6 +204,10 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	certs, err := loadTLS(cfg, logger, m)
+	if err != nil {
+		return err
+	}
 
 	if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return fmt.Errorf("listen on ENTRAPROXY_LISTEN %s: %w", cfg.Listen, err)
@@ -219,6 +224,11 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	ready := readiness(source, &draining)
 	errorLog := slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
 	srv := newProxyServer(p, errorLog)
+	serveProxy := func() error { return srv.Serve(ln) }
+	if certs != nil {
+		srv.TLSConfig = certs.TLSConfig()
+		serveProxy = func() error { return srv.ServeTLS(ln, "", "") }
+	}
 	var adminSrv *http.Server
 	if adminLn != nil {
 		adminSrv = &http.Server{Handler: admin.Handler(ready, registry), ReadHeaderTimeout: 5 * time.Second, ErrorLog: errorLog}
@@ -228,7 +238,10 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	var wg sync.WaitGroup
 	serveErr := make(chan error, 2)
 	wg.Go(func() { source.Run(tokenCtx) })
-	wg.Go(func() { serveErr <- srv.Serve(ln) })
+	wg.Go(func() { serveErr <- serveProxy() })
+	if certs != nil {
+		wg.Go(func() { certs.Run(tokenCtx) }) // ends with the token source, at shutdown
+	}
 	if adminSrv != nil {
 		wg.Go(func() { serveErr <- adminSrv.Serve(adminLn) })
 	}
@@ -276,6 +289,31 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	return errors.Join(runErr, cutRequests, cutSessions)
 }
 
+// loadTLS reads the listener's certificate pair when TLS is configured (nil
+// otherwise), and warns when inbound keys would cross a network in plain
+// text.
+func loadTLS(cfg *config.Config, logger *slog.Logger, m *metrics.Metrics) (*tlscert.Reloader, error) {
+	if !cfg.TLS() {
+		if len(cfg.InboundKeys) > 0 && !cfg.ListenIsLoopback() {
+			logger.Warn("inbound keys travel in plain text: ENTRAPROXY_LISTEN is not a loopback address and TLS is off; "+
+				"set ENTRAPROXY_TLS_CERT_FILE and ENTRAPROXY_TLS_KEY_FILE, or keep the network between the apps and the proxy private",
+				"listen", cfg.Listen)
+		}
+		return nil, nil
+	}
+	certs, err := tlscert.Load(tlscert.Options{
+		CertFile: cfg.TLSCertFile,
+		KeyFile:  cfg.TLSKeyFile,
+		Logger:   logger,
+		OnReload: m.TLSCertificateReloaded,
+	})
+	if err != nil { // the files changed since the settings were checked
+		return nil, usageError{fmt.Errorf("ENTRAPROXY_TLS_CERT_FILE / ENTRAPROXY_TLS_KEY_FILE: %w", err)}
+	}
+	m.TLSCertificateServed(certs.Leaf().NotAfter)
+	return certs, nil
+}
+
 // installGlobalLogging routes the two process-global loggers that libraries
 // write to into logger: Go's standard log (koding/websocketproxy logs there),
 // at warn level and without its own date prefix, and azcore's log listener
@@ -318,9 +356,13 @@ func newProxyServer(h http.Handler, errorLog *log.Logger) *http.Server {
 // logReady says, once the first token is held, where the proxy listens and
 // how to point an SDK at it.
 func logReady(logger *slog.Logger, cfg *config.Config, addr, adminAddr string, st tokens.State) {
-	logger.Info("ready", "listen", addr, "admin", adminAddr, "upstream", cfg.Upstream, "credential", st.Credential,
+	ws, http := "ws://", "http://"
+	if cfg.TLS() {
+		ws, http = "wss://", "https://"
+	}
+	logger.Info("ready", "listen", addr, "admin", adminAddr, "tls", cfg.TLS(), "upstream", cfg.Upstream, "credential", st.Credential,
 		"token_expires_on", st.ExpiresOn, "auth_format", cfg.AuthFormat,
-		"hint", "point the SDK at the proxy: Speech SpeechConfig(host=\"ws://"+addr+"\"), OpenAI azure_endpoint http://"+addr+", with any dummy key")
+		"hint", "point the SDK at the proxy: Speech SpeechConfig(host=\""+ws+addr+"\"), OpenAI azure_endpoint "+http+addr+", with any dummy key")
 }
 
 // waitReady implements `entraproxy wait`.
