@@ -16,12 +16,14 @@ const (
 	serviceTTSREST
 	serviceVoices
 	serviceOpenAIChat
+	serviceTranslate
+	serviceAnalyzeText
 )
 
 // method is the one HTTP method the service answers.
 func (s service) method() string {
 	switch s {
-	case serviceTTSREST, serviceOpenAIChat:
+	case serviceTTSREST, serviceOpenAIChat, serviceTranslate, serviceAnalyzeText:
 		return http.MethodPost
 	default:
 		return http.MethodGet
@@ -44,6 +46,10 @@ func customService(path string) (s service, deployment string) {
 		return serviceTTSREST, ""
 	case "/tts/cognitiveservices/voices/list":
 		return serviceVoices, ""
+	case "/translator/text/v3.0/translate":
+		return serviceTranslate, ""
+	case "/language/:analyze-text":
+		return serviceAnalyzeText, ""
 	}
 	if rest, ok := strings.CutPrefix(path, "/openai/deployments/"); ok {
 		if d, ok := strings.CutSuffix(rest, "/chat/completions"); ok && d != "" && !strings.Contains(d, "/") {
@@ -126,7 +132,7 @@ func (a *Azure) serveService(w http.ResponseWriter, r *http.Request, listener st
 		return
 	}
 	mode := settings.Auth
-	if svc == serviceOpenAIChat {
+	if svc == serviceOpenAIChat || svc == serviceTranslate || svc == serviceAnalyzeText {
 		mode = AuthBearer // AZURE-NOTES: the aad form is Speech only
 	}
 	if reason := a.checkCredentials(r, mode, settings.ResourceID, &req); reason != "" {
@@ -163,6 +169,10 @@ func (a *Azure) serveService(w http.ResponseWriter, r *http.Request, listener st
 		a.serveVoices(w, finish)
 	case serviceOpenAIChat:
 		a.serveChat(w, r, deployment, settings.SSEGap, finish)
+	case serviceTranslate:
+		a.serveTranslate(w, r, finish)
+	case serviceAnalyzeText:
+		a.serveAnalyzeText(w, r, finish)
 	}
 }
 
