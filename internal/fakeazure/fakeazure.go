@@ -4,8 +4,9 @@
 //
 //   - the custom-domain listener (URL) plays https://NAME.cognitiveservices.azure.com:
 //     Speech under its custom-domain paths (/tts/..., /stt/...), Azure OpenAI
-//     (/openai/...), the App Service style managed identity endpoint (/msi/token)
-//     and the test controls under /_fake/;
+//     (/openai/...), Translator (/translator/text/v3.0/translate), Language
+//     (/language/:analyze-text), the App Service style managed identity
+//     endpoint (/msi/token) and the test controls under /_fake/;
 //   - the regional listener (RegionalHost) plays eastus.tts.speech.microsoft.com:
 //     Speech under its regional paths, reached only through the redirect mode.
 //
