@@ -215,6 +215,7 @@ func (a *Azure) serveSTTWebSocket(w http.ResponseWriter, r *http.Request, req *R
 	}
 	defer done()
 	s := session{conn: conn}
+	targets := translationTargets(r.URL.Query())
 	pcmBytes, frames := 0, 0
 	for {
 		mt, data, err := conn.ReadMessage()
@@ -246,27 +247,33 @@ func (a *Azure) serveSTTWebSocket(w http.ResponseWriter, r *http.Request, req *R
 			s.closeWith(websocket.CloseProtocolError, "audio without X-RequestId")
 			return
 		}
-		if err := s.recognized(msg.requestID(), a.Settings().Phrase, pcmBytes); err != nil {
+		if err := s.recognized(msg.requestID(), a.Settings().Phrase, pcmBytes, targets); err != nil {
 			return
 		}
 		pcmBytes, frames = 0, 0
 	}
 }
 
-// recognized sends the messages of one recognized phrase. Offsets and
-// durations are 100-ns ticks and JSON numbers, not strings.
-func (s session) recognized(requestID, phrase string, pcmBytes int) error {
+// recognized sends the messages of one recognized phrase, translated into
+// targets when there are any (speech translation). Offsets and durations are
+// 100-ns ticks and JSON numbers, not strings.
+func (s session) recognized(requestID, phrase string, pcmBytes int, targets []string) error {
 	duration := int64(pcmBytes) / 32 * 10000 // 32 bytes per ms at 16 kHz 16-bit
 	phraseJSON, _ := json.Marshal(phrase)
 	lexical, _ := json.Marshal(strings.ToLower(strings.Trim(phrase, ".!?")))
-	msgs := []struct{ path, body string }{
+	type message struct{ path, body string }
+	result := message{"speech.phrase", fmt.Sprintf(`{"RecognitionStatus":"Success","DisplayText":%s,"Offset":0,"Duration":%d,`+
+		`"NBest":[{"Confidence":0.95,"Lexical":%s,"ITN":%s,"MaskedITN":%s,"Display":%s}]}`,
+		phraseJSON, duration, lexical, lexical, lexical, phraseJSON)}
+	if len(targets) > 0 {
+		result = message{"translation.phrase", translationPhrase(phrase, duration, targets)}
+	}
+	msgs := []message{
 		{"turn.start", `{"context":{"serviceTag":"` + randomHex(16) + `"}}`},
 		{"speech.startDetected", `{"Offset":0}`},
 		{"speech.hypothesis", fmt.Sprintf(`{"Text":%s,"Offset":0,"Duration":%d}`, lexical, duration)},
 		{"speech.endDetected", fmt.Sprintf(`{"Offset":%d}`, duration)},
-		{"speech.phrase", fmt.Sprintf(`{"RecognitionStatus":"Success","DisplayText":%s,"Offset":0,"Duration":%d,`+
-			`"NBest":[{"Confidence":0.95,"Lexical":%s,"ITN":%s,"MaskedITN":%s,"Display":%s}]}`,
-			phraseJSON, duration, lexical, lexical, lexical, phraseJSON)},
+		result,
 		{"turn.end", `{}`},
 	}
 	for _, m := range msgs {

@@ -3,6 +3,7 @@ package fakeazure
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strings"
 )
 
@@ -98,4 +99,42 @@ func (a *Azure) serveTranslate(w http.ResponseWriter, r *http.Request, finish fu
 		return
 	}
 	finish(http.StatusOK, "")
+}
+
+// translationTargets are the target languages of a speech translation
+// session: the to query parameter of the /stt/speech/universal/v2 upgrade,
+// comma-separated as the JavaScript Speech SDK writes it (to=de,fr). None
+// means plain recognition.
+func translationTargets(q url.Values) []string {
+	var out []string
+	for _, v := range q["to"] {
+		for l := range strings.SplitSeq(v, ",") {
+			if l = strings.TrimSpace(l); l != "" {
+				out = append(out, l)
+			}
+		}
+	}
+	return out
+}
+
+// translationPhrase is the body of a translation.phrase message, in the
+// shape the Speech SDKs parse (TranslationPhrase in the JavaScript SDK):
+// the recognized text and one Translation per target language.
+func translationPhrase(phrase string, duration int64, targets []string) string {
+	type translation struct {
+		Language string `json:"Language"`
+		Text     string `json:"Text"`
+	}
+	var ts []translation
+	for _, l := range targets {
+		ts = append(ts, translation{l, Translation(phrase, l)})
+	}
+	b, _ := json.Marshal(map[string]any{
+		"RecognitionStatus": "Success",
+		"Offset":            0,
+		"Duration":          duration,
+		"Text":              phrase,
+		"Translation":       map[string]any{"TranslationStatus": "Success", "Translations": ts},
+	})
+	return string(b)
 }
