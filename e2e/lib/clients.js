@@ -110,3 +110,31 @@ export function curlTTS(base, text, key = DUMMY_KEY) {
 export function curlVoices(base, key = DUMMY_KEY) {
   return curl([`${base}/cognitiveservices/voices/list`, "-H", `Ocp-Apim-Subscription-Key: ${key}`]);
 }
+
+/**
+ * TranslationRecognizer.recognizeOnceAsync from a push stream fed with a
+ * WAV, into the target language to; config is a SpeechTranslationConfig.
+ */
+export async function translateWav(config, to, wav = toneWav(1.5)) {
+  config.speechRecognitionLanguage = "en-US";
+  config.addTargetLanguage(to);
+  const push = sdk.AudioInputStream.createPushStream(sdk.AudioStreamFormat.getWaveFormatPCM(16000, 16, 1));
+  push.write(wav.buffer.slice(wav.byteOffset, wav.byteOffset + wav.length));
+  push.close();
+  const rec = new sdk.TranslationRecognizer(config, sdk.AudioConfig.fromStreamInput(push));
+  try {
+    return await new Promise((resolve, reject) => rec.recognizeOnceAsync(resolve, reject));
+  } finally {
+    rec.close();
+  }
+}
+
+/** curl for the Translator v3.0 call as the Translator docs show it. */
+export function curlTranslate(base, text, to, key = DUMMY_KEY) {
+  return curl([
+    "-X", "POST", `${base}/translator/text/v3.0/translate?api-version=3.0&to=${to}`,
+    "-H", `Ocp-Apim-Subscription-Key: ${key}`,
+    "-H", "Content-Type: application/json",
+    "--data-binary", JSON.stringify([{ Text: text }]),
+  ]);
+}
