@@ -4,10 +4,14 @@ package admin
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/entraproxy/entraproxy/internal/hosts"
 )
 
 // Handler serves the admin endpoints:
@@ -48,6 +52,32 @@ func Handler(ready func() error, gatherer prometheus.Gatherer) http.Handler {
 		}))
 	}
 	return mux
+}
+
+// GuardHost refuses requests whose Host header allowed does not accept
+// with 403 and the JSON error envelope the proxy uses,
+// {"error":{"code":"host_not_allowed",...}}, and passes the rest to h.
+// On a loopback admin listener (config's AdminHostCheck) this keeps a web
+// page that rebinds its own host name to 127.0.0.1 (DNS rebinding) from
+// reading /readyz and /metrics.
+func GuardHost(allowed hosts.HostCheck, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if allowed.Allows(r.Host) {
+			h.ServeHTTP(w, r)
+			return
+		}
+		body, _ := json.Marshal(map[string]any{"error": map[string]string{
+			"code": "host_not_allowed",
+			"message": fmt.Sprintf("Host %.100q is refused on this loopback admin listener (DNS rebinding protection); connect to %s",
+				r.Host, strings.Join(allowed.Allowed(), ", ")),
+		}})
+		hdr := w.Header()
+		hdr.Set("Content-Type", "application/json")
+		hdr.Set("Cache-Control", "no-store")
+		hdr.Set("X-Content-Type-Options", "nosniff")
+		w.WriteHeader(http.StatusForbidden)
+		w.Write(append(body, '\n'))
+	})
 }
 
 // status is the body of /healthz and /readyz.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/caarlos0/env/v11"
 
+	"github.com/entraproxy/entraproxy/internal/hosts"
 	"github.com/entraproxy/entraproxy/tlscert"
 	"github.com/entraproxy/entraproxy/tokens"
 )
@@ -37,6 +38,7 @@ type Config struct {
 	TLSCertFile          string        `env:"ENTRAPROXY_TLS_CERT_FILE" help:"PEM certificate (leaf first, then intermediates): serve HTTPS and WSS on ENTRAPROXY_LISTEN; needs ENTRAPROXY_TLS_KEY_FILE. Both files are read again when they change (a renewal), without dropping connections"`
 	TLSKeyFile           string        `env:"ENTRAPROXY_TLS_KEY_FILE" help:"PEM private key of ENTRAPROXY_TLS_CERT_FILE"`
 	AllowedOrigins       []string      `env:"ENTRAPROXY_ALLOWED_ORIGINS" help:"comma-separated browser origins (http://localhost:3000) allowed to call the proxy; requests with any other Origin get 403"`
+	AllowedHosts         []string      `env:"ENTRAPROXY_ALLOWED_HOSTS" help:"comma-separated Host header values accepted (DNS rebinding protection): host, host:port or *.domain; any other Host gets 403. Empty: on a loopback listener localhost, 127.0.0.1, [::1] and the listener's own address, any port; on other listeners any Host"`
 	UpstreamTimeout      time.Duration `env:"ENTRAPROXY_UPSTREAM_TIMEOUT" envDefault:"30s" help:"connect + TLS + response headers (HTTP) or handshake (WebSocket)"`
 	DrainDelay           time.Duration `env:"ENTRAPROXY_DRAIN_DELAY" envDefault:"0s" help:"after SIGTERM, keep serving this long while /readyz says 503"`
 	ShutdownTimeout      time.Duration `env:"ENTRAPROXY_SHUTDOWN_TIMEOUT" envDefault:"30s" help:"then wait at most this long for in-flight work"`
@@ -120,7 +122,7 @@ func Load(getenv func(string) string) (*Config, error) {
 			failed[e.Var] = true
 		}
 	}
-	for _, list := range []*[]string{&c.RedirectHosts, &c.InboundKeys, &c.AllowedOrigins} {
+	for _, list := range []*[]string{&c.RedirectHosts, &c.InboundKeys, &c.AllowedOrigins, &c.AllowedHosts} {
 		for i, v := range *list {
 			(*list)[i] = strings.TrimSpace(v)
 		}
@@ -214,8 +216,15 @@ func (c *Config) problems(environ map[string]string) []*Error {
 		}
 	}
 	for _, h := range c.RedirectHosts {
-		if p := hostPatternProblem(h); p != "" {
+		if strings.EqualFold(h, redirectNone) {
+			add("ENTRAPROXY_REDIRECT_HOSTS", h, "none turns redirects off and must be the only entry")
+		} else if p := hosts.PatternProblem(h); p != "" {
 			add("ENTRAPROXY_REDIRECT_HOSTS", h, "%s", p)
+		}
+	}
+	for _, h := range c.AllowedHosts {
+		if p := hosts.PatternProblem(h); p != "" {
+			add("ENTRAPROXY_ALLOWED_HOSTS", h, "%s", p)
 		}
 	}
 	for i, k := range c.InboundKeys {
@@ -278,11 +287,28 @@ func (c *Config) tlsProblems() []*Error {
 func (c *Config) TLS() bool { return c.TLSCertFile != "" }
 
 // ListenIsLoopback reports whether ENTRAPROXY_LISTEN is a loopback address
-// (localhost, 127.0.0.0/8, ::1), where the proxy guards against DNS
-// rebinding and may run without inbound keys.
+// (hosts.IsLoopback: localhost, 127.0.0.0/8, ::1), where the proxy may run
+// without inbound keys.
 func (c *Config) ListenIsLoopback() bool {
 	host, _, err := net.SplitHostPort(c.Listen)
-	return err == nil && isLoopbackHost(host)
+	return err == nil && hosts.IsLoopback(host)
+}
+
+// HostCheck is which Host header values ENTRAPROXY_LISTEN accepts:
+// ENTRAPROXY_ALLOWED_HOSTS, or by default the loopback names on a loopback
+// listener and any Host elsewhere (hosts.ForListener).
+func (c *Config) HostCheck() hosts.HostCheck {
+	return hosts.ForListener(c.Listen, c.AllowedHosts)
+}
+
+// AdminHostCheck is which Host header values ENTRAPROXY_ADMIN_LISTEN
+// accepts: on a loopback address the loopback names and its own address,
+// like the main listener's default; elsewhere any Host, so that kubelet
+// probes and Prometheus scrapes, which name the pod's address, keep
+// working. ENTRAPROXY_ALLOWED_HOSTS names the main listener's hosts and
+// does not apply here.
+func (c *Config) AdminHostCheck() hosts.HostCheck {
+	return hosts.ForListener(c.AdminListen, nil)
 }
 
 // UpstreamURL is the parsed ENTRAPROXY_UPSTREAM of a validated Config.
@@ -317,7 +343,7 @@ func upstreamProblem(s string) string {
 	if customDomain, ok := RegionalEndpoint(host); ok {
 		return "a regional endpoint; Entra ID needs the resource's custom subdomain, " + customDomain
 	}
-	if u.Scheme == "http" && !isLoopbackHost(host) {
+	if u.Scheme == "http" && !hosts.IsLoopback(host) {
 		return "http is allowed only to a loopback host (local testing); use https"
 	}
 	return ""
@@ -378,49 +404,6 @@ func listenProblem(addr string) string {
 	}
 	if host != "" && host != "localhost" && net.ParseIP(host) == nil {
 		return "host must be an IP address, localhost, or empty for all interfaces"
-	}
-	return ""
-}
-
-func isLoopbackHost(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
-// hostPatternProblem checks one ENTRAPROXY_REDIRECT_HOSTS entry. The
-// patterns are those proxy's redirect matcher understands.
-func hostPatternProblem(p string) string {
-	if p == "" {
-		return "empty entry; remove the extra comma"
-	}
-	if strings.EqualFold(p, redirectNone) {
-		return "none turns redirects off and must be the only entry"
-	}
-	if strings.Contains(p, "://") || strings.ContainsAny(p, "/?#@ ") {
-		return "want a host, *.domain or host:port, without scheme or path"
-	}
-	host, wildcard := strings.CutPrefix(p, "*.")
-	if strings.Contains(host, "*") {
-		return "* is allowed only as a leading *. label"
-	}
-	if wildcard {
-		// The matcher compares a wildcard with the host alone, any port.
-		if h, port, err := net.SplitHostPort(host); err == nil {
-			return fmt.Sprintf("a wildcard pattern matches any port; drop :%s (write *.%s)", port, h)
-		}
-		labels := strings.Split(strings.TrimSuffix(host, "."), ".")
-		if len(labels) < 2 || slices.Contains(labels, "") {
-			return "a wildcard needs a domain of at least two labels after *. (*.example.com), not a whole top-level domain"
-		}
-		return ""
-	}
-	if h, port, err := net.SplitHostPort(host); err == nil {
-		if h == "" || port == "" {
-			return "want host:port"
-		}
 	}
 	return ""
 }

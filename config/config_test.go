@@ -38,6 +38,7 @@ func TestLoadDefaults(t *testing.T) {
 		{"InboundKeys", len(c.InboundKeys), 0},
 		{"AllowUnauthenticated", c.AllowUnauthenticated, false},
 		{"AllowedOrigins", len(c.AllowedOrigins), 0},
+		{"AllowedHosts", len(c.AllowedHosts), 0},
 		{"UpstreamTimeout", c.UpstreamTimeout, 30 * time.Second},
 		{"DrainDelay", c.DrainDelay, time.Duration(0)},
 		{"ShutdownTimeout", c.ShutdownTimeout, 30 * time.Second},
@@ -113,6 +114,10 @@ func TestLoadReportsBadValue(t *testing.T) {
 		{"regional speech upstream China", []string{"ENTRAPROXY_UPSTREAM", "https://chinaeast2.tts.speech.azure.cn"}, "ENTRAPROXY_UPSTREAM", "https://NAME.cognitiveservices.azure.cn"},
 		{"origin", []string{"ENTRAPROXY_UPSTREAM", up, "ENTRAPROXY_ALLOWED_ORIGINS", "localhost:3000"}, "ENTRAPROXY_ALLOWED_ORIGINS", "http://localhost:3000"},
 		{"origin with a path", []string{"ENTRAPROXY_UPSTREAM", up, "ENTRAPROXY_ALLOWED_ORIGINS", "http://localhost:3000, https://a.example/app"}, "ENTRAPROXY_ALLOWED_ORIGINS", `"https://a.example/app": want an origin`},
+		{"allowed host with scheme", []string{"ENTRAPROXY_UPSTREAM", up, "ENTRAPROXY_ALLOWED_HOSTS", "localhost,http://proxy.internal"}, "ENTRAPROXY_ALLOWED_HOSTS", `"http://proxy.internal": want a host, *.domain or host:port`},
+		{"allowed host empty entry", []string{"ENTRAPROXY_UPSTREAM", up, "ENTRAPROXY_ALLOWED_HOSTS", "localhost,,proxy.internal"}, "ENTRAPROXY_ALLOWED_HOSTS", "empty entry"},
+		{"allowed host star", []string{"ENTRAPROXY_UPSTREAM", up, "ENTRAPROXY_ALLOWED_HOSTS", "*"}, "ENTRAPROXY_ALLOWED_HOSTS", `"*": * is allowed only as a leading *. label`},
+		{"allowed host wildcard over a top-level domain", []string{"ENTRAPROXY_UPSTREAM", up, "ENTRAPROXY_ALLOWED_HOSTS", "*.local"}, "ENTRAPROXY_ALLOWED_HOSTS", "at least two labels"},
 		{"inbound key only spaces", []string{"ENTRAPROXY_UPSTREAM", up, "ENTRAPROXY_INBOUND_KEYS", "k1, ,k2"}, "ENTRAPROXY_INBOUND_KEYS", "entry 2 is empty"},
 		{"timeout syntax", []string{"ENTRAPROXY_UPSTREAM", up, "ENTRAPROXY_UPSTREAM_TIMEOUT", "30"}, "ENTRAPROXY_UPSTREAM_TIMEOUT", "not a duration"},
 		{"timeout zero", []string{"ENTRAPROXY_UPSTREAM", up, "ENTRAPROXY_UPSTREAM_TIMEOUT", "0s"}, "ENTRAPROXY_UPSTREAM_TIMEOUT", "more than 0"},
@@ -210,8 +215,8 @@ func TestSettingsDescribeEveryVariable(t *testing.T) {
 		}
 		seen[s.Var] = true
 	}
-	if len(seen) != 19 {
-		t.Errorf("got %d settings, want the contract's 19", len(seen))
+	if len(seen) != 20 {
+		t.Errorf("got %d settings, want the contract's 20", len(seen))
 	}
 }
 
@@ -229,6 +234,7 @@ func TestLoadNormalizesLists(t *testing.T) {
 		{"redirect hosts padded", "ENTRAPROXY_REDIRECT_HOSTS", "*.a.example.com, b.example:8443 ", func(c *Config) []string { return c.RedirectHosts }, []string{"*.a.example.com", "b.example:8443"}},
 		{"redirect hosts none", "ENTRAPROXY_REDIRECT_HOSTS", "none", func(c *Config) []string { return c.RedirectHosts }, []string{}},
 		{"redirect hosts none padded, any case", "ENTRAPROXY_REDIRECT_HOSTS", " None ", func(c *Config) []string { return c.RedirectHosts }, []string{}},
+		{"allowed hosts padded", "ENTRAPROXY_ALLOWED_HOSTS", " proxy.internal , *.svc.cluster.local,[::1]:8080", func(c *Config) []string { return c.AllowedHosts }, []string{"proxy.internal", "*.svc.cluster.local", "[::1]:8080"}},
 		{"origin upper case with slash", "ENTRAPROXY_ALLOWED_ORIGINS", "http://LocalHost:3000/", func(c *Config) []string { return c.AllowedOrigins }, []string{"http://localhost:3000"}},
 		{"origins padded", "ENTRAPROXY_ALLOWED_ORIGINS", "http://localhost:3000, https://app.example", func(c *Config) []string { return c.AllowedOrigins }, []string{"http://localhost:3000", "https://app.example"}},
 		{"origin default ports dropped", "ENTRAPROXY_ALLOWED_ORIGINS", "HTTPS://A.example:443,http://b.example:80,http://[::1]:80", func(c *Config) []string { return c.AllowedOrigins }, []string{"https://a.example", "http://b.example", "http://[::1]"}},
@@ -313,6 +319,7 @@ func TestListenIsLoopback(t *testing.T) {
 		{"127.1.2.3:8080", true},
 		{"[::1]:8080", true},
 		{"localhost:8080", true},
+		{"[::ffff:127.0.0.1]:8080", true},
 		{"0.0.0.0:8080", false},
 		{":8080", false},
 		{"[::]:8080", false},
@@ -322,5 +329,64 @@ func TestListenIsLoopback(t *testing.T) {
 		if got := (&Config{Listen: tc.listen}).ListenIsLoopback(); got != tc.want {
 			t.Errorf("ListenIsLoopback(%q) = %v, want %v", tc.listen, got, tc.want)
 		}
+	}
+}
+
+// One loopback definition (package hosts) decides the Host check of both
+// listeners: ENTRAPROXY_ALLOWED_HOSTS for the main one, the loopback
+// defaults for a loopback admin listener, any Host off loopback.
+func TestHostChecks(t *testing.T) {
+	const up = "https://name.cognitiveservices.azure.com"
+	tests := []struct {
+		name        string
+		env         []string
+		main, admin map[string]bool // Host -> accepted
+	}{
+		{
+			name:  "defaults: both on 127.0.0.1",
+			main:  map[string]bool{"127.0.0.1:8080": true, "localhost:8080": true, "[::1]:8080": true, "evil.example:8080": false},
+			admin: map[string]bool{"127.0.0.1:9090": true, "localhost:9090": true, "evil.example:9090": false},
+		},
+		{
+			name:  "a listener on 127.0.0.2 accepts its own Host",
+			env:   []string{"ENTRAPROXY_LISTEN", "127.0.0.2:8080", "ENTRAPROXY_ADMIN_LISTEN", "127.0.0.2:9090"},
+			main:  map[string]bool{"127.0.0.2:8080": true, "127.0.0.3:8080": false},
+			admin: map[string]bool{"127.0.0.2:9090": true, "127.0.0.3:9090": false},
+		},
+		{
+			name:  "gateway on all interfaces with a list; admin on loopback",
+			env:   []string{"ENTRAPROXY_LISTEN", "0.0.0.0:8080", "ENTRAPROXY_INBOUND_KEYS", "k", "ENTRAPROXY_ALLOWED_HOSTS", "proxy.internal"},
+			main:  map[string]bool{"proxy.internal:8080": true, "10.0.0.5:8080": false, "localhost:8080": false},
+			admin: map[string]bool{"127.0.0.1:9090": true, "proxy.internal:9090": false},
+		},
+		{
+			name:  "sidecar: admin on all interfaces for kubelet probes",
+			env:   []string{"ENTRAPROXY_ADMIN_LISTEN", "0.0.0.0:9090", "ENTRAPROXY_ALLOWED_HOSTS", "localhost"},
+			main:  map[string]bool{"localhost:8080": true, "127.0.0.1:8080": false},
+			admin: map[string]bool{"10.1.2.3:9090": true, "anything": true},
+		},
+		{
+			name: "gateway on all interfaces without a list: any Host",
+			env:  []string{"ENTRAPROXY_LISTEN", ":8080", "ENTRAPROXY_INBOUND_KEYS", "k"},
+			main: map[string]bool{"10.0.0.5:8080": true, "evil.example": true},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Load(environ(append([]string{"ENTRAPROXY_UPSTREAM", up}, tc.env...)...))
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			for host, want := range tc.main {
+				if got := c.HostCheck().Allows(host); got != want {
+					t.Errorf("main listener %s: Allows(%q) = %v, want %v", c.Listen, host, got, want)
+				}
+			}
+			for host, want := range tc.admin {
+				if got := c.AdminHostCheck().Allows(host); got != want {
+					t.Errorf("admin listener %s: Allows(%q) = %v, want %v", c.AdminListen, host, got, want)
+				}
+			}
+		})
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/entraproxy/entraproxy/config"
+	"github.com/entraproxy/entraproxy/internal/hosts"
 )
 
 // hostKind is what an upstream host name says about the endpoint.
@@ -42,13 +43,10 @@ var customDomainSuffixes = []string{
 
 func classifyHost(host string) hostKind {
 	host = strings.TrimSuffix(strings.ToLower(host), ".")
-	if host == "localhost" {
+	if hosts.IsLoopback(host) {
 		return hostLoopback
 	}
-	if ip := net.ParseIP(host); ip != nil {
-		if ip.IsLoopback() {
-			return hostLoopback
-		}
+	if net.ParseIP(host) != nil {
 		return hostOther
 	}
 	// The same test config applies, so doctor and start-up never disagree.

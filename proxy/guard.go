@@ -3,33 +3,30 @@ package proxy
 import (
 	"crypto/sha256"
 	"crypto/subtle"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
+
+	"github.com/entraproxy/entraproxy/internal/hosts"
 )
 
 // guard decides whether a request may spend the proxy's identity at all:
-// browser protection and, in gateway mode, inbound keys. It runs before any
-// token is fetched or upstream dialed.
+// browser protection, the Host check and, in gateway mode, inbound keys. It
+// runs before any token is fetched or upstream dialed.
 type guard struct {
 	inboundKeys    [][sha256.Size]byte // digests: equal length, so comparing reveals no length
 	allowedOrigins []string
-	loopbackOnly   bool // listening on loopback: refuse foreign Host headers (DNS rebinding)
+	hosts          hosts.HostCheck // which Host values pass (DNS rebinding)
 }
 
 // check returns nil when r may pass, else the error to answer.
 func (g *guard) check(r *http.Request) *apiError {
-	if origin := r.Header.Get("Origin"); origin != "" && !g.originAllowed(origin) {
-		// Browsers send Origin on every WebSocket upgrade and cross-site
-		// request; a page the user visits must not spend this identity.
-		return &apiError{status: http.StatusForbidden, code: "origin_not_allowed",
-			message: "requests from browser origin " + quoteBounded(origin) + " are refused; add it to ENTRAPROXY_ALLOWED_ORIGINS if this page should use the proxy"}
+	if err := g.checkBrowser(r); err != nil {
+		return err
 	}
-	if g.loopbackOnly && !isLocalHostHeader(r.Host) {
-		return &apiError{status: http.StatusForbidden, code: "host_not_allowed",
-			message: "Host " + quoteBounded(r.Host) + " is refused on a loopback listener (DNS rebinding protection); connect to localhost, 127.0.0.1 or [::1]"}
+	if !g.hosts.Allows(r.Host) {
+		return hostNotAllowed(r.Host, g.hosts.Allowed())
 	}
 	if len(g.inboundKeys) == 0 {
 		return nil
@@ -44,6 +41,22 @@ func (g *guard) check(r *http.Request) *apiError {
 			message: "the key presented is not one of this gateway's ENTRAPROXY_INBOUND_KEYS"}
 	}
 	return nil
+}
+
+func (g *guard) checkBrowser(r *http.Request) *apiError {
+	if origin := r.Header.Get("Origin"); origin != "" && !g.originAllowed(origin) {
+		// Browsers send Origin on every WebSocket upgrade and cross-site
+		// request; a page the user visits must not spend this identity.
+		return &apiError{status: http.StatusForbidden, code: "origin_not_allowed",
+			message: "requests from browser origin " + quoteBounded(origin) + " are refused; add it to ENTRAPROXY_ALLOWED_ORIGINS if this page should use the proxy"}
+	}
+	return nil
+}
+
+func hostNotAllowed(host string, allowed []string) *apiError {
+	return &apiError{status: http.StatusForbidden, code: "host_not_allowed",
+		message: "Host " + quoteBounded(host) + " is refused (DNS rebinding protection); connect to " + strings.Join(allowed, ", ") +
+			", or list the name in ENTRAPROXY_ALLOWED_HOSTS"}
 }
 
 // originAllowed compares as browsers and RFC 6454 do: scheme and host
@@ -104,18 +117,6 @@ func bearer(v string) (string, bool) {
 	}
 	token = strings.TrimSpace(token)
 	return token, token != ""
-}
-
-func isLocalHostHeader(hostport string) bool {
-	host := hostport
-	if h, _, err := net.SplitHostPort(hostport); err == nil {
-		host = h
-	}
-	switch strings.ToLower(strings.TrimSuffix(host, ".")) {
-	case "localhost", "127.0.0.1", "::1", "[::1]":
-		return true
-	}
-	return false
 }
 
 // quoteBounded quotes a client-supplied value for an error message, cut short

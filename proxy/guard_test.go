@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/entraproxy/entraproxy/internal/hosts"
 )
 
 // A web page the user visits must not spend the proxy's identity.
@@ -37,28 +39,64 @@ func TestOriginGuard(t *testing.T) {
 	}
 }
 
-// On a loopback listener a foreign Host means DNS rebinding.
+// The Host check on a loopback listener (DNS rebinding): the loopback names
+// on any port, and the listener's own address.
 func TestHostGuardOnLoopbackListener(t *testing.T) {
 	tests := []struct {
-		host string
-		code string // "" means forwarded
+		listen string
+		host   string
+		code   string // "" means forwarded
 	}{
-		{host: "evil.example", code: "host_not_allowed"},
-		{host: "evil.example:8080", code: "host_not_allowed"},
-		{host: "localhost.evil.example", code: "host_not_allowed"},
-		{host: "127.0.0.1.nip.io", code: "host_not_allowed"},
-		{host: "10.0.0.5:8080", code: "host_not_allowed"},
-		{host: "localhost:8080"},
-		{host: "localhost"},
-		{host: "LOCALHOST:8080"},
-		{host: "127.0.0.1"},
-		{host: "127.0.0.1:8080"},
-		{host: "[::1]:1"},
-		{host: "[::1]"},
+		{listen: "127.0.0.1:8080", host: "evil.example", code: "host_not_allowed"},
+		{listen: "127.0.0.1:8080", host: "evil.example:8080", code: "host_not_allowed"},
+		{listen: "127.0.0.1:8080", host: "localhost.evil.example", code: "host_not_allowed"},
+		{listen: "127.0.0.1:8080", host: "127.0.0.1.nip.io", code: "host_not_allowed"},
+		{listen: "127.0.0.1:8080", host: "10.0.0.5:8080", code: "host_not_allowed"},
+		{listen: "127.0.0.1:8080", host: "evil.localhost:8080", code: "host_not_allowed"},
+		{listen: "127.0.0.1:8080", host: "127.0.0.2:8080", code: "host_not_allowed"},
+		{listen: "127.0.0.1:8080", host: "[127.0.0.1]:8080", code: "host_not_allowed"},
+		{listen: "127.0.0.1:8080", host: "localhost:8080"},
+		{listen: "127.0.0.1:8080", host: "localhost"},
+		{listen: "127.0.0.1:8080", host: "LOCALHOST:8080"},
+		{listen: "127.0.0.1:8080", host: "127.0.0.1"},
+		{listen: "127.0.0.1:8080", host: "127.0.0.1:8080"},
+		{listen: "127.0.0.1:8080", host: "[::1]:1"},
+		{listen: "127.0.0.1:8080", host: "[::1]"},
+		// A listener on another loopback address accepts its own.
+		{listen: "127.0.0.2:8080", host: "127.0.0.2:8080"},
+		{listen: "127.0.0.2:8080", host: "127.0.0.3:8080", code: "host_not_allowed"},
+		{listen: "[::1]:8080", host: "[::1]:8080"},
 	}
 	for _, tc := range tests {
+		t.Run(tc.listen+"/"+tc.host, func(t *testing.T) {
+			f := newHTTPFixture(t, upstreamOK, func(o *Options) { o.AllowedHosts = hosts.ForListener(tc.listen, nil) })
+			req := newHTTPRequest(t, http.MethodGet, f.url("/openai/v1/models"), nil)
+			req.Host = tc.host
+			resp, body := f.do(t, req)
+			wantGuardOutcome(t, f, resp, body, http.StatusForbidden, tc.code)
+			if tc.code != "" && !strings.Contains(body, "ENTRAPROXY_ALLOWED_HOSTS") {
+				t.Errorf("body = %s, want the setting that fixes it named", body)
+			}
+		})
+	}
+}
+
+// ENTRAPROXY_ALLOWED_HOSTS on a listener that is not loopback: only the
+// listed hosts pass.
+func TestAllowedHostsOffLoopback(t *testing.T) {
+	check := hosts.ForListener("0.0.0.0:8080", []string{"proxy.internal", "*.svc.cluster.local"})
+	for _, tc := range []struct {
+		host string
+		code string
+	}{
+		{host: "proxy.internal:8080"},
+		{host: "entraproxy.apps.svc.cluster.local"},
+		{host: "10.0.0.5:8080", code: "host_not_allowed"},
+		{host: "evil.example", code: "host_not_allowed"},
+		{host: "localhost:8080", code: "host_not_allowed"},
+	} {
 		t.Run(tc.host, func(t *testing.T) {
-			f := newHTTPFixture(t, upstreamOK, func(o *Options) { o.LoopbackListener = true })
+			f := newHTTPFixture(t, upstreamOK, func(o *Options) { o.AllowedHosts = check })
 			req := newHTTPRequest(t, http.MethodGet, f.url("/openai/v1/models"), nil)
 			req.Host = tc.host
 			resp, body := f.do(t, req)
@@ -67,7 +105,8 @@ func TestHostGuardOnLoopbackListener(t *testing.T) {
 	}
 }
 
-// Without LoopbackListener (e.g. behind a gateway) any Host passes.
+// Without a Host check (a listener on all interfaces, nothing configured)
+// any Host passes.
 func TestHostGuardOffByDefault(t *testing.T) {
 	f := newHTTPFixture(t, upstreamOK, nil)
 	req := newHTTPRequest(t, http.MethodGet, f.url("/openai/v1/models"), nil)

@@ -18,6 +18,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/entraproxy/entraproxy/internal/hosts"
 )
 
 // wantOnlyProxyCredential checks that the upstream got exactly one
@@ -624,7 +626,7 @@ func TestProxyErrorsAreJSONWithoutSecrets(t *testing.T) {
 		},
 		{
 			name:      "host_not_allowed",
-			configure: func(o *Options) { o.LoopbackListener = true },
+			configure: func(o *Options) { o.AllowedHosts = hosts.ForListener("127.0.0.1:8080", nil) },
 			prepare: func(_ *httpFixture, r *http.Request) {
 				withKey(r)
 				r.Host = "evil.example"

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/entraproxy/entraproxy/internal/hosts"
 	"github.com/entraproxy/entraproxy/metrics"
 )
 
@@ -38,9 +39,10 @@ type Options struct {
 	// AllowedOrigins are browser origins allowed to call; any other Origin
 	// header is refused.
 	AllowedOrigins []string
-	// LoopbackListener refuses Host headers other than localhost, 127.0.0.1
-	// and [::1] (DNS rebinding); set it when listening on loopback.
-	LoopbackListener bool
+	// AllowedHosts is which Host header values are accepted (DNS rebinding
+	// protection); the zero value accepts any. Build it with
+	// hosts.ForListener for the address the proxy is served on.
+	AllowedHosts hosts.HostCheck
 	// UpstreamTimeout bounds connect + TLS + response headers, or the
 	// WebSocket handshake; zero means 30s.
 	UpstreamTimeout time.Duration
@@ -112,9 +114,9 @@ func New(opts Options) (*Proxy, error) {
 	p := &Proxy{
 		upstream:    upstream,
 		speechPaths: opts.SpeechPaths,
-		guard:       guard{inboundKeys: keys, allowedOrigins: opts.AllowedOrigins, loopbackOnly: opts.LoopbackListener},
+		guard:       guard{inboundKeys: keys, allowedOrigins: opts.AllowedOrigins, hosts: opts.AllowedHosts},
 		auth:        newAuthorizer(opts.Tokens, format, opts.ResourceID),
-		redirects:   redirectPolicy{allowed: newHostMatcher(opts.RedirectHosts)},
+		redirects:   redirectPolicy{allowed: hosts.NewPatterns(opts.RedirectHosts)},
 		timeout:     timeout,
 		logger:      logger,
 		metrics:     opts.Metrics,

@@ -1,62 +1,19 @@
 package proxy
 
 import (
-	"net"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
-	"strings"
+
+	"github.com/entraproxy/entraproxy/internal/hosts"
 )
-
-// hostMatcher decides which hosts an upstream redirect may lead to
-// (ENTRAPROXY_REDIRECT_HOSTS).
-type hostMatcher struct {
-	patterns []string // lower case
-}
-
-func newHostMatcher(patterns []string) hostMatcher {
-	m := hostMatcher{}
-	for _, p := range patterns {
-		m.patterns = append(m.patterns, strings.ToLower(p))
-	}
-	return m
-}
-
-// allows reports whether hostport (a URL's Host, with or without a port) is
-// allowed. "*.example.com" matches one or more labels before example.com and
-// any port; "host" matches that host on any port; "host:port" only that port.
-func (m hostMatcher) allows(hostport string) bool {
-	hostport = strings.ToLower(hostport)
-	host := hostport
-	if h, _, err := net.SplitHostPort(hostport); err == nil {
-		host = h
-	}
-	host = strings.TrimSuffix(host, ".")
-	if host == "" {
-		return false
-	}
-	for _, p := range m.patterns {
-		if suffix, ok := strings.CutPrefix(p, "*."); ok {
-			labels, ok := strings.CutSuffix(host, "."+suffix)
-			if ok && labels != "" && !slices.Contains(strings.Split(labels, "."), "") {
-				return true
-			}
-			continue
-		}
-		if p == host || p == hostport {
-			return true
-		}
-	}
-	return false
-}
 
 // redirectPolicy is rule 6 of the contract, for HTTP and WebSocket alike: an
 // upstream 3xx is never handed to the client (it would then go to Azure
 // without the token); the proxy follows it, at most maxRedirects hops, only
 // to allowed hosts, and never from TLS to plain text.
 type redirectPolicy struct {
-	allowed hostMatcher
+	allowed hosts.Patterns // ENTRAPROXY_REDIRECT_HOSTS
 }
 
 // check says whether the hop from -> to may be taken after hops earlier
@@ -66,7 +23,7 @@ func (rp redirectPolicy) check(from, to *url.URL, hops int) *apiError {
 	case hops >= maxRedirects:
 		return &apiError{status: http.StatusBadGateway, code: "upstream_unreachable",
 			message: "the upstream redirected more than " + strconv.Itoa(maxRedirects) + " times"}
-	case !rp.allowed.allows(to.Host):
+	case !rp.allowed.Match(to.Host):
 		return redirectNotAllowed(to.Host)
 	case isTLSScheme(from.Scheme) && !isTLSScheme(to.Scheme):
 		return &apiError{status: http.StatusBadGateway, code: "redirect_not_allowed",

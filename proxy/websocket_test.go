@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/entraproxy/entraproxy/internal/hosts"
 	"github.com/gorilla/websocket"
 )
 
@@ -255,15 +256,15 @@ func newWSEnv(t *testing.T, up *wsUpstream, edit func(*Options)) *wsEnv {
 		t.Fatal(err)
 	}
 	opts := Options{
-		Upstream:         upstreamURL,
-		Tokens:           env.tokens,
-		AuthFormat:       FormatBearer,
-		ResourceID:       wsResourceID,
-		SpeechPaths:      true,
-		LoopbackListener: true,
-		UpstreamTimeout:  2 * time.Second,
-		Proxy:            func(*http.Request) (*url.URL, error) { return nil, nil },
-		Logger:           slog.New(slog.NewJSONHandler(env.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Upstream:        upstreamURL,
+		Tokens:          env.tokens,
+		AuthFormat:      FormatBearer,
+		ResourceID:      wsResourceID,
+		SpeechPaths:     true,
+		AllowedHosts:    hosts.ForListener("127.0.0.1:0", nil),
+		UpstreamTimeout: 2 * time.Second,
+		Proxy:           func(*http.Request) (*url.URL, error) { return nil, nil },
+		Logger:          slog.New(slog.NewJSONHandler(env.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 	if edit != nil {
 		edit(&opts)

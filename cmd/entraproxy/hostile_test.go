@@ -21,6 +21,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 
+	"github.com/entraproxy/entraproxy/internal/hosts"
 	"github.com/entraproxy/entraproxy/proxy"
 )
 
@@ -75,14 +76,14 @@ func startHostile(t *testing.T, inboundKeys []string, edit func(*http.Server)) *
 	t.Cleanup(env.upstream.Close)
 	up, _ := url.Parse(env.upstream.URL)
 	p, err := proxy.New(proxy.Options{
-		Upstream:         up,
-		Tokens:           staticTokens{},
-		AuthFormat:       proxy.FormatBearer,
-		SpeechPaths:      true,
-		InboundKeys:      inboundKeys,
-		LoopbackListener: true,
-		UpstreamTimeout:  5 * time.Second,
-		Proxy:            func(*http.Request) (*url.URL, error) { return nil, nil },
+		Upstream:        up,
+		Tokens:          staticTokens{},
+		AuthFormat:      proxy.FormatBearer,
+		SpeechPaths:     true,
+		InboundKeys:     inboundKeys,
+		AllowedHosts:    hosts.ForListener("127.0.0.1:0", nil),
+		UpstreamTimeout: 5 * time.Second,
+		Proxy:           func(*http.Request) (*url.URL, error) { return nil, nil },
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -188,18 +188,18 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		},
 	})
 	p, err := proxy.New(proxy.Options{
-		Upstream:         cfg.UpstreamURL(),
-		Tokens:           source,
-		AuthFormat:       proxy.AuthFormat(cfg.AuthFormat),
-		ResourceID:       cfg.ResourceID,
-		SpeechPaths:      cfg.SpeechPaths,
-		RedirectHosts:    cfg.RedirectHosts,
-		InboundKeys:      cfg.InboundKeys,
-		AllowedOrigins:   cfg.AllowedOrigins,
-		LoopbackListener: cfg.ListenIsLoopback(),
-		UpstreamTimeout:  cfg.UpstreamTimeout,
-		Logger:           logger,
-		Metrics:          m,
+		Upstream:        cfg.UpstreamURL(),
+		Tokens:          source,
+		AuthFormat:      proxy.AuthFormat(cfg.AuthFormat),
+		ResourceID:      cfg.ResourceID,
+		SpeechPaths:     cfg.SpeechPaths,
+		RedirectHosts:   cfg.RedirectHosts,
+		InboundKeys:     cfg.InboundKeys,
+		AllowedOrigins:  cfg.AllowedOrigins,
+		AllowedHosts:    cfg.HostCheck(),
+		UpstreamTimeout: cfg.UpstreamTimeout,
+		Logger:          logger,
+		Metrics:         m,
 	})
 	if err != nil {
 		return err
@@ -231,7 +231,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	}
 	var adminSrv *http.Server
 	if adminLn != nil {
-		adminSrv = &http.Server{Handler: admin.Handler(ready, registry), ReadHeaderTimeout: 5 * time.Second, ErrorLog: errorLog}
+		adminSrv = &http.Server{Handler: admin.GuardHost(cfg.AdminHostCheck(), admin.Handler(ready, registry)), ReadHeaderTimeout: 5 * time.Second, ErrorLog: errorLog}
 	}
 
 	tokenCtx, stopTokens := context.WithCancel(context.WithoutCancel(ctx))

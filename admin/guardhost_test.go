@@ -1,0 +1,75 @@
+package admin_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/entraproxy/entraproxy/admin"
+	"github.com/entraproxy/entraproxy/internal/hosts"
+)
+
+// On a loopback admin listener a page that rebinds its host name to
+// 127.0.0.1 must not read /readyz or /metrics; off loopback, probes that
+// name the pod's address keep working.
+func TestGuardHost(t *testing.T) {
+	tests := []struct {
+		name   string
+		listen string
+		host   string
+		want   int
+	}{
+		{"loopback: rebound name", "127.0.0.1:9090", "evil.example:9090", http.StatusForbidden},
+		{"loopback: rebound name without port", "127.0.0.1:9090", "evil.example", http.StatusForbidden},
+		{"loopback: another loopback address", "127.0.0.1:9090", "127.0.0.2:9090", http.StatusForbidden},
+		{"loopback: localhost", "127.0.0.1:9090", "localhost:9090", http.StatusOK},
+		{"loopback: 127.0.0.1", "127.0.0.1:9090", "127.0.0.1:9090", http.StatusOK},
+		{"loopback: [::1]", "127.0.0.1:9090", "[::1]:9090", http.StatusOK},
+		{"loopback on 127.0.0.2: its own address", "127.0.0.2:9090", "127.0.0.2:9090", http.StatusOK},
+		{"all interfaces: kubelet probe by pod address", "0.0.0.0:9090", "10.1.2.3:9090", http.StatusOK},
+		{"all interfaces: any name", ":9090", "entraproxy.apps.svc", http.StatusOK},
+	}
+	for _, tc := range tests {
+		for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
+			t.Run(tc.name+path, func(t *testing.T) {
+				h := admin.GuardHost(hosts.ForListener(tc.listen, nil), admin.Handler(func() error { return nil }, prometheus.NewRegistry()))
+				srv := httptest.NewServer(h)
+				defer srv.Close()
+				req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+path, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				req.Host = tc.host
+				resp, err := srv.Client().Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				body, _ := io.ReadAll(resp.Body)
+				if resp.StatusCode != tc.want {
+					t.Fatalf("status = %d, want %d (body %s)", resp.StatusCode, tc.want, body)
+				}
+				if tc.want != http.StatusForbidden {
+					return
+				}
+				var env struct {
+					Error struct{ Code, Message string }
+				}
+				if err := json.Unmarshal(body, &env); err != nil || env.Error.Code != "host_not_allowed" {
+					t.Errorf("body = %s, want the JSON envelope with host_not_allowed", body)
+				}
+				if !strings.Contains(env.Error.Message, "localhost") {
+					t.Errorf("message = %q, want the names to use", env.Error.Message)
+				}
+				if strings.Contains(string(body), "go_goroutines") || strings.Contains(string(body), `"ready"`) {
+					t.Errorf("refusal leaks the endpoint's answer: %s", body)
+				}
+			})
+		}
+	}
+}
