@@ -37,7 +37,7 @@ type Config struct {
 	AllowUnauthenticated bool          `env:"ENTRAPROXY_ALLOW_UNAUTHENTICATED" envDefault:"false" help:"must be true to listen on a non-loopback address without inbound keys"`
 	TLSCertFile          string        `env:"ENTRAPROXY_TLS_CERT_FILE" help:"PEM certificate (leaf first, then intermediates): serve HTTPS and WSS on ENTRAPROXY_LISTEN; needs ENTRAPROXY_TLS_KEY_FILE. Both files are read again when they change (a renewal), without dropping connections"`
 	TLSKeyFile           string        `env:"ENTRAPROXY_TLS_KEY_FILE" help:"PEM private key of ENTRAPROXY_TLS_CERT_FILE"`
-	AllowedOrigins       []string      `env:"ENTRAPROXY_ALLOWED_ORIGINS" help:"comma-separated browser origins (http://localhost:3000) allowed to call the proxy; requests with any other Origin get 403"`
+	AllowedOrigins       []string      `env:"ENTRAPROXY_ALLOWED_ORIGINS" help:"comma-separated browser origins (http://localhost:3000) allowed to call the proxy; requests with any other Origin, and cross-site browser requests without one (Sec-Fetch-Site), get 403"`
 	AllowedHosts         []string      `env:"ENTRAPROXY_ALLOWED_HOSTS" help:"comma-separated Host header values accepted (DNS rebinding protection): host, host:port or *.domain; any other Host gets 403. Empty: on a loopback listener localhost, 127.0.0.1, [::1] and the listener's own address, any port; on other listeners any Host"`
 	UpstreamTimeout      time.Duration `env:"ENTRAPROXY_UPSTREAM_TIMEOUT" envDefault:"30s" help:"connect + TLS + response headers (HTTP) or handshake (WebSocket)"`
 	DrainDelay           time.Duration `env:"ENTRAPROXY_DRAIN_DELAY" envDefault:"0s" help:"after SIGTERM, keep serving this long while /readyz says 503"`

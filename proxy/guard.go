@@ -43,12 +43,37 @@ func (g *guard) check(r *http.Request) *apiError {
 	return nil
 }
 
+// checkBrowser keeps web pages from spending the identity, whatever kind of
+// request they make. Browsers send Origin on CORS requests, POSTs and
+// WebSocket upgrades (https://fetch.spec.whatwg.org/#origin-header); every
+// Origin line must name an allowed origin, an empty or "null" one included.
+// On plain GET and HEAD requests (<img>, <script>, <iframe>, navigations,
+// no-cors fetch) they send no Origin, but they do send Fetch Metadata
+// (https://www.w3.org/TR/fetch-metadata/): Sec-Fetch-Site says where the
+// request comes from. Only "same-origin" (a page served by the proxy itself)
+// and "none" (the user typed the URL or opened a bookmark) pass without an
+// allowed Origin; "same-site" is refused too, since every port of
+// 127.0.0.1 or localhost is the same site. Sec-Fetch-* are forbidden
+// header names (https://fetch.spec.whatwg.org/#forbidden-request-header): a
+// page cannot set or change them. SDKs and curl send neither header and are
+// not affected.
 func (g *guard) checkBrowser(r *http.Request) *apiError {
-	if origin := r.Header.Get("Origin"); origin != "" && !g.originAllowed(origin) {
-		// Browsers send Origin on every WebSocket upgrade and cross-site
-		// request; a page the user visits must not spend this identity.
-		return &apiError{status: http.StatusForbidden, code: "origin_not_allowed",
-			message: "requests from browser origin " + quoteBounded(origin) + " are refused; add it to ENTRAPROXY_ALLOWED_ORIGINS if this page should use the proxy"}
+	origins := r.Header.Values("Origin")
+	for _, o := range origins {
+		if !g.originAllowed(o) {
+			return &apiError{status: http.StatusForbidden, code: "origin_not_allowed",
+				message: "requests from browser origin " + quoteBounded(o) + " are refused; add it to ENTRAPROXY_ALLOWED_ORIGINS if this page should use the proxy"}
+		}
+	}
+	if len(origins) > 0 {
+		return nil // an allowed origin vouches for the request, cross-site or not
+	}
+	for _, site := range r.Header.Values("Sec-Fetch-Site") {
+		if site != "same-origin" && site != "none" {
+			return &apiError{status: http.StatusForbidden, code: "origin_not_allowed",
+				message: "a browser request from another site (Sec-Fetch-Site " + quoteBounded(site) + ") without an allowed Origin is refused, so that web pages cannot spend this proxy's identity; " +
+					"a page listed in ENTRAPROXY_ALLOWED_ORIGINS must call with fetch or XMLHttpRequest in CORS mode, a crossorigin media element, or a WebSocket"}
+		}
 	}
 	return nil
 }

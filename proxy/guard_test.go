@@ -6,35 +6,162 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gorilla/websocket"
+
 	"github.com/entraproxy/entraproxy/internal/hosts"
 )
 
-// A web page the user visits must not spend the proxy's identity.
-func TestOriginGuard(t *testing.T) {
+// A web page the user visits must not spend the proxy's identity, by any
+// kind of request a browser makes. Each case is one way a page, a browser
+// quirk or a hand-made request might get past the check.
+func TestBrowserProtection(t *testing.T) {
+	const allowed = "http://localhost:3000"
 	tests := []struct {
 		name   string
-		origin string // "" sends none
-		code   string // "" means forwarded
+		method string              // GET unless set
+		header map[string][]string // written as is, one line per value
+		code   string              // "" means forwarded
 	}{
-		{name: "no Origin (SDK, curl)"},
-		{name: "allowed origin", origin: "http://localhost:3000"},
-		{name: "allowed origin with trailing slash", origin: "http://localhost:3000/"},
-		{name: "foreign origin", origin: "https://evil.example", code: "origin_not_allowed"},
-		{name: "null origin (sandboxed frame)", origin: "null", code: "origin_not_allowed"},
-		{name: "allowed origin as prefix", origin: "http://localhost:3000.evil.example", code: "origin_not_allowed"},
-		{name: "other port", origin: "http://localhost:3001", code: "origin_not_allowed"},
+		// What passes.
+		{name: "SDK or curl: neither Origin nor Sec-Fetch-Site"},
+		{name: "Node fetch: Sec-Fetch-Mode without Sec-Fetch-Site", header: map[string][]string{"Sec-Fetch-Mode": {"cors"}}},
+		{name: "URL typed in the address bar: none", header: map[string][]string{"Sec-Fetch-Site": {"none"}, "Sec-Fetch-Mode": {"navigate"}}},
+		{name: "page served by the proxy itself: same-origin", header: map[string][]string{"Sec-Fetch-Site": {"same-origin"}}},
+		{name: "Sec-Fetch-Site padded with spaces", header: map[string][]string{"Sec-Fetch-Site": {"  none  "}}},
+		{name: "allowed origin, cross-site CORS fetch", header: map[string][]string{"Origin": {allowed}, "Sec-Fetch-Site": {"cross-site"}}},
+		{name: "allowed origin, same-site", header: map[string][]string{"Origin": {allowed}, "Sec-Fetch-Site": {"same-site"}}},
+		{name: "allowed origin with trailing slash", header: map[string][]string{"Origin": {allowed + "/"}}},
+		{name: "allowed origin twice", header: map[string][]string{"Origin": {allowed, allowed}, "Sec-Fetch-Site": {"cross-site"}}},
+		{name: "allowed origin padded with spaces", header: map[string][]string{"Origin": {" " + allowed + " "}}},
+		{name: "allowed origin POST (form or fetch)", method: http.MethodPost, header: map[string][]string{"Origin": {allowed}, "Sec-Fetch-Site": {"same-site"}}},
+
+		// Requests that carry no Origin: <img>, <script>, <link>, <video>,
+		// CSS, <iframe>, <object>, GET forms, navigations, window.open,
+		// no-cors fetch.
+		{name: "subresource from another site", header: map[string][]string{"Sec-Fetch-Site": {"cross-site"}, "Sec-Fetch-Mode": {"no-cors"}, "Sec-Fetch-Dest": {"image"}}, code: "origin_not_allowed"},
+		{name: "subresource from another port of the same host (same-site)", header: map[string][]string{"Sec-Fetch-Site": {"same-site"}, "Sec-Fetch-Dest": {"script"}}, code: "origin_not_allowed"},
+		{name: "navigation from another site", header: map[string][]string{"Sec-Fetch-Site": {"cross-site"}, "Sec-Fetch-Mode": {"navigate"}, "Sec-Fetch-Dest": {"document"}}, code: "origin_not_allowed"},
+		{name: "HEAD from another site", method: http.MethodHead, header: map[string][]string{"Sec-Fetch-Site": {"cross-site"}}, code: "origin_not_allowed"},
+		{name: "POST from another site without Origin", method: http.MethodPost, header: map[string][]string{"Sec-Fetch-Site": {"cross-site"}}, code: "origin_not_allowed"},
+		{name: "header name in lower case", header: map[string][]string{"sec-fetch-site": {"cross-site"}}, code: "origin_not_allowed"},
+		{name: "header name in capitals", header: map[string][]string{"SEC-FETCH-SITE": {"same-site"}}, code: "origin_not_allowed"},
+		{name: "value in capitals is not same-origin", header: map[string][]string{"Sec-Fetch-Site": {"SAME-ORIGIN"}}, code: "origin_not_allowed"},
+		{name: "value in capitals is not none", header: map[string][]string{"Sec-Fetch-Site": {"None"}}, code: "origin_not_allowed"},
+		{name: "cross-site after same-origin on a second line", header: map[string][]string{"Sec-Fetch-Site": {"same-origin", "cross-site"}}, code: "origin_not_allowed"},
+		{name: "cross-site before none on a second line", header: map[string][]string{"Sec-Fetch-Site": {"cross-site", "none"}}, code: "origin_not_allowed"},
+		{name: "two values on one line", header: map[string][]string{"Sec-Fetch-Site": {"same-origin, cross-site"}}, code: "origin_not_allowed"},
+		{name: "empty Sec-Fetch-Site", header: map[string][]string{"Sec-Fetch-Site": {""}}, code: "origin_not_allowed"},
+		{name: "unknown Sec-Fetch-Site value", header: map[string][]string{"Sec-Fetch-Site": {"same-origin-ish"}}, code: "origin_not_allowed"},
+
+		// Requests that carry Origin: CORS fetch, POST forms, sendBeacon,
+		// WebSocket upgrades.
+		{name: "foreign origin", header: map[string][]string{"Origin": {"https://evil.example"}}, code: "origin_not_allowed"},
+		{name: "foreign origin claiming none", header: map[string][]string{"Origin": {"https://evil.example"}, "Sec-Fetch-Site": {"none"}}, code: "origin_not_allowed"},
+		{name: "foreign origin claiming same-origin", header: map[string][]string{"Origin": {"https://evil.example"}, "Sec-Fetch-Site": {"same-origin"}}, code: "origin_not_allowed"},
+		{name: "null origin (sandboxed frame, file:, data:)", header: map[string][]string{"Origin": {"null"}}, code: "origin_not_allowed"},
+		{name: "empty Origin", header: map[string][]string{"Origin": {""}}, code: "origin_not_allowed"},
+		{name: "empty Origin before a foreign one", header: map[string][]string{"Origin": {"", "http://evil.test"}}, code: "origin_not_allowed"},
+		{name: "empty Origin before the allowed one", header: map[string][]string{"Origin": {"", allowed}}, code: "origin_not_allowed"},
+		{name: "allowed origin before a foreign one", header: map[string][]string{"Origin": {allowed, "http://evil.test"}}, code: "origin_not_allowed"},
+		{name: "foreign origin before the allowed one", header: map[string][]string{"Origin": {"http://evil.test", allowed}}, code: "origin_not_allowed"},
+		{name: "two origins on one line", header: map[string][]string{"Origin": {allowed + ", http://evil.test"}}, code: "origin_not_allowed"},
+		{name: "allowed origin as prefix", header: map[string][]string{"Origin": {"http://localhost:3000.evil.example"}}, code: "origin_not_allowed"},
+		{name: "allowed origin on another port", header: map[string][]string{"Origin": {"http://localhost:3001"}}, code: "origin_not_allowed"},
+		{name: "allowed host with another scheme", header: map[string][]string{"Origin": {"https://localhost:3000"}}, code: "origin_not_allowed"},
+		{name: "allowed origin with a path", header: map[string][]string{"Origin": {allowed + "/app"}}, code: "origin_not_allowed"},
+		{name: "origin header in lower case", header: map[string][]string{"origin": {"http://evil.test"}}, code: "origin_not_allowed"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newHTTPFixture(t, upstreamOK, func(o *Options) {
-				o.AllowedOrigins = []string{"http://localhost:3000"}
-			})
-			req := newHTTPRequest(t, http.MethodGet, f.url("/openai/v1/models"), nil)
-			if tc.origin != "" {
-				req.Header.Set("Origin", tc.origin)
+			f := newHTTPFixture(t, upstreamOK, func(o *Options) { o.AllowedOrigins = []string{allowed} })
+			method := tc.method
+			if method == "" {
+				method = http.MethodGet
+			}
+			req := newHTTPRequest(t, method, f.url("/cognitiveservices/voices/list"), nil)
+			for k, v := range tc.header {
+				req.Header[k] = v
 			}
 			resp, body := f.do(t, req)
+			if method == http.MethodHead {
+				// No body to check: the status and the upstream's silence say it.
+				if tc.code != "" && (resp.StatusCode != http.StatusForbidden || f.seen.count() != 0) {
+					t.Errorf("HEAD: status %d, upstream requests %d; want 403 and 0", resp.StatusCode, f.seen.count())
+				}
+				return
+			}
 			wantGuardOutcome(t, f, resp, body, http.StatusForbidden, tc.code)
+		})
+	}
+}
+
+// Browsers send no Sec-Fetch-* on WebSocket handshakes today, only Origin;
+// should one start to, or send both, the same rules hold, and a refused
+// upgrade is never dialed.
+func TestBrowserProtectionWebSocket(t *testing.T) {
+	const allowed = "http://localhost:3000"
+	refused := []struct {
+		name   string
+		header map[string][]string
+	}{
+		{"foreign origin", map[string][]string{"Origin": {"http://127.0.0.2:5000"}}},
+		{"empty Origin", map[string][]string{"Origin": {""}}},
+		{"null origin", map[string][]string{"Origin": {"null"}}},
+		{"allowed origin then a foreign one", map[string][]string{"Origin": {allowed, "http://evil.test"}}},
+		{"cross-site without Origin", map[string][]string{"Sec-Fetch-Site": {"cross-site"}, "Sec-Fetch-Mode": {"websocket"}}},
+		{"same-site without Origin", map[string][]string{"Sec-Fetch-Site": {"same-site"}}},
+	}
+	for _, tc := range refused {
+		t.Run(tc.name, func(t *testing.T) {
+			env := newWSEnv(t, nil, func(o *Options) { o.AllowedOrigins = []string{allowed} })
+			resp, body := env.rawUpgrade(t, http.MethodGet, wsSpeechPath, func(h http.Header) {
+				for k, v := range tc.header {
+					h[k] = v
+				}
+			})
+			wsWantError(t, resp, body, http.StatusForbidden, "origin_not_allowed")
+			if n := env.up.conns.Load(); n != 0 {
+				t.Errorf("upstream connections = %d, want 0", n)
+			}
+		})
+	}
+	passes := []struct {
+		name   string
+		header http.Header
+	}{
+		{"allowed origin, cross-site", http.Header{"Origin": {allowed}, "Sec-Fetch-Site": {"cross-site"}}},
+		{"no Origin, typed-in (none)", http.Header{"Sec-Fetch-Site": {"none"}}},
+		{"SDK: no browser headers", nil},
+	}
+	for _, tc := range passes {
+		t.Run(tc.name, func(t *testing.T) {
+			env := newWSEnv(t, nil, func(o *Options) { o.AllowedOrigins = []string{allowed} })
+			client, upstream := env.open(t, wsSpeechPath, tc.header)
+			wsRoundTrip(t, client, upstream, websocket.TextMessage, []byte("hi"), "client to upstream")
+		})
+	}
+}
+
+// curl -H 'Origin;' -H 'Origin: http://evil.test' sends an empty Origin line
+// and a foreign one: every line counts, whatever letter case the names are
+// written in.
+func TestBrowserProtectionOnTheWire(t *testing.T) {
+	tests := []struct {
+		name  string
+		lines string
+	}{
+		{"empty Origin, then a foreign one", "Origin:\r\nOrigin: http://evil.test\r\n"},
+		{"empty Origin, then the allowed one", "Origin: \r\nOrigin: http://localhost:3000\r\n"},
+		{"allowed Origin, then a foreign one in lower case", "Origin: http://localhost:3000\r\norigin: http://evil.test\r\n"},
+		{"Sec-Fetch-Site in lower case with a tab", "sec-fetch-site:\tcross-site\r\n"},
+		{"Sec-Fetch-Site none, then same-site", "Sec-Fetch-Site: none\r\nSEC-FETCH-SITE: same-site\r\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newHTTPFixture(t, upstreamOK, func(o *Options) { o.AllowedOrigins = []string{"http://localhost:3000"} })
+			resp, body := rawHTTPRequest(t, f.front.Listener.Addr().String(),
+				"GET /cognitiveservices/voices/list HTTP/1.1\r\nHost: localhost\r\n"+tc.lines+"Connection: close\r\n\r\n")
+			wantGuardOutcome(t, f, resp, body, http.StatusForbidden, "origin_not_allowed")
 		})
 	}
 }

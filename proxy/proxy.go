@@ -36,8 +36,9 @@ type Options struct {
 	RedirectHosts []string
 	// InboundKeys, when any, are required from every client.
 	InboundKeys []string
-	// AllowedOrigins are browser origins allowed to call; any other Origin
-	// header is refused.
+	// AllowedOrigins are browser origins allowed to call, in the form
+	// browsers send (scheme://host[:port], lower case); any other Origin
+	// header, and a cross-site browser request without one, is refused.
 	AllowedOrigins []string
 	// AllowedHosts is which Host header values are accepted (DNS rebinding
 	// protection); the zero value accepts any. Build it with
