@@ -144,7 +144,11 @@ func New(opts Options) (*Proxy, error) {
 		ReadBufferSize:  16 << 10,
 	}
 	p.httpProxy = &httputil.ReverseProxy{
-		Rewrite:      p.rewrite,
+		Rewrite: p.rewrite,
+		ModifyResponse: func(res *http.Response) error {
+			dropUpstreamCORS(res.Header)
+			return nil
+		},
 		Transport:    newRedirectFollower(&authTransport{auth: p.auth, base: base, metrics: p.metrics}, p.redirects, p.metrics),
 		ErrorHandler: p.proxyError,
 		ErrorLog:     slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
@@ -170,6 +174,16 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.refuse(w, r, errShuttingDown)
 		return
 	}
+	if isPreflight(r) || isFavicon(r) {
+		start := time.Now()
+		if isFavicon(r) {
+			answerNoFavicon(w)
+		} else {
+			answerPreflight(w, r)
+		}
+		p.logAccess(accessEntry{r: r, start: start, status: http.StatusNoContent})
+		return
+	}
 	if isWebSocketUpgrade(r) {
 		p.ws.serve(w, r)
 		return
@@ -180,6 +194,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.refuse(w, r, errUpgradeNotWebSocket)
 		return
 	}
+	allowOrigin(w.Header(), r)
 	p.serveHTTP(w, r)
 }
 
