@@ -83,7 +83,7 @@ class Child {
     }
   }
 
-  waitLine(stream, pred, what) {
+  waitLine(stream, pred, what, timeoutMs = START_TIMEOUT_MS) {
     const seen = this.lines[stream].find(pred);
     if (seen !== undefined) return Promise.resolve(seen);
     if (this.exit) return Promise.reject(new Error(`${this.name} already exited:\n${this.output()}`));
@@ -92,8 +92,8 @@ class Child {
       this.waiters.push(w);
       const timer = setTimeout(() => {
         this.waiters = this.waiters.filter((x) => x !== w);
-        reject(new Error(`${this.name}: no ${what} within ${START_TIMEOUT_MS} ms:\n${this.output()}`));
-      }, START_TIMEOUT_MS);
+        reject(new Error(`${this.name}: no ${what} within ${timeoutMs} ms:\n${this.output()}`));
+      }, timeoutMs);
       timer.unref();
     });
   }
@@ -176,6 +176,21 @@ export class Proxy {
     const matches = (l) => l.includes(`"msg":${JSON.stringify(msg)}`);
     const enough = () => this.child.lines.stderr.filter(matches).length >= count;
     await this.child.waitLine("stderr", enough, `${count} log lines with msg ${msg}`);
+  }
+  /**
+   * Waits until the proxy has logged at least one line (an access line)
+   * for each of paths, requests it has judged; past timeoutMs it fails
+   * naming the paths still missing.
+   */
+  async waitPaths(paths, timeoutMs) {
+    const missing = new Set(paths);
+    const seen = (l) => {
+      missing.delete(l.match(/"path":"([^"]*)"/)?.[1]);
+      return missing.size === 0;
+    };
+    if (this.child.lines.stderr.some(seen)) return;
+    const what = { toString: () => `log lines for ${[...missing].join(", ")}` };
+    await this.child.waitLine("stderr", seen, what, timeoutMs);
   }
   /** The tokens handed to this proxy, as the recording identity endpoint or az saw them. */
   issuedTokens() { return this.issued(); }

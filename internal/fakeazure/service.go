@@ -117,8 +117,8 @@ func (a *Azure) serveService(w http.ResponseWriter, r *http.Request, listener st
 		return
 	}
 	if svc == serviceNone {
-		writeAzureError(w, http.StatusNotFound, "404", "Resource not found")
 		finish(http.StatusNotFound, "")
+		writeAzureError(w, http.StatusNotFound, "404", "Resource not found")
 		return
 	}
 	if r.Method != svc.method() {

@@ -376,6 +376,6 @@ func Voices() []Voice {
 }
 
 func (a *Azure) serveVoices(w http.ResponseWriter, finish func(int, string)) {
-	writeJSON(w, http.StatusOK, Voices())
 	finish(http.StatusOK, "")
+	writeJSON(w, http.StatusOK, Voices())
 }
