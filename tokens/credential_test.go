@@ -383,6 +383,7 @@ func TestCredentialFailures(t *testing.T) {
 		env       map[string]string
 		az        bool // a fake az that is not logged in; else no az at all
 		wantInErr []string
+		wantFix   string // in the CredentialError's Fix
 	}{
 		{
 			name: "default dev chain, no tools",
@@ -393,16 +394,25 @@ func TestCredentialFailures(t *testing.T) {
 				"AzureDeveloperCLICredential",
 				"AzurePowerShellCredential",
 			},
+			wantFix: "install the Azure CLI",
 		},
 		{
 			name: "default dev chain, az not logged in",
 			kind: "default", env: map[string]string{"AZURE_TOKEN_CREDENTIALS": "dev"}, az: true,
-			wantInErr: []string{"AzureCLICredential: ERROR: Please run 'az login' to setup account.", "AzureDeveloperCLICredential"},
+			wantInErr: []string{"AzureCLICredential: ERROR: Please run 'az login' to setup account", "AzureDeveloperCLICredential"},
+			wantFix:   "run `az login`",
 		},
 		{
 			name: "azure-cli not logged in",
 			kind: "azure-cli", az: true,
-			wantInErr: []string{"AzureCLICredential: ERROR: Please run 'az login' to setup account."},
+			wantInErr: []string{"AzureCLICredential: ERROR: Please run 'az login' to setup account"},
+			wantFix:   "run `az login`",
+		},
+		{
+			name:      "azure-cli not installed",
+			kind:      "azure-cli",
+			wantInErr: []string{"AzureCLICredential: executable not found on path"},
+			wantFix:   "install the Azure CLI",
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -430,6 +440,11 @@ func TestCredentialFailures(t *testing.T) {
 			}
 			if st.LastError == nil || st.Credential != "" || st.Valid {
 				t.Errorf("State() = %+v, want LastError, no Credential, not Valid", st)
+			}
+			if ce := (*CredentialError)(nil); !errors.As(err, &ce) {
+				t.Errorf("Token() error %v does not wrap a *CredentialError", err)
+			} else if !strings.Contains(ce.Fix, tc.wantFix) {
+				t.Errorf("fix = %q, want one containing %q", ce.Fix, tc.wantFix)
 			}
 		})
 	}

@@ -17,6 +17,10 @@ import (
 // 503 token_unavailable.
 var ErrUnavailable = errors.New("no valid token")
 
+// DoctorHint ends every warning about a failed credential call: the command
+// that diagnoses the credential, token and upstream step by step.
+const DoctorHint = "run `entraproxy doctor` with the same settings for a step-by-step diagnosis"
+
 // Results passed to Options.OnRefresh.
 const (
 	ResultSuccess = "success"
@@ -53,8 +57,10 @@ type Options struct {
 	// Scope is the one scope tokens are requested for. Required.
 	Scope string
 	// Logger receives token events: each fetch's result, credential,
-	// expiry and duration. Nil means discard. Token values are never
-	// logged, at any level.
+	// expiry and duration; a failed fetch is one warning with the
+	// credential's summary and likely fix (see CredentialError) and, at
+	// debug level, its whole message, redacted. Nil means discard. Token
+	// values are never logged, at any level.
 	Logger *slog.Logger
 	// FetchTimeout bounds one credential call, so a stuck credential (az
 	// waiting on a prompt) is cancelled and retried. Zero means 30s.
@@ -85,9 +91,9 @@ type State struct {
 	NextFetch time.Time
 	// LastSuccess is when the held token was fetched; zero when none was.
 	LastSuccess time.Time
-	// LastError wraps the credential's error from the latest failed fetch,
-	// kept after later successes (compare LastErrorAt with LastSuccess);
-	// nil when none failed.
+	// LastError is the latest failed fetch's *CredentialError, whose Error
+	// is a bounded, redacted summary safe to show; it is kept after later
+	// successes (compare LastErrorAt with LastSuccess); nil when none failed.
 	LastError error
 	// LastErrorAt is when LastError happened.
 	LastErrorAt time.Time
@@ -274,13 +280,6 @@ func (s *Source) fetch(ctx context.Context, failures *int) time.Duration {
 		return 0
 	}
 	name := credentialName(s.cred)
-	if err != nil {
-		// azidentity's AuthenticationFailedError builds its message from
-		// the response body each time Error is called, which is not safe
-		// from two goroutines at once; this error is logged here while
-		// Token and State callers format it. Its message is fixed now, once.
-		err = fmt.Errorf("%w", err)
-	}
 	if err == nil {
 		switch {
 		case tok.Token == "":
@@ -288,6 +287,16 @@ func (s *Source) fetch(ctx context.Context, failures *int) time.Duration {
 		case !tok.ExpiresOn.Add(-expiryMargin).After(now):
 			err = fmt.Errorf("credential returned a token that expires at %s", tok.ExpiresOn.UTC().Format(time.RFC3339))
 		}
+	}
+	var failure *CredentialError
+	if err != nil {
+		// From here on only the description travels: the credential's
+		// message may quote the token endpoint's answer, token and all, and
+		// azidentity's AuthenticationFailedError rebuilds it from the body
+		// on each Error call, which is not safe from two goroutines (Token
+		// and State callers read it while this one logs it).
+		failure = DescribeCredentialError(name, err)
+		err = failure
 	}
 
 	var delay time.Duration
@@ -327,14 +336,22 @@ func (s *Source) fetch(ctx context.Context, failures *int) time.Duration {
 		}
 		return delay
 	}
-	level := slog.LevelError
-	attrs := []any{"credential", name, "scope", s.scope, "error", err, "duration", took, "retry_in", delay}
+	// One warning per attempt, and so per backoff step: what failed, in
+	// one bounded line, and what to do. The whole message is for debug.
+	attrs := []any{"credential", failure.Credential, "scope", s.scope, "error", failure.Error()}
+	if failure.Status != 0 {
+		attrs = append(attrs, "status", failure.Status)
+	}
+	if failure.Fix != "" {
+		attrs = append(attrs, "fix", failure.Fix)
+	}
+	attrs = append(attrs, "hint", DoctorHint, "duration", took, "retry_in", delay)
 	if valid {
 		// Still serving the old token: nothing fails yet.
-		level = slog.LevelWarn
 		attrs = append(attrs, "serving_until", held.Add(-expiryMargin))
 	}
-	s.log.Log(context.Background(), level, "token fetch failed", attrs...)
+	s.log.Warn("token fetch failed", attrs...)
+	s.log.Debug("token fetch failed: the credential's whole message, redacted", "credential", failure.Credential, "detail", failure.Detail())
 	if s.onRefresh != nil {
 		s.onRefresh(ResultFailure, time.Time{})
 	}
@@ -378,7 +395,8 @@ func (s *Source) validLocked(now time.Time) bool {
 // ExpiresOn, so an expired token is never handed out. With none valid, it
 // wakes Run for a fetch and waits for the result, at most WaitTimeout or
 // until ctx is done; the error then wraps ErrUnavailable and, if the fetch
-// failed, the credential's error. It never calls the credential itself.
+// failed, its *CredentialError (so its text is safe to show). It never calls
+// the credential itself.
 func (s *Source) Token(ctx context.Context) (azcore.AccessToken, error) {
 	s.mu.Lock()
 	if s.validLocked(time.Now()) {
