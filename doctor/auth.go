@@ -463,7 +463,7 @@ func (d *doctor) diagnose(c *Check) string {
 	if notFound {
 		if d.service == ServiceOpenAI {
 			causes = append(causes, "the upstream does not serve Azure OpenAI")
-			c.Fix = append(c.Fix, "set ENTRAPROXY_UPSTREAM to the Azure OpenAI (or AI Services) resource's endpoint, https://NAME.openai.azure.com")
+			c.Fix = append(c.Fix, "set ENTRAPROXY_UPSTREAM to the endpoint of the Azure OpenAI resource (https://NAME.openai.azure.com) or of the AI Services resource that hosts the deployments (https://NAME.cognitiveservices.azure.com)")
 		} else {
 			causes = append(causes, "the upstream does not serve Speech at its custom-domain paths")
 			c.Fix = append(c.Fix, "set ENTRAPROXY_UPSTREAM to the custom domain of the Speech (or AI Services) resource; if this endpoint is for Azure OpenAI, run `entraproxy doctor --service openai`")

@@ -1,69 +1,26 @@
 package doctor
 
 import (
-	"regexp"
 	"strings"
+
+	"github.com/entraproxy/entraproxy/tokens"
 )
 
 // maxLine bounds one line of evidence quoted from somebody else's message.
 const maxLine = 240
 
-var (
-	aadstsPattern      = regexp.MustCompile(`AADSTS\d+:[^\r\n"]*`)
-	descriptionPattern = regexp.MustCompile(`"error_description"\s*:\s*"([^"]*)"`)
-	responsePattern    = regexp.MustCompile(`RESPONSE \d{3}[^\r\n]*`)
-)
-
-// condenseCredentialError turns an azidentity error into a few lines.
-// DefaultAzureCredential's error lists every source it tried, one per
-// "\n\t" line with continuation lines indented by "\t\t"
-// (createChainedErrorMessage in azidentity's chained_token_credential.go);
-// each becomes one line "Source: what it said". Other credentials' errors
-// become one line: the first, plus the HTTP status and Entra's
-// AADSTS code or error_description when the message holds a response.
-func condenseCredentialError(err error) []string {
-	msg := err.Error()
-	head, rest, chained := strings.Cut(msg, "\nAttempted credentials:")
-	if !chained {
-		return []string{condenseOne(msg)}
+// credentialEvidence is what check 2 shows of a credential's failure: the
+// same bounded, redacted description serving logs (tokens.CredentialError),
+// one line per source DefaultAzureCredential tried.
+func credentialEvidence(ce *tokens.CredentialError) []string {
+	if len(ce.Sources) == 0 {
+		return []string{ce.Error()}
 	}
-	out := []string{firstLine(head)}
-	var entry []string
-	flush := func() {
-		if len(entry) > 0 {
-			out = append(out, "tried "+condenseOne(strings.Join(entry, "\n")))
-		}
-		entry = nil
+	out := make([]string, len(ce.Sources))
+	for i, s := range ce.Sources {
+		out[i] = "tried " + s
 	}
-	for _, line := range strings.Split(rest, "\n") {
-		switch {
-		case strings.HasPrefix(line, "\t\t"):
-			entry = append(entry, strings.TrimSpace(line))
-		case strings.HasPrefix(line, "\t"):
-			flush()
-			entry = append(entry, strings.TrimSpace(line))
-		}
-	}
-	flush()
 	return out
-}
-
-// condenseOne makes one line of one credential's message.
-func condenseOne(msg string) string {
-	line := firstLine(msg)
-	var extra []string
-	if m := responsePattern.FindString(msg); m != "" && !strings.Contains(line, m) {
-		extra = append(extra, strings.TrimSpace(m))
-	}
-	if m := aadstsPattern.FindString(msg); m != "" && !strings.Contains(line, m) {
-		extra = append(extra, strings.TrimSpace(m))
-	} else if m := descriptionPattern.FindStringSubmatch(msg); m != nil && !strings.Contains(line, m[1]) {
-		extra = append(extra, strings.TrimSpace(m[1]))
-	}
-	if len(extra) > 0 {
-		line = strings.TrimSuffix(line, ".") + "; " + strings.Join(extra, "; ")
-	}
-	return truncate(line, maxLine)
 }
 
 func firstLine(s string) string {
@@ -88,9 +45,13 @@ func truncate(s string, n int) string {
 
 func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
 
-// credentialFix says how to make each ENTRAPROXY_CREDENTIAL kind produce a
-// token.
-func credentialFix(kind string) []string {
+// credentialFix says how to make the credential produce a token: the fix
+// its error points at when there is one (the same one serving logs), else
+// what each ENTRAPROXY_CREDENTIAL kind needs.
+func credentialFix(kind string, ce *tokens.CredentialError) []string {
+	if ce != nil && ce.Fix != "" {
+		return []string{ce.Fix}
+	}
 	switch kind {
 	case "azure-cli":
 		return []string{"run `az login` (and `az account set --subscription SUB` for the resource's subscription) as the user entraproxy runs as; `az account get-access-token --scope https://cognitiveservices.azure.com/.default` must work"}

@@ -457,8 +457,9 @@ func (d *doctor) checkCredential(ctx context.Context, c *Check) {
 	if err != nil {
 		c.Verdict = Fail
 		c.Summary = fmt.Sprintf("the %s credential could not be built", kind)
-		c.Evidence = append(c.Evidence, condenseCredentialError(err)...)
-		c.Fix = credentialFix(kind)
+		ce := tokens.DescribeCredentialError("", err)
+		c.Evidence = append(c.Evidence, credentialEvidence(ce)...)
+		c.Fix = credentialFix(kind, ce)
 		return
 	}
 	if d.opts.ObserveAzureLog {
@@ -477,8 +478,9 @@ func (d *doctor) checkCredential(ctx context.Context, c *Check) {
 		} else {
 			c.Summary = fmt.Sprintf("%s gave no token (after %s)", name, round(took))
 		}
-		c.Evidence = append(c.Evidence, condenseCredentialError(err)...)
-		c.Fix = credentialFix(kind)
+		ce := tokens.DescribeCredentialError(name, err)
+		c.Evidence = append(c.Evidence, credentialEvidence(ce)...)
+		c.Fix = credentialFix(kind, ce)
 		return
 	}
 	d.token = tok

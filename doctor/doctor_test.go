@@ -153,6 +153,25 @@ var scenarios = []scenario{
 		},
 	},
 	{
+		// --service openai against the fake Azure OpenAI: the probe asks
+		// for a path Azure OpenAI serves (GET /openai/models), so a working
+		// resource passes.
+		name: "openai_pass",
+		setup: func(t *testing.T, log *tokenLog) (Options, []string) {
+			fake := fakeWithMI(t, fakeazure.Settings{Auth: fakeazure.AuthAAD})
+			o := miOptions(log, "ENTRAPROXY_UPSTREAM", fake.URL())
+			o.Service = ServiceOpenAI
+			return o, []string{fake.IdentityHeader()}
+		},
+		check: func(t *testing.T, rep Report) {
+			wantVerdicts(t, rep, Pass, Pass, Pass, Pass, Pass)
+			wantExit(t, rep, ExitOK)
+			if p := rep.Check("auth").Probes; len(p) != 1 || p[0].Status != http.StatusOK || p[0].Form != "bearer" {
+				t.Errorf("probes = %+v, want one bearer GET /openai/models answered 200", p)
+			}
+		},
+	},
+	{
 		name: "not_found_404",
 		setup: func(t *testing.T, log *tokenLog) (Options, []string) {
 			srv, _ := upstreamWithMI(t, http.StatusNotFound, `{"error":{"code":"404","message":"Resource not found"}}`)
@@ -324,6 +343,46 @@ var scenarios = []scenario{
 			ev := rep.Check("credential").Evidence
 			if !slices.Contains(ev, "tried AzureCLICredential: executable not found on path") {
 				t.Errorf("credential evidence = %q, want a line for AzureCLICredential", ev)
+			}
+			wantFix(t, rep, "credential", "install the Azure CLI")
+		},
+	},
+	{
+		// ENTRAPROXY_CREDENTIAL=azure-cli and no az on the PATH: install
+		// it, not "az login".
+		name: "azure_cli_not_installed",
+		setup: func(t *testing.T, log *tokenLog) (Options, []string) {
+			t.Setenv("PATH", t.TempDir())
+			fake := startFake(t, fakeazure.Settings{})
+			return Options{Getenv: environ("ENTRAPROXY_UPSTREAM", fake.URL(), "ENTRAPROXY_CREDENTIAL", "azure-cli"), NewCredential: recordingNew(log)}, nil
+		},
+		check: func(t *testing.T, rep Report) {
+			wantVerdicts(t, rep, Pass, Fail, Skip, Pass, Skip)
+			wantFix(t, rep, "credential", "install the Azure CLI")
+			for _, f := range rep.Check("credential").Fix {
+				if strings.HasPrefix(f, "run `az login`") {
+					t.Errorf("fix %q: az is not installed, so az login cannot be the fix", f)
+				}
+			}
+		},
+	},
+	{
+		// A token endpoint answering 500 with a JWT and an access_token
+		// in its body: the report says 500, never the body's secrets.
+		name: "token_endpoint_500",
+		setup: func(t *testing.T, log *tokenLog) (Options, []string) {
+			broken := httptest.NewServer(fakeazure.BrokenTokenEndpoint())
+			t.Cleanup(broken.Close)
+			t.Setenv("IDENTITY_ENDPOINT", broken.URL+"/msi/token")
+			t.Setenv("IDENTITY_HEADER", "identity-header-of-the-broken-endpoint")
+			fake := startFake(t, fakeazure.Settings{})
+			return miOptions(log, "ENTRAPROXY_UPSTREAM", fake.URL()),
+				[]string{fakeazure.BrokenJWT, fakeazure.BrokenToken, "identity-header-of-the-broken-endpoint"}
+		},
+		check: func(t *testing.T, rep Report) {
+			wantVerdicts(t, rep, Pass, Fail, Skip, Pass, Skip)
+			if ev := rep.Check("credential").Evidence; len(ev) != 1 || !strings.Contains(ev[0], "HTTP 500") {
+				t.Errorf("credential evidence = %q, want one line with the status", ev)
 			}
 		},
 	},

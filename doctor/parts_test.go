@@ -2,8 +2,6 @@ package doctor
 
 import (
 	"encoding/base64"
-	"errors"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -11,40 +9,6 @@ import (
 
 	"github.com/entraproxy/entraproxy/config"
 )
-
-// chainedError is DefaultAzureCredential's error text as azidentity 1.15
-// builds it (createChainedErrorMessage): one "\n\t" line per source, a
-// source's own lines indented by "\t\t".
-const chainedError = "DefaultAzureCredential: failed to acquire a token.\nAttempted credentials:" +
-	"\n\tEnvironmentCredential: missing environment variable AZURE_TENANT_ID" +
-	"\n\tManagedIdentityCredential authentication failed. the requested identity isn't assigned to this resource" +
-	"\n\t\tGET http://169.254.169.254/metadata/identity/oauth2/token" +
-	"\n\t\t--------------------------------------------------------------------------------" +
-	"\n\t\tRESPONSE 400: 400 Bad Request" +
-	"\n\t\t--------------------------------------------------------------------------------" +
-	"\n\t\t{ \"error\": \"invalid_request\", \"error_description\": \"Identity not found\" }" +
-	"\n\t\tTo troubleshoot, visit https://aka.ms/azsdk/go/identity/troubleshoot#managed-id" +
-	"\n\tAzureCLICredential: ERROR: AADSTS700082: The refresh token has expired due to inactivity." +
-	"\n\t\tTo troubleshoot, visit https://aka.ms/azsdk/go/identity/troubleshoot#azure-cli"
-
-func TestCondenseCredentialError(t *testing.T) {
-	got := condenseCredentialError(errors.New(chainedError))
-	want := []string{
-		"DefaultAzureCredential: failed to acquire a token.",
-		"tried EnvironmentCredential: missing environment variable AZURE_TENANT_ID",
-		"tried ManagedIdentityCredential authentication failed. the requested identity isn't assigned to this resource; RESPONSE 400: 400 Bad Request; Identity not found",
-		"tried AzureCLICredential: ERROR: AADSTS700082: The refresh token has expired due to inactivity.",
-	}
-	if !slices.Equal(got, want) {
-		t.Errorf("condensed =\n%q\nwant\n%q", got, want)
-	}
-
-	one := condenseCredentialError(errors.New("ClientSecretCredential authentication failed. POST https://login.microsoftonline.com/t/oauth2/v2.0/token\n" +
-		"RESPONSE 401: 401 Unauthorized\n{\"error_description\":\"AADSTS7000215: Invalid client secret provided.\"}"))
-	if len(one) != 1 || !strings.Contains(one[0], "RESPONSE 401") || !strings.Contains(one[0], "AADSTS7000215: Invalid client secret provided.") {
-		t.Errorf("condensed = %q, want one line with the status and the AADSTS code", one)
-	}
-}
 
 func jwt(payload string) string {
 	enc := base64.RawURLEncoding

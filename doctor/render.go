@@ -4,20 +4,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"regexp"
 	"strings"
-)
 
-// jwtPattern matches anything shaped like a JWT (three base64url parts, the
-// first starting with {" encoded). Messages from credentials and upstreams
-// should never hold one; scrub makes sure a report does not either.
-var jwtPattern = regexp.MustCompile(`eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*`)
+	"github.com/entraproxy/entraproxy/tokens"
+)
 
 const redacted = "[redacted]"
 
-// scrub removes the token, keys and anything token-shaped from every
-// string of rep. The checks never put them there; this is the one place
-// that guarantees it, whatever a dependency's error message quotes.
+// scrub removes the token, keys and anything token-shaped (tokens.Redact:
+// JWTs, whatever follows an access_token field) from every string of rep.
+// The checks never put them there; this is the one place that guarantees
+// it, whatever a dependency's error message or an upstream's answer quotes.
 func (d *doctor) scrub(rep *Report) {
 	clean := func(s *string) {
 		for _, secret := range d.secrets {
@@ -25,7 +22,7 @@ func (d *doctor) scrub(rep *Report) {
 				*s = strings.ReplaceAll(*s, secret, redacted)
 			}
 		}
-		*s = jwtPattern.ReplaceAllString(*s, redacted)
+		*s = tokens.Redact(*s)
 	}
 	cleanAll := func(ss []string) {
 		for i := range ss {

@@ -82,6 +82,32 @@ func chatEvents(id string, created int64) []string {
 	return append(events, chunk(delta{}, &stop), "[DONE]")
 }
 
+// serveModels is GET /openai/models?api-version=..., the models the resource
+// can use (https://learn.microsoft.com/rest/api/azureopenai/models/list),
+// the cheapest authenticated call Azure OpenAI has without a deployment
+// name: doctor's probe.
+func (a *Azure) serveModels(w http.ResponseWriter, r *http.Request, finish func(int, string)) {
+	if r.URL.Query().Get("api-version") == "" {
+		writeAzureError(w, http.StatusNotFound, "404", "Resource not found")
+		finish(http.StatusNotFound, "")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"object": "list",
+		"data": []map[string]any{{
+			"id":               OpenAIModel + "-2024-07-18",
+			"object":           "model",
+			"status":           "succeeded",
+			"lifecycle_status": "generally-available",
+			"created_at":       1721347200,
+			"capabilities": map[string]bool{
+				"fine_tune": false, "inference": true, "completion": false, "chat_completion": true, "embeddings": false,
+			},
+		}},
+	})
+	finish(http.StatusOK, "")
+}
+
 // serveChat is POST /openai/deployments/{d}/chat/completions?api-version=...
 func (a *Azure) serveChat(w http.ResponseWriter, r *http.Request, deployment string, gap time.Duration, finish func(int, string)) {
 	fail := func(status int, code, message string) {

@@ -146,3 +146,40 @@ func TestChatCompletionStream(t *testing.T) {
 		}
 	}
 }
+
+// GET /openai/models, as Azure OpenAI serves it: bearer only, api-version
+// required.
+func TestModelsList(t *testing.T) {
+	a := start(t, Settings{})
+	for _, tc := range []struct {
+		name, query, auth string
+		want              int
+	}{
+		{"bearer", "?api-version=2024-10-21", bearer(a.Issue()), 200},
+		{"aad form refused", "?api-version=2024-10-21", aad(DefaultResourceID, a.Issue()), 401},
+		{"no token", "?api-version=2024-10-21", "", 401},
+		{"no api-version", "", bearer(a.Issue()), 404},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := map[string][]string{}
+			if tc.auth != "" {
+				h["Authorization"] = []string{tc.auth}
+			}
+			resp, body := send(t, http.MethodGet, a.URL()+"/openai/models"+tc.query, h, "")
+			if resp.StatusCode != tc.want {
+				t.Fatalf("status = %d, want %d (body %s)", resp.StatusCode, tc.want, body)
+			}
+			if tc.want != 200 {
+				azureError(t, body)
+				return
+			}
+			var list struct {
+				Object string
+				Data   []struct{ ID, Object, Status string }
+			}
+			if err := json.Unmarshal([]byte(body), &list); err != nil || list.Object != "list" || len(list.Data) != 1 || list.Data[0].Object != "model" {
+				t.Errorf("models = %s (%v), want a list of one model", body, err)
+			}
+		})
+	}
+}

@@ -18,7 +18,18 @@ const (
 	serviceOpenAIChat
 	serviceTranslate
 	serviceAnalyzeText
+	serviceOpenAIModels
 )
+
+// bearerOnly reports whether s takes only the bearer form: the aad form is
+// Speech's alone (Azure OpenAI, Translator, Language).
+func (s service) bearerOnly() bool {
+	switch s {
+	case serviceOpenAIChat, serviceOpenAIModels, serviceTranslate, serviceAnalyzeText:
+		return true
+	}
+	return false
+}
 
 // method is the one HTTP method the service answers.
 func (s service) method() string {
@@ -50,6 +61,8 @@ func customService(path string) (s service, deployment string) {
 		return serviceTranslate, ""
 	case "/language/:analyze-text":
 		return serviceAnalyzeText, ""
+	case "/openai/models":
+		return serviceOpenAIModels, ""
 	}
 	if rest, ok := strings.CutPrefix(path, "/openai/deployments/"); ok {
 		if d, ok := strings.CutSuffix(rest, "/chat/completions"); ok && d != "" && !strings.Contains(d, "/") {
@@ -132,7 +145,7 @@ func (a *Azure) serveService(w http.ResponseWriter, r *http.Request, listener st
 		return
 	}
 	mode := settings.Auth
-	if svc == serviceOpenAIChat || svc == serviceTranslate || svc == serviceAnalyzeText {
+	if svc.bearerOnly() {
 		mode = AuthBearer // AZURE-NOTES: the aad form is Speech only
 	}
 	if reason := a.checkCredentials(r, mode, settings.ResourceID, &req); reason != "" {
@@ -173,6 +186,8 @@ func (a *Azure) serveService(w http.ResponseWriter, r *http.Request, listener st
 		a.serveTranslate(w, r, finish)
 	case serviceAnalyzeText:
 		a.serveAnalyzeText(w, r, finish)
+	case serviceOpenAIModels:
+		a.serveModels(w, r, finish)
 	}
 }
 
