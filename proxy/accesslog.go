@@ -21,21 +21,42 @@ type accessEntry struct {
 	framesIn, framesOut int64
 	closeCode           int
 	closedBy            string
+	// upstream is what went to the upstream and came back; nil or unsent
+	// when nothing did.
+	upstream *upstreamFacts
 }
 
 // logAccess writes e's line and counts it in the request metrics. Never a
-// query, a header value or a token: the path is logged without its query.
+// query, a credential or a token: paths are logged without their query, and
+// of the headers only the ids that tie the line to the upstream's and the
+// SDK's own logs (the upstream's request id, the client's X-ConnectionId).
 func (p *Proxy) logAccess(e accessEntry) {
 	d := time.Since(e.start)
 	msg, protocol := "request", metrics.ProtocolHTTP
-	if isWebSocketUpgrade(e.r) {
+	ws := isWebSocketUpgrade(e.r)
+	if ws {
 		msg, protocol = "websocket", metrics.ProtocolWebSocket
 	}
-	attrs := make([]slog.Attr, 0, 11)
+	attrs := make([]slog.Attr, 0, 20)
 	attrs = append(attrs,
 		slog.String("method", e.r.Method), slog.String("path", logPath(e.r)),
 		slog.Int("status", e.status), slog.Duration("duration", d),
 		slog.Int64("bytes_in", e.bytesIn), slog.Int64("bytes_out", e.bytesOut))
+	if u := e.upstream; u != nil && u.sent {
+		attrs = append(attrs, slog.String("upstream_path", u.path), slog.String("auth_form", u.form.String()),
+			slog.Bool("auth_retried", u.retried), slog.Int("redirects", u.redirects()))
+		if u.redirects() > 0 {
+			attrs = append(attrs, slog.String("upstream_host", u.host))
+		}
+		if u.requestID != "" {
+			attrs = append(attrs, slog.String("upstream_request_id", u.requestID))
+		}
+	}
+	if ws {
+		if id := connectionID(e.r); id != "" {
+			attrs = append(attrs, slog.String("connection_id", id))
+		}
+	}
 	if e.session {
 		attrs = append(attrs,
 			slog.Int64("frames_in", e.framesIn), slog.Int64("frames_out", e.framesOut),

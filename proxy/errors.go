@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -37,8 +38,20 @@ var (
 		message: "entraproxy is shutting down; retry against another instance"}
 )
 
+// logLevel is the level of the line that logs e's cause. A missing token
+// is the token source's news, which it logs once per credential call with
+// the same description: one more warning per request would only repeat it.
+func (e *apiError) logLevel() slog.Level {
+	if e.code == codeTokenUnavailable {
+		return slog.LevelDebug
+	}
+	return slog.LevelWarn
+}
+
+const codeTokenUnavailable = "token_unavailable"
+
 func tokenUnavailable(err error) *apiError {
-	return &apiError{status: http.StatusServiceUnavailable, code: "token_unavailable",
+	return &apiError{status: http.StatusServiceUnavailable, code: codeTokenUnavailable,
 		message: "entraproxy holds no valid Entra ID token; check its logs or run `entraproxy doctor`", cause: err}
 }
 

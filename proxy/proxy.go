@@ -207,6 +207,7 @@ func (p *Proxy) refuse(w http.ResponseWriter, r *http.Request, e *apiError) {
 
 func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	r, facts := withUpstreamFacts(r)
 	rec := &responseRecorder{ResponseWriter: w, upstreamHost: p.upstream.Host, clientScheme: "http", clientHost: r.Host}
 	if r.TLS != nil {
 		rec.clientScheme = "https"
@@ -219,14 +220,14 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	// reset, the client left mid-download) by panicking with
 	// http.ErrAbortHandler: the deferred call still logs and counts it.
 	completed := false
-	defer p.logRequest(r, rec, body, start, &completed)
+	defer p.logRequest(r, rec, body, facts, start, &completed)
 	p.httpProxy.ServeHTTP(rec, r)
 	completed = true
 }
 
 // logRequest writes one request's access log line and metrics.
-func (p *Proxy) logRequest(r *http.Request, rec *responseRecorder, body *countingBody, start time.Time, completed *bool) {
-	e := accessEntry{r: r, start: start, status: rec.status, bytesIn: body.n, bytesOut: rec.bytes, errCode: rec.errCode}
+func (p *Proxy) logRequest(r *http.Request, rec *responseRecorder, body *countingBody, facts *upstreamFacts, start time.Time, completed *bool) {
+	e := accessEntry{r: r, start: start, status: rec.status, bytesIn: body.n, bytesOut: rec.bytes, errCode: rec.errCode, upstream: facts}
 	if e.status == 0 {
 		e.status = statusClientClosed // the client left before an answer
 	}
@@ -271,7 +272,7 @@ func (p *Proxy) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 		rec.errCode = e.code
 	}
 	if e.cause != nil {
-		p.logger.LogAttrs(r.Context(), slog.LevelWarn, "upstream request failed",
+		p.logger.LogAttrs(r.Context(), e.logLevel(), "upstream request failed",
 			slog.String("path", logPath(r)), slog.String("code", e.code), slog.String("error", e.cause.Error()))
 	}
 	writeError(w, e)

@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"net"
@@ -21,6 +23,7 @@ type wsSession struct {
 	start    time.Time
 	client   *clientConn
 	upstream *meteredConn
+	facts    *upstreamFacts // the handshakes that led here, for the log line
 
 	closeDecided sync.Once
 	closeInto    relayEnd // the connection koding owes a close frame when it closes both
@@ -30,8 +33,8 @@ type wsSession struct {
 // frame koding is relaying into it (see beforeClose).
 const relayCloseGrace = time.Second
 
-func (s *wsProxy) startSession(r *http.Request, conn net.Conn, upstream *meteredConn, start time.Time) *wsSession {
-	sess := &wsSession{s: s, r: r, start: start, client: &clientConn{Conn: conn, wrote: newCloseWatch()}, upstream: upstream}
+func (s *wsProxy) startSession(r *http.Request, conn net.Conn, upstream *meteredConn, start time.Time, facts *upstreamFacts) *wsSession {
+	sess := &wsSession{s: s, r: r, start: start, client: &clientConn{Conn: conn, wrote: newCloseWatch()}, upstream: upstream, facts: facts}
 	sess.client.sess = sess
 	upstream.sess.Store(sess)
 	s.mu.Lock()
@@ -52,7 +55,7 @@ func (sess *wsSession) finish() {
 	st := sess.client.stats()
 	s.p.logAccess(accessEntry{r: sess.r, start: sess.start, status: http.StatusSwitchingProtocols,
 		bytesIn: st.in.bytes, bytesOut: st.out.bytes, session: true,
-		framesIn: st.in.frames, framesOut: st.out.frames, closeCode: st.closeCode, closedBy: st.closedBy})
+		framesIn: st.in.frames, framesOut: st.out.frames, closeCode: st.closeCode, closedBy: st.closedBy, upstream: sess.facts})
 	s.p.metrics.AddFrames(metrics.DirectionClientToUpstream, int(st.in.frames), int(st.in.bytes))
 	s.p.metrics.AddFrames(metrics.DirectionUpstreamToClient, int(st.out.frames), int(st.out.bytes))
 	s.p.metrics.SessionEnded()
@@ -270,6 +273,7 @@ func (c *clientConn) stats() sessionStats {
 type meteredConn struct {
 	net.Conn
 	respSeen int                       // reader only: bytes of "\r\n\r\n" matched in the response
+	head     []byte                    // reader only until headRead: the response head, at most maxKeptHead bytes
 	headRead atomic.Bool               // the whole response head has been read
 	sess     atomic.Pointer[wsSession] // once the client is upgraded
 
@@ -304,10 +308,29 @@ func (c *meteredConn) closeWritten() <-chan struct{} { return c.wrote.done }
 func (c *meteredConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
 	if !c.headRead.Load() {
-		skipHead(&c.respSeen, b[:n])
+		head := b[:n-len(skipHead(&c.respSeen, b[:n]))]
+		c.head = append(c.head, head[:min(len(head), maxKeptHead-len(c.head))]...)
 		c.headRead.Store(c.respSeen == 4)
 	}
 	return n, err
+}
+
+// maxKeptHead bounds the upstream's handshake answer kept for its header.
+const maxKeptHead = 8 << 10
+
+// responseHeader is the header of the upstream's handshake answer, once
+// answered: koding passes on only its subprotocol and cookies, and the
+// request id is worth a log field. Nil before, or if the head did not parse.
+func (c *meteredConn) responseHeader() http.Header {
+	if !c.answered() {
+		return nil
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(c.head)), nil)
+	if err != nil {
+		return nil
+	}
+	resp.Body.Close()
+	return resp.Header
 }
 
 // answered reports whether a whole response head came from the upstream:

@@ -31,11 +31,15 @@ type authTransport struct {
 func (t *authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	host := req.URL.Host
 	form := t.auth.form(host)
+	facts := upstreamFactsOf(req.Context())
+	facts.attempt(host, req.URL.EscapedPath())
 	tok, err := t.auth.tokens.Token(req.Context())
 	if err != nil {
 		return nil, tokenUnavailable(err)
 	}
+	facts.sending(form)
 	resp, err := t.base.RoundTrip(withAuthorization(req, t.auth.value(form, tok.Token)))
+	facts.answered(resp)
 	if err != nil || resp.StatusCode != http.StatusUnauthorized || !t.auth.retries() {
 		return resp, err
 	}
@@ -57,7 +61,10 @@ func (t *authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	form = t.auth.retryForm(host, form)
 	retry.Header["Authorization"] = []string{t.auth.value(form, fresh.Token)}
 	t.metrics.AuthRetry(form.String())
+	facts.retrying()
+	facts.sending(form)
 	resp, err = t.base.RoundTrip(retry)
+	facts.answered(resp)
 	if err == nil && resp.StatusCode != http.StatusUnauthorized {
 		t.auth.learn(host, form)
 	}

@@ -106,6 +106,16 @@ type wsHandshake struct {
 	token   string
 	hops    int
 	retried bool
+	// sent reports that a handshake went out; requestID is the upstream's
+	// id for its latest answer.
+	sent      bool
+	requestID string
+}
+
+// facts is what the access log tells of the handshakes (upstreamFacts).
+func (hs *wsHandshake) facts() *upstreamFacts {
+	return &upstreamFacts{attempts: hs.hops + 1, path: hs.target.EscapedPath(), host: hs.target.Host,
+		sent: hs.sent, form: hs.form, retried: hs.retried, requestID: hs.requestID}
 }
 
 func (s *wsProxy) serve(w http.ResponseWriter, r *http.Request) {
@@ -127,7 +137,7 @@ func (s *wsProxy) serve(w http.ResponseWriter, r *http.Request) {
 	hs := &wsHandshake{target: target, form: s.p.auth.form(target.Host)}
 	tok, err := s.p.auth.tokens.Token(r.Context())
 	if err != nil {
-		s.fail(w, r, start, tokenUnavailable(err))
+		s.fail(w, r, start, tokenUnavailable(err), nil)
 		return
 	}
 	hs.token = tok.Token
@@ -138,9 +148,10 @@ func (s *wsProxy) serve(w http.ResponseWriter, r *http.Request) {
 			return // the session ran and logged itself
 		}
 		if e := att.failure(); e != nil {
-			s.fail(w, r, start, e)
+			s.fail(w, r, start, e, hs.facts())
 			return
 		}
+		hs.requestID = upstreamRequestID(att.header)
 		switch {
 		case att.status == http.StatusUnauthorized && s.p.auth.retries() && !hs.retried:
 			fresh, err := s.p.auth.tokens.Renew(r.Context(), hs.token)
@@ -154,12 +165,12 @@ func (s *wsProxy) serve(w http.ResponseWriter, r *http.Request) {
 		case mustNotPass(att.status):
 			next, e := s.redirectTarget(hs, att.status, att.header.Get("Location"))
 			if e != nil {
-				s.fail(w, r, start, e)
+				s.fail(w, r, start, e, hs.facts())
 				return
 			}
 			tok, err := s.p.auth.tokens.Token(r.Context())
 			if err != nil {
-				s.fail(w, r, start, tokenUnavailable(err))
+				s.fail(w, r, start, tokenUnavailable(err), hs.facts())
 				return
 			}
 			hs.target, hs.token, hs.hops = next, tok.Token, hs.hops+1
@@ -223,6 +234,7 @@ func (s *wsProxy) attempt(w http.ResponseWriter, r *http.Request, hs *wsHandshak
 	defer cancel()
 	att := &wsAttempt{rw: w, header: make(http.Header), hctx: hctx, s: s, r: r, hs: hs, start: time.Now()}
 	auth := s.p.auth.value(hs.form, hs.token)
+	hs.sent = true
 	target := hs.target
 	kp := &websocketproxy.WebsocketProxy{
 		Backend: func(*http.Request) *url.URL { return target },
@@ -408,7 +420,8 @@ func (a *wsAttempt) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		// while this one may last minutes, start with it.
 		a.s.p.auth.learn(a.hs.target.Host, a.hs.form)
 	}
-	a.session = a.s.startSession(a.r, conn, a.dialed, a.start)
+	a.hs.requestID = upstreamRequestID(a.dialed.responseHeader())
+	a.session = a.s.startSession(a.r, conn, a.dialed, a.start, a.hs.facts())
 	return a.session.client, brw, nil
 }
 
@@ -453,16 +466,18 @@ func (s *wsProxy) relayFailure(w http.ResponseWriter, r *http.Request, start tim
 	h.Set("Content-Length", strconv.Itoa(att.body.Len()))
 	w.WriteHeader(att.status)
 	w.Write(att.body.Bytes())
-	s.p.logAccess(accessEntry{r: r, start: start, status: att.status, bytesOut: int64(att.body.Len())})
+	s.p.logAccess(accessEntry{r: r, start: start, status: att.status, bytesOut: int64(att.body.Len()), upstream: att.hs.facts()})
 }
 
-func (s *wsProxy) fail(w http.ResponseWriter, r *http.Request, start time.Time, e *apiError) {
+// fail answers e for a handshake that did not get through; up is what went
+// to the upstream, nil when nothing did.
+func (s *wsProxy) fail(w http.ResponseWriter, r *http.Request, start time.Time, e *apiError, up *upstreamFacts) {
 	if e.cause != nil {
-		s.p.logger.LogAttrs(r.Context(), slog.LevelWarn, "websocket handshake failed",
+		s.p.logger.LogAttrs(r.Context(), e.logLevel(), "websocket handshake failed",
 			slog.String("path", logPath(r)), slog.String("code", e.code), slog.String("error", e.cause.Error()))
 	}
 	n := writeError(w, e)
-	s.p.logAccess(accessEntry{r: r, start: start, status: e.status, bytesOut: int64(n), errCode: e.code})
+	s.p.logAccess(accessEntry{r: r, start: start, status: e.status, bytesOut: int64(n), errCode: e.code, upstream: up})
 }
 
 // copyWSHeaders passes the client's headers to the upstream handshake,
