@@ -290,11 +290,13 @@ func (s source) fix() string {
 			return "turn on this Azure resource's system-assigned identity, or set AZURE_CLIENT_ID to a user-assigned identity assigned to it"
 		case s.status >= 500:
 			return "the managed identity endpoint failed; entraproxy retries. If it persists, check the identity of this Azure resource"
-		case s.status == 0 && !unreachable(t):
-			return ""
+		case s.status != 0:
+			return fmt.Sprintf("the managed identity endpoint refused (HTTP %d). On Azure, assign a managed identity to this resource "+
+				"(and set AZURE_CLIENT_ID to its client id if it is user-assigned); elsewhere something else answers at its address: %s", s.status, otherCredential)
+		case unreachable(t):
+			return "no managed identity endpoint answers here, so this is no Azure resource with a managed identity: " + otherCredential
 		}
-		return "no managed identity answers here: entraproxy does not run on an Azure resource with a managed identity. " +
-			"Outside Azure pick another credential: ENTRAPROXY_CREDENTIAL=azure-cli after `az login` (or AZURE_TOKEN_CREDENTIALS=dev to skip managed identity)"
+		return ""
 	case "WorkloadIdentityCredential":
 		if strings.Contains(t, "specified") || strings.Contains(t, "token file") {
 			return "set AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_FEDERATED_TOKEN_FILE (on AKS the workload identity webhook sets them for a pod labelled azure.workload.identity/use=true whose service account names the identity)"
@@ -306,6 +308,9 @@ func (s source) fix() string {
 	}
 	return ""
 }
+
+// otherCredential is the way out when managed identity cannot work here.
+const otherCredential = "outside Azure pick another credential, such as ENTRAPROXY_CREDENTIAL=azure-cli after `az login` (or AZURE_TOKEN_CREDENTIALS=dev to skip managed identity)"
 
 // unreachable reports whether a message says nothing answered: a timeout or
 // a failed connection, or (Docker Desktop's proxy) an "unreachable" answer.

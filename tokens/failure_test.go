@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 
@@ -190,7 +191,7 @@ func TestDescribeCredentialError(t *testing.T) {
 				"WorkloadIdentityCredential: no client ID specified; ManagedIdentityCredential authentication failed (HTTP 403 Forbidden)",
 			wantStatus:  403,
 			wantSources: 3,
-			wantFix:     "Outside Azure pick another credential",
+			wantFix:     "elsewhere something else answers at its address: outside Azure pick another credential",
 		},
 		{
 			// Every kind of source line at once: unavailable, an answer
@@ -298,7 +299,7 @@ func TestManagedIdentityFixes(t *testing.T) {
 				return nil, &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
 			},
 			wantInErr: "connection refused",
-			wantFix:   "no managed identity answers here",
+			wantFix:   "no managed identity endpoint answers here",
 		},
 		{
 			// The prod chain probes IMDS first: environment, workload
@@ -311,7 +312,7 @@ func TestManagedIdentityFixes(t *testing.T) {
 				return nil, r.Context().Err()
 			},
 			wantInErr: "managed identity timed out",
-			wantFix:   "no managed identity answers here",
+			wantFix:   "no managed identity endpoint answers here",
 		},
 		{
 			name:      "IMDS does not know the user-assigned identity",
@@ -335,7 +336,10 @@ func TestManagedIdentityFixes(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				s := NewSource(Options{Credential: cred, Scope: uniqueScope()})
+				// azcore retries a failed connection 3 times, 0.8 s, 2.4 s and
+				// 5.6 s apart, each give or take 20%: past the default 10 s.
+				// The bubble's clock makes a minute cost nothing.
+				s := NewSource(Options{Credential: cred, Scope: uniqueScope(), WaitTimeout: time.Minute, FetchTimeout: time.Minute})
 				ctx, cancel := context.WithCancel(context.Background())
 				done := make(chan error, 1)
 				go func() { done <- s.Run(ctx) }()
