@@ -93,11 +93,29 @@ func (e *Error) Error() string {
 
 // Load reads every setting through getenv and validates the result. The error,
 // if any, joins one *Error per bad variable, so a user fixes everything in one go.
+// A bad value with spaces around it says so: a value copied with a space, or
+// a line ending in \r, looks right when printed.
 //
 // List entries are trimmed of spaces ("k1, k2" is the keys k1 and k2: net/http
 // trims header values, so a key with a leading space could never match), and
 // allowed origins are put in the form browsers send them.
 func Load(getenv func(string) string) (*Config, error) {
+	return load(getenv, nil)
+}
+
+// LoadWithTypos is Load plus the check of environ's names (NAME=value
+// entries, as os.Environ returns them) for settings mistyped (FindTypos). A
+// problem with a setting that is unset while a look-alike is set names the
+// look-alike: ENTRAPROXY_UPSTREAM "": required; ENTRAPROXY_UPSTREM is set:
+// did you mean ENTRAPROXY_UPSTREAM? The typos come back even when the
+// settings are valid, for a warning.
+func LoadWithTypos(getenv func(string) string, environ []string) (*Config, []Typo, error) {
+	typos := FindTypos(environ)
+	c, err := load(getenv, typos)
+	return c, typos, err
+}
+
+func load(getenv func(string) string, typos []Typo) (*Config, error) {
 	environ := make(map[string]string)
 	for _, s := range Settings() {
 		if v := getenv(s.Var); v != "" {
@@ -140,12 +158,34 @@ func Load(getenv func(string) string) (*Config, error) {
 		}
 	}
 	if len(problems) > 0 {
+		for _, p := range problems {
+			var e *Error
+			if errors.As(p, &e) {
+				explain(e, environ, typos)
+			}
+		}
 		return nil, errors.Join(problems...)
 	}
 	for i, o := range c.AllowedOrigins {
 		c.AllowedOrigins[i] = normalizeOrigin(o)
 	}
 	return &c, nil
+}
+
+// explain adds to e what the user may not see: spaces around the value, and
+// a look-alike variable set instead of a setting e is about.
+func explain(e *Error, environ map[string]string, typos []Typo) {
+	if v, ok := environ[e.Var]; ok && v != strings.TrimSpace(v) {
+		e.Problem = "remove the spaces around the value; " + e.Problem
+	}
+	for _, t := range typos {
+		if _, set := environ[t.Setting]; t.Setting == "" || set {
+			continue
+		}
+		if e.Var == t.Setting || strings.Contains(e.Problem, t.Setting) {
+			e.Problem += "; " + t.Var + " is set: did you mean " + t.Setting + "?"
+		}
+	}
 }
 
 // redirectNone is the ENTRAPROXY_REDIRECT_HOSTS value that turns redirects off.

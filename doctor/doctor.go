@@ -72,6 +72,11 @@ type Options struct {
 	// still reads the process environment for the rest.
 	Getenv func(string) string
 
+	// Environ lists the variables set, as os.Environ does (NAME=value),
+	// for the check of mistyped settings (config.FindTypos): a Getenv
+	// cannot list them. Nil checks none.
+	Environ []string
+
 	// NewCredential builds the credential for ENTRAPROXY_CREDENTIAL. Nil
 	// means tokens.NewCredential; tests wrap it or return a fake. When the
 	// result implements tokens.Named, the report names the credential that
@@ -387,8 +392,14 @@ func plural(n int, word string) string {
 
 // checkConfig is check 1: config.Load, the very validation serving does.
 func (d *doctor) checkConfig(_ context.Context, c *Check) {
-	cfg, err := config.Load(d.getenv)
+	cfg, typos, err := config.LoadWithTypos(d.getenv, d.opts.Environ)
+	typoEvidence := func() {
+		for _, t := range typos {
+			c.Evidence = append(c.Evidence, t.String())
+		}
+	}
 	if err != nil {
+		defer typoEvidence()
 		c.Verdict = Fail
 		var problems []*config.Error
 		collectConfigErrors(err, &problems)
@@ -417,6 +428,20 @@ func (d *doctor) checkConfig(_ context.Context, c *Check) {
 		d.service = serviceFor(cfg.UpstreamURL().Hostname())
 	}
 	c.Verdict, c.Summary = Pass, "settings are valid"
+	if len(typos) > 0 {
+		c.Verdict, c.Summary = Warn, fmt.Sprintf("settings are valid, but %d variables are not entraproxy settings", len(typos))
+		if len(typos) == 1 {
+			c.Summary = "settings are valid, but " + typos[0].Var + " is not an entraproxy setting"
+		}
+		typoEvidence()
+		for _, t := range typos {
+			if t.Setting != "" {
+				c.Fix = append(c.Fix, fmt.Sprintf("rename %s to %s (until then %s is at its default)", t.Var, t.Setting, t.Setting))
+			} else {
+				c.Fix = append(c.Fix, fmt.Sprintf("remove %s, or set the setting you meant (entraproxy -h lists them)", t.Var))
+			}
+		}
+	}
 	c.Evidence = append(c.Evidence,
 		fmt.Sprintf("upstream %s (probed as %s)", cfg.Upstream, d.service),
 		fmt.Sprintf("credential %s, scope %s", cfg.Credential, cfg.Scope),

@@ -348,6 +348,36 @@ var scenarios = []scenario{
 		},
 	},
 	{
+		// A mistyped setting beside valid ones: it works, on the default,
+		// and doctor says which variable was meant.
+		name: "typo",
+		setup: func(t *testing.T, log *tokenLog) (Options, []string) {
+			fake := fakeWithMI(t, fakeazure.Settings{})
+			o := miOptions(log, "ENTRAPROXY_UPSTREAM", fake.URL(), "ENTRAPROXY_RESOURCE_ID", fakeazure.DefaultResourceID)
+			o.Environ = []string{"ENTRAPROXY_UPSTREAM=" + fake.URL(), "ENTRAPROXY_LISTN=127.0.0.1:8081", "PATH=/usr/bin"}
+			return o, nil
+		},
+		check: func(t *testing.T, rep Report) {
+			wantVerdicts(t, rep, Warn, Pass, Pass, Pass, Pass)
+			wantExit(t, rep, ExitOK)
+			wantFix(t, rep, "config", "rename ENTRAPROXY_LISTN to ENTRAPROXY_LISTEN")
+		},
+	},
+	{
+		// ENTRAPROXY_UPSTREM instead of ENTRAPROXY_UPSTREAM: the required
+		// setting's problem names the look-alike.
+		name: "upstream_typo",
+		setup: func(t *testing.T, log *tokenLog) (Options, []string) {
+			o := Options{Getenv: environ(), Environ: []string{"ENTRAPROXY_UPSTREM=https://name.cognitiveservices.azure.com"}}
+			return o, nil
+		},
+		check: func(t *testing.T, rep Report) {
+			wantVerdicts(t, rep, Fail, Skip, Skip, Skip, Skip)
+			wantExit(t, rep, ExitSettings)
+			wantFix(t, rep, "config", "ENTRAPROXY_UPSTREM is set: did you mean ENTRAPROXY_UPSTREAM?")
+		},
+	},
+	{
 		// ENTRAPROXY_CREDENTIAL=azure-cli and no az on the PATH: install
 		// it, not "az login".
 		name: "azure_cli_not_installed",

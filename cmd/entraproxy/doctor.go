@@ -39,6 +39,7 @@ func runDoctor(ctx context.Context, args []string, getenv func(string) string, s
 
 	rep, err := doctor.Run(ctx, doctor.Options{
 		Getenv:          getenv,
+		Environ:         os.Environ(), // the names, for the typo check (loadConfig)
 		ObserveAzureLog: true,
 		Service:         doctor.Service(*service),
 		ProbeTimeout:    *timeout,

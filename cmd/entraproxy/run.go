@@ -132,12 +132,28 @@ HTTPS_PROXY, NO_PROXY, SSL_CERT_FILE.
 `)
 }
 
-func loadConfig(getenv func(string) string) (*config.Config, error) {
-	cfg, err := config.Load(getenv)
+// loadConfig reads the settings through getenv and checks the names in
+// environ (os.Environ's NAME=value entries) for mistyped settings: a getenv
+// cannot list what is set, so the names come from the process, the values
+// from getenv.
+func loadConfig(getenv func(string) string, environ []string) (*config.Config, []config.Typo, error) {
+	cfg, typos, err := config.LoadWithTypos(getenv, environ)
 	if err != nil {
-		return nil, usageError{fmt.Errorf("invalid settings:\n  %s", strings.ReplaceAll(err.Error(), "\n", "\n  "))}
+		return nil, typos, usageError{fmt.Errorf("invalid settings:\n  %s", strings.ReplaceAll(err.Error(), "\n", "\n  "))}
 	}
-	return cfg, nil
+	return cfg, typos, nil
+}
+
+// warnTypos logs one warning per variable that looks like a mistyped
+// setting, before anything else: the setting it meant is at its default.
+func warnTypos(logger *slog.Logger, typos []config.Typo) {
+	for _, t := range typos {
+		attrs := []any{"variable", t.Var}
+		if t.Setting != "" {
+			attrs = append(attrs, "did_you_mean", t.Setting)
+		}
+		logger.Warn("not an entraproxy setting", append(attrs, "hint", "entraproxy -h lists the settings")...)
+	}
 }
 
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
@@ -155,11 +171,12 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 // off, drain delay, stop accepting, finish in-flight requests, close
 // WebSocket sessions with 1001.
 func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) error {
-	cfg, err := loadConfig(getenv)
+	cfg, typos, err := loadConfig(getenv, os.Environ())
 	if err != nil {
 		return err
 	}
 	logger := newLogger(cfg, stderr)
+	warnTypos(logger, typos)
 	cred, err := tokens.NewCredential(cfg.Credential, tokens.CredentialOptions{Getenv: getenv})
 	if err != nil {
 		return usageError{err}
@@ -219,6 +236,11 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		}
 		adminAddr = adminLn.Addr().String()
 	}
+
+	// Where apps connect, before any token: the first one may take a while
+	// (az takes a second; a broken credential never gives one), and the
+	// ready line waits for it.
+	logger.Info("listening", "listen", ln.Addr().String(), "admin", adminAddr, "upstream", cfg.Upstream, "credential", cfg.Credential)
 
 	var draining atomic.Bool
 	ready := readiness(source, &draining)
