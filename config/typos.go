@@ -63,13 +63,3 @@ func FindTypos(environ []string) []Typo {
 	}
 	return typos
 }
-
-// lookalike is the typo among typos that means setting, if any.
-func lookalike(typos []Typo, setting string) (Typo, bool) {
-	for _, t := range typos {
-		if t.Setting == setting {
-			return t, true
-		}
-	}
-	return Typo{}, false
-}
