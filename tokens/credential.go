@@ -137,8 +137,8 @@ const chainPrefix = "DefaultAzureCredential authenticated with "
 
 // AzureLogListener returns a listener for azcore/log.SetListener. It writes
 // azcore's and azidentity's diagnostic events to logger at debug level (azcore
-// redacts headers and query values; no event carries a token), and when cred
-// is the default kind from NewCredential it records the source the chain
+// redacts headers and query values, Redact anything token-shaped), and when
+// cred is the default kind from NewCredential it records the source the chain
 // authenticated with, which CredentialName then reports.
 //
 // This is the one public signal azidentity gives about which source of
@@ -160,7 +160,11 @@ func AzureLogListener(logger *slog.Logger, cred azcore.TokenCredential) func(azl
 				c.mu.Unlock()
 			}
 		}
-		logger.Debug("azure sdk", "event", string(event), "message", msg)
+		if logger.Enabled(context.Background(), slog.LevelDebug) {
+			// Redacted as a credential's error is: an event that quotes a
+			// response must not be the one way a token reaches the log.
+			logger.Debug("azure sdk", "event", string(event), "message", Redact(msg))
+		}
 	}
 }
 

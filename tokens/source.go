@@ -345,7 +345,7 @@ func (s *Source) fetch(ctx context.Context, failures *int) time.Duration {
 	if failure.Fix != "" {
 		attrs = append(attrs, "fix", failure.Fix)
 	}
-	attrs = append(attrs, "hint", DoctorHint, "duration", took, "retry_in", delay)
+	attrs = append(attrs, "hint", DoctorHint, "duration", took, "retry_in", delay.Round(time.Millisecond))
 	if valid {
 		// Still serving the old token: nothing fails yet.
 		attrs = append(attrs, "serving_until", held.Add(-expiryMargin))
