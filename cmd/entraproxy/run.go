@@ -240,7 +240,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	// Where apps connect, before any token: the first one may take a while
 	// (az takes a second; a broken credential never gives one), and the
 	// ready line waits for it.
-	logger.Info("listening", "listen", ln.Addr().String(), "admin", adminAddr, "upstream", cfg.Upstream, "credential", cfg.Credential)
+	logger.Info("listening", "listen", ln.Addr().String(), "admin", adminAddr, "tls", cfg.TLS(), "upstream", cfg.Upstream, "credential", cfg.Credential)
 
 	var draining atomic.Bool
 	ready := readiness(source, &draining)

@@ -117,7 +117,7 @@ func TestStartupWithoutToken(t *testing.T) {
 	listen, _ := listening["listen"].(string)
 	admin, _ := listening["admin"].(string)
 	if !strings.HasPrefix(listen, "127.0.0.1:") || !strings.HasPrefix(admin, "127.0.0.1:") || listening["credential"] != "managed-identity" ||
-		listening["upstream"] != "http://127.0.0.1:1" {
+		listening["upstream"] != "http://127.0.0.1:1" || listening["tls"] != false {
 		t.Errorf("listening line = %v, want the listen and admin addresses, upstream and credential", listening)
 	}
 	warn := logs.waitFor(t, "token fetch failed")
