@@ -6,7 +6,7 @@ GO ?= go
 STATICCHECK ?= v0.8.2
 PKGS := ./...
 
-.PHONY: test setup check unit fuzz-short e2e build demo bench fuzz soak clean
+.PHONY: test setup check unit fuzz-short e2e build demo bench bench-profile fuzz soak clean
 
 test: setup check unit fuzz-short e2e
 	@echo "make test: all checks passed"
@@ -59,11 +59,17 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/entraproxy ./cmd/entraproxy
 	$(GO) build -o bin/fakeazure ./internal/fakeazure/cmd/fakeazure
 
-# entraproxy against direct, nginx, caddy and a minimal Go reverse proxy on
-# 127.0.0.1, pinned to cores; writes BENCHMARKS.md (about 10 minutes;
-# BENCH_QUICK=1 for a one-minute smoke run). Not part of `make test`.
+# entraproxy against direct, nginx, caddy, a minimal Go reverse proxy and
+# koding/websocketproxy alone on 127.0.0.1, pinned to cores; writes
+# BENCHMARKS.md (about 10 minutes; BENCH_QUICK=1 for a short smoke run).
+# Not part of `make test`.
 bench:
 	./bench/run.sh
+
+# CPU and allocation profiles of the Go WebSocket relays under the
+# 100-session echo load, into bench/profile/ (BENCHMARKS.md, Profiling).
+bench-profile:
+	./bench/run.sh profile
 
 clean:
 	rm -rf bin e2e/node_modules

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/entraproxy/entraproxy/bench/internal/procfs"
 )
 
 const (
@@ -15,6 +17,7 @@ const (
 	nameNginx      = "nginx"
 	nameCaddy      = "caddy"
 	nameTunnel     = "go-reverseproxy"
+	nameKodingBare = "koding-bare"
 	nameBaseline   = "entraproxy-baseline"
 )
 
@@ -52,7 +55,7 @@ func (c *contender) cpu() float64 {
 	if c.cmd == nil {
 		return 0
 	}
-	return cpuSeconds(c.pid())
+	return procfs.CPUOf(c.pid()).Total()
 }
 
 func (b *bench) contenders() []*contender {
@@ -61,13 +64,14 @@ func (b *bench) contenders() []*contender {
 	ngx := &contender{name: nameNginx, http: true, ws: true, launch: b.launchNginx}
 	cdy := &contender{name: nameCaddy, http: true, ws: true, launch: b.launchCaddy}
 	tun := &contender{name: nameTunnel, http: true, ws: true, launch: b.launchTunnel}
+	bare := &contender{name: nameKodingBare, ws: true, launch: b.launchKodingBare}
 	if _, err := exec.LookPath("nginx"); err != nil {
 		ngx.unavailable = "nginx is not installed (Debian package nginx; bench/run.sh installs it with apt-get when it can); its columns are empty."
 	}
 	if _, err := exec.LookPath("caddy"); err != nil {
 		cdy.unavailable = "caddy is not installed (Debian package caddy; bench/run.sh installs it with apt-get when it can); its columns are empty."
 	}
-	all := []*contender{direct, ep, ngx, cdy, tun}
+	all := []*contender{direct, ep, bare, ngx, cdy, tun}
 	if b.cfg.baseline != "" {
 		all = append(all, &contender{name: nameBaseline, http: true, ws: true, launch: func(port int) (*exec.Cmd, string, error) {
 			return b.launchEntraproxyBinary(b.cfg.baseline, port)
@@ -123,14 +127,14 @@ func (b *bench) launchEntraproxyBinary(bin string, port int) (*exec.Cmd, string,
 		return nil, "", err
 	}
 	defer logf.Close()
-	env := []string{
-		"ENTRAPROXY_UPSTREAM=" + b.upstream,
+	env := append(b.pprofEnv(nameEntraproxy),
+		"ENTRAPROXY_UPSTREAM="+b.upstream,
 		fmt.Sprintf("ENTRAPROXY_LISTEN=127.0.0.1:%d", port),
 		fmt.Sprintf("ENTRAPROXY_ADMIN_LISTEN=127.0.0.1:%d", admin),
 		"ENTRAPROXY_CREDENTIAL=managed-identity",
-		"IDENTITY_ENDPOINT=" + b.identity.endpoint,
-		"IDENTITY_HEADER=" + b.identity.header,
-	}
+		"IDENTITY_ENDPOINT="+b.identity.endpoint,
+		"IDENTITY_HEADER="+b.identity.header,
+	)
 	cmd, err := b.p.start(b.cfg.proxyCPUs, env, nil, logf, bin)
 	return cmd, fmt.Sprintf("http://127.0.0.1:%d/readyz", admin), err
 }
@@ -146,7 +150,7 @@ func (b *bench) launchNginx(port int) (*exec.Cmd, string, error) {
 		return nil, "", err
 	}
 	up := strings.TrimPrefix(b.upstream, "http://")
-	workers := len(strings.Split(b.cfg.proxyCPUs, ","))
+	workers := cpuCount(b.cfg.proxyCPUs)
 	conf := fmt.Sprintf(`daemon off;
 master_process on;
 worker_processes %d;
@@ -189,7 +193,7 @@ http {
         }
     }
 }
-`, workers, b.maxIdle*2+100, dir, up, port, b.maxIdle*4)
+`, workers, b.maxIdle*2+fdReserve, dir, up, port, b.maxIdle*4)
 	path, err := writeFile(dir, "nginx.conf", conf)
 	if err != nil {
 		return nil, "", err
@@ -241,6 +245,19 @@ func (b *bench) launchTunnel(port int) (*exec.Cmd, string, error) {
 	}
 	defer logf.Close()
 	cmd, err := b.p.start(b.cfg.proxyCPUs, nil, logf, logf, filepath.Join(b.cfg.bin, "wstunnel"),
-		"-listen", fmt.Sprintf("127.0.0.1:%d", port), "-upstream", b.upstream)
+		append([]string{"-listen", fmt.Sprintf("127.0.0.1:%d", port), "-upstream", b.upstream}, b.pprofArgs(nameTunnel)...)...)
 	return cmd, fmt.Sprintf("http://127.0.0.1:%d/echo", port), err
+}
+
+// launchKodingBare runs koding/websocketproxy alone (bench/cmd/kodingbare),
+// the floor of entraproxy's WebSocket relay. It relays WebSocket only.
+func (b *bench) launchKodingBare(port int) (*exec.Cmd, string, error) {
+	logf, err := b.logFile("kodingbare.out")
+	if err != nil {
+		return nil, "", err
+	}
+	defer logf.Close()
+	cmd, err := b.p.start(b.cfg.proxyCPUs, nil, logf, logf, filepath.Join(b.cfg.bin, "kodingbare"),
+		append([]string{"-listen", fmt.Sprintf("127.0.0.1:%d", port), "-upstream", b.upstream}, b.pprofArgs(nameKodingBare)...)...)
+	return cmd, fmt.Sprintf("http://127.0.0.1:%d/_bench/ready", port), err
 }

@@ -41,6 +41,16 @@ type config struct {
 	idle                []int
 	pushSessions        int
 	sseN                int
+	// The Speech-shaped load: sessions, audio frames per turn, and its own
+	// (longer) window, so that p99 rests on tens of thousands of frames.
+	ttsSessions, ttsFrames int
+	ttsDur, ttsWarmup      time.Duration
+	// profile, when set, makes the run `make bench-profile`: profiles of
+	// the Go relays under the 100-session echo load, written to this
+	// directory, for profileSeconds each; BENCHMARKS.md is not touched.
+	profile        string
+	profileSeconds int
+	goTool         string // the go command, for go tool pprof
 }
 
 func main() {
@@ -54,8 +64,11 @@ func main() {
 	flag.BoolVar(&cfg.quick, "quick", false, "one short round: a smoke run")
 	flag.StringVar(&cfg.baseline, "baseline", "", "another entraproxy binary, measured as contender "+nameBaseline+" (A/B during development)")
 	rounds := flag.Int("rounds", 0, "rounds (default 3, quick 1)")
-	only := flag.String("only", "", "comma-separated sections (http,sse,ws,idle) and contenders to run, for development; the report then holds only those")
+	only := flag.String("only", "", "comma-separated sections (http,sse,ws,tts,idle) and contenders to run, for development; the report then holds only those")
 	conc := flag.String("c", "", "comma-separated HTTP concurrencies (default 1,16,64,256)")
+	flag.StringVar(&cfg.profile, "profile", "", "profile the Go relays under the 100-session echo load into this directory instead of benchmarking (make bench-profile)")
+	profileSeconds := flag.Int("profile-seconds", 0, "length of each profile in seconds (default 10, quick 3)")
+	flag.StringVar(&cfg.goTool, "go", "go", "the go command, for go tool pprof")
 	flag.Parse()
 	if cfg.bin == "" || cfg.tmp == "" {
 		fmt.Fprintln(os.Stderr, "benchrun: -bin and -tmp are required")
@@ -66,12 +79,19 @@ func main() {
 	cfg.sessions = []int{1, 100, 1000}
 	cfg.pushSessions = 100
 	cfg.idle = []int{1000, 10000}
+	cfg.ttsSessions, cfg.ttsFrames, cfg.ttsDur, cfg.ttsWarmup = 1000, 30, 4*time.Second, time.Second
+	cfg.profileSeconds = 10
 	if cfg.quick {
 		cfg.rounds, cfg.httpDur, cfg.warmup, cfg.sseN = 1, 400*time.Millisecond, 100*time.Millisecond, 100
 		cfg.idle = []int{1000}
+		cfg.ttsDur, cfg.ttsWarmup = 1500*time.Millisecond, 500*time.Millisecond
+		cfg.profileSeconds = 3
 	}
 	if *rounds > 0 {
 		cfg.rounds = *rounds
+	}
+	if *profileSeconds > 0 {
+		cfg.profileSeconds = *profileSeconds
 	}
 	if *conc != "" {
 		cfg.concurrency = nil
@@ -93,7 +113,12 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	p := newProcs(filepath.Join(cfg.tmp, "pgids"))
-	err := run(ctx, cfg, p)
+	var err error
+	if cfg.profile != "" {
+		err = runProfile(ctx, cfg, p)
+	} else {
+		err = run(ctx, cfg, p)
+	}
 	p.stopAll()
 	stop()
 	if err != nil {
@@ -121,6 +146,8 @@ type bench struct {
 	res      results
 	notes    []string // what could not be measured, and why
 	maxIdle  int
+	// fdHardLimit is the open-file hard limit, which decides maxIdle.
+	fdHardLimit uint64
 }
 
 func logf(format string, args ...any) {
@@ -133,7 +160,7 @@ func run(ctx context.Context, cfg config, p *procs) error {
 	if err := b.startUpstream(); err != nil {
 		return err
 	}
-	b.maxIdle = maxIdleSessions()
+	b.maxIdle, b.fdHardLimit = maxIdleSessions()
 	contenders := b.contenders()
 	for _, c := range contenders {
 		if c.unavailable != "" {
@@ -166,6 +193,11 @@ func run(ctx context.Context, cfg config, p *procs) error {
 				return err
 			}
 		}
+		if cfg.runs("tts") {
+			if err := b.ttsRound(order); err != nil {
+				return err
+			}
+		}
 		if cfg.runs("idle") {
 			if err := b.memoryRound(order); err != nil {
 				return err
@@ -189,7 +221,7 @@ func (c config) runs(name string) bool {
 	if len(c.only) == 0 || c.only[name] {
 		return true
 	}
-	isSection := func(n string) bool { return n == "http" || n == "sse" || n == "ws" || n == "idle" }
+	isSection := func(n string) bool { return n == "http" || n == "sse" || n == "ws" || n == "tts" || n == "idle" }
 	sections, contenders := false, false
 	for k := range c.only {
 		if isSection(k) {
@@ -209,14 +241,23 @@ func rotate(cs []*contender, n int) []*contender {
 	return append(append([]*contender{}, cs[n:]...), cs[:n]...)
 }
 
+// fdReserve is the descriptors a proxy holds besides its sessions
+// (listeners, logs, epoll, the token endpoint), with room to spare.
+const fdReserve = 100
+
 // maxIdleSessions is how many idle WebSocket sessions fit the open-file limit
-// of a proxy, which holds two descriptors per session.
-func maxIdleSessions() int {
+// of a proxy, which holds two descriptors per session. The hard limit
+// counts: Go programs raise their soft limit to it (os package, Go 1.19+),
+// nginx is given worker_rlimit_nofile, and bench/run.sh raised the soft
+// limit it passes on. The load generator and the upstream hold one per
+// session each, in processes of their own.
+func maxIdleSessions() (sessions int, hardLimit uint64) {
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return 1000
+		return 1000, 0
 	}
-	return int(min(10000, (int64(lim.Max)-100)/2))
+	hard := min(lim.Max, 1<<30) // RLIM_INFINITY reads as the largest uint64
+	return int(min(10000, (int64(hard)-fdReserve)/2)), lim.Max
 }
 
 func (b *bench) startUpstream() error {
@@ -260,10 +301,12 @@ func (b *bench) credentialCalls() (int, error) {
 
 // loadResult is what loadgen prints.
 type loadResult struct {
-	Ops, Total, Errors int64
-	Seconds, PerSecond float64
-	P50us, P99us       float64
-	Sessions           int
+	Ops, Total, Errors   int64
+	Seconds, PerSecond   float64
+	P50us, P99us, P999us float64
+	Sessions             int
+	Done                 int64
+	CPUUser, CPUSystem   float64
 }
 
 func (b *bench) load(args ...string) (loadResult, error) {
@@ -344,17 +387,17 @@ func (b *bench) wsRound(order []*contender) error {
 			if !c.ws || !c.running() {
 				continue
 			}
-			cpu0 := c.cpu()
-			r, err := b.load("ws-echo", "-url", c.wsURL()+"/ws/echo", "-sessions", strconv.Itoa(n), "-d", b.cfg.httpDur.String(), "-warmup", b.cfg.warmup.String())
+			r, err := b.load("ws-echo", "-url", c.wsURL()+"/ws/echo", "-sessions", strconv.Itoa(n), "-d", b.cfg.httpDur.String(), "-warmup", b.cfg.warmup.String(), "-pid", strconv.Itoa(c.pid()))
 			if err != nil {
 				return fmt.Errorf("%s: %w", c.name, err)
 			}
-			if n == 100 && c.cmd != nil && r.Total > 0 {
-				// Each echo is two messages through the proxy; the
-				// sessions' handshakes are in it too, as for every relay.
-				b.res.add("ws_cpu_per_100k", c.name, (c.cpu()-cpu0)/float64(2*r.Total)*100000)
-			}
 			suffix := "s" + strconv.Itoa(n)
+			if n > 1 && c.cmd != nil && r.Done > 0 {
+				// CPU inside the measured window (no handshakes, no
+				// warm-up) over the echoes that ended in it; each echo is
+				// two messages through the proxy.
+				b.res.add("ws_cpu_per_100k_"+suffix, c.name, (r.CPUUser+r.CPUSystem)/float64(2*r.Done)*100000)
+			}
 			b.res.add("ws_rate_"+suffix, c.name, r.PerSecond)
 			b.res.add("ws_p50_"+suffix, c.name, r.P50us)
 			b.res.add("ws_p99_"+suffix, c.name, r.P99us)
@@ -376,13 +419,65 @@ func (b *bench) wsRound(order []*contender) error {
 	return nil
 }
 
+// ttsRound runs the Speech-shaped load (loadgen ws-tts) through every
+// WebSocket contender: the audio frames' delay, and the proxy's CPU inside
+// the window as a share of its cores.
+func (b *bench) ttsRound(order []*contender) error {
+	for _, c := range order {
+		if !c.ws || !c.running() {
+			continue
+		}
+		r, err := b.load("ws-tts", "-url", c.wsURL()+"/ws/tts", "-sessions", strconv.Itoa(b.cfg.ttsSessions), "-frames", strconv.Itoa(b.cfg.ttsFrames),
+			"-d", b.cfg.ttsDur.String(), "-warmup", b.cfg.ttsWarmup.String(), "-pid", strconv.Itoa(c.pid()))
+		if err != nil {
+			return fmt.Errorf("%s: %w", c.name, err)
+		}
+		b.res.add("tts_rate", c.name, r.PerSecond)
+		b.res.add("tts_p50", c.name, r.P50us)
+		b.res.add("tts_p99", c.name, r.P99us)
+		b.res.add("tts_p999", c.name, r.P999us)
+		if r.Errors > 0 {
+			b.res.add("tts_errors", c.name, float64(r.Errors))
+		}
+		cpuPct := ""
+		if c.cmd != nil && r.Seconds > 0 {
+			core := (r.CPUUser + r.CPUSystem) / r.Seconds / float64(b.proxyCores()) * 100
+			b.res.add("tts_cpu_core", c.name, core)
+			cpuPct = fmt.Sprintf("  CPU %5.1f%% of a core", core)
+		}
+		logf("tts n=%d %-16s %7.0f frames/s  delay p50 %6.0f us  p99 %7.0f us%s", b.cfg.ttsSessions, c.name, r.PerSecond, r.P50us, r.P99us, cpuPct)
+	}
+	return nil
+}
+
+// proxyCores is how many cores the proxy under test may use.
+func (b *bench) proxyCores() int { return cpuCount(b.cfg.proxyCPUs) }
+
+// cpuCount counts the CPUs of a taskset list such as "1", "0,2" or "2-3".
+func cpuCount(list string) int {
+	n := 0
+	for _, part := range strings.Split(list, ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err1 := strconv.Atoi(lo)
+		z, err2 := strconv.Atoi(hi)
+		switch {
+		case isRange && err1 == nil && err2 == nil && z >= a:
+			n += z - a + 1
+		default:
+			n++
+		}
+	}
+	return max(n, 1)
+}
+
 // memoryRound measures, on a fresh process each time, the resident memory
 // that idle sessions add: VmRSS with the sessions open minus VmRSS before,
 // after one warm-up session.
 func (b *bench) memoryRound(order []*contender) error {
 	for _, n := range b.cfg.idle {
 		if n > b.maxIdle {
-			note := fmt.Sprintf("%d idle sessions need %d descriptors in the proxy; the open-file limit here allows %d sessions, so that row measures %d.", n, 2*n+100, b.maxIdle, b.maxIdle)
+			note := fmt.Sprintf("%s idle sessions need about %s descriptors in the proxy (two per session, and %d for the rest); the open-file hard limit here is %s, which only a process with CAP_SYS_RESOURCE can raise, so that row measures %s sessions. The load generator and the upstream hold one descriptor per session each, in processes of their own.",
+				num(float64(n)), num(float64(2*n+fdReserve)), fdReserve, num(float64(b.fdHardLimit)), num(float64(b.maxIdle)))
 			if !contains(b.notes, note) {
 				b.notes = append(b.notes, note)
 			}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -10,11 +9,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/entraproxy/entraproxy/bench/internal/procfs"
 )
 
 // procs is every process the run started, so that each is stopped at the
@@ -125,76 +125,14 @@ func waitHTTP(ctx context.Context, url string, since time.Time, limit time.Durat
 	}
 }
 
-// tree is pid and its descendants (nginx's workers).
-func tree(pid int) []int {
-	pids := []int{pid}
-	for i := 0; i < len(pids); i++ {
-		tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pids[i]))
-		for _, t := range tasks {
-			b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", pids[i], t.Name()))
-			for _, f := range strings.Fields(string(b)) {
-				if c, err := strconv.Atoi(f); err == nil {
-					pids = append(pids, c)
-				}
-			}
-		}
-	}
-	return pids
-}
-
-// clockTicks is USER_HZ, the unit of utime and stime in /proc/PID/stat; 100
-// on every Linux architecture Go supports.
-const clockTicks = 100
-
-// cpuSeconds is utime+stime of pid and its descendants.
-func cpuSeconds(pid int) float64 {
-	var ticks int64
-	for _, p := range tree(pid) {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
-		if err != nil {
-			continue
-		}
-		// The command name may hold spaces; the fields after it do not.
-		s := string(b)
-		fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		if len(fields) < 13 {
-			continue
-		}
-		u, _ := strconv.ParseInt(fields[11], 10, 64)  // field 14, utime
-		st, _ := strconv.ParseInt(fields[12], 10, 64) // field 15, stime
-		ticks += u + st
-	}
-	return float64(ticks) / clockTicks
-}
-
-// rssKiB is VmRSS of pid and its descendants, in KiB.
-func rssKiB(pid int) int64 {
-	var total int64
-	for _, p := range tree(pid) {
-		f, err := os.Open(fmt.Sprintf("/proc/%d/status", p))
-		if err != nil {
-			continue
-		}
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-				n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-				total += n
-			}
-		}
-		f.Close()
-	}
-	return total
-}
-
 // settledRSS waits until pid's RSS stops growing (two readings 250 ms apart
 // within 1%), at most limit, and returns it.
 func settledRSS(pid int, limit time.Duration) int64 {
 	deadline := time.Now().Add(limit)
-	last := rssKiB(pid)
+	last := procfs.RSSKiB(pid)
 	for time.Now().Before(deadline) {
 		time.Sleep(250 * time.Millisecond)
-		now := rssKiB(pid)
+		now := procfs.RSSKiB(pid)
 		if now <= last+last/100 {
 			return now
 		}

@@ -12,6 +12,11 @@
 //	GET  /ws/audio    WebSocket: 3,200-byte binary frames pushed as fast as the
 //	                  connection takes them; the first 8 bytes are the send time
 //	                  (Unix nanoseconds, big endian)
+//	GET  /ws/tts      WebSocket, shaped like Speech synthesis: each text message
+//	                  from the client starts a turn of ?frames= (default 30)
+//	                  3,200-byte binary frames at real-time pace, one every
+//	                  100 ms, the first at once, each stamped like /ws/audio's;
+//	                  a small text message ends the turn
 //	GET  /ws/idle     WebSocket: holds the session, reads until it closes
 //	GET  /_bench/credential-calls   tokens the identity endpoint handed out
 package main
@@ -42,8 +47,9 @@ import (
 // Sizes from issue 7: a 1 KiB request answered by 4 KiB, and 100 ms of
 // 16 kHz 16-bit mono audio per WebSocket frame.
 const (
-	responseSize = 4096
-	audioFrame   = 3200
+	responseSize  = 4096
+	audioFrame    = 3200
+	audioInterval = 100 * time.Millisecond
 )
 
 // ready is the line printed once the upstream listens.
@@ -126,6 +132,13 @@ func (u *upstream) mux() http.Handler {
 	m.HandleFunc("/sse", u.sse)
 	m.HandleFunc("/ws/echo", u.websocket(wsEcho))
 	m.HandleFunc("/ws/audio", u.websocket(wsAudio))
+	m.HandleFunc("/ws/tts", func(w http.ResponseWriter, r *http.Request) {
+		frames, err := strconv.Atoi(r.URL.Query().Get("frames"))
+		if err != nil || frames < 1 {
+			frames = 30
+		}
+		u.websocket(func(c *websocket.Conn) { wsTTS(c, frames) })(w, r)
+	})
 	m.HandleFunc("/ws/idle", u.websocket(wsIdle))
 	m.HandleFunc("/_bench/credential-calls", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "%d\n", u.az.Issued())
@@ -242,6 +255,44 @@ func wsAudio(c *websocket.Conn) {
 		binary.BigEndian.PutUint64(frame, uint64(time.Now().UnixNano()))
 		if err := c.WriteMessage(websocket.BinaryMessage, frame); err != nil {
 			<-done
+			return
+		}
+	}
+}
+
+// turnEnd is the text message that ends a turn, as the Speech service's
+// turn.end does.
+var turnEnd = []byte("X-RequestId:0123456789abcdef0123456789abcdef\r\nPath:turn.end\r\n\r\n")
+
+// wsTTS answers each text message (a synthesis request) with frames audio
+// frames at real-time pace, then turnEnd. Each frame's first 8 bytes are its
+// send time (Unix nanoseconds, big endian), taken right before it is
+// written. The schedule is absolute (the turn's start plus k × 100 ms), so a
+// late frame does not delay the ones after it. The client sends nothing
+// during a turn, so reads wait until it ends; a client that leaves mid-turn
+// makes the next write fail.
+func wsTTS(c *websocket.Conn, frames int) {
+	frame := make([]byte, audioFrame)
+	for {
+		mt, r, err := c.NextReader()
+		if err != nil {
+			return
+		}
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			return
+		}
+		if mt != websocket.TextMessage {
+			continue
+		}
+		start := time.Now()
+		for k := range frames {
+			time.Sleep(time.Until(start.Add(time.Duration(k) * audioInterval)))
+			binary.BigEndian.PutUint64(frame, uint64(time.Now().UnixNano()))
+			if err := c.WriteMessage(websocket.BinaryMessage, frame); err != nil {
+				return
+			}
+		}
+		if err := c.WriteMessage(websocket.TextMessage, turnEnd); err != nil {
 			return
 		}
 	}

@@ -6,6 +6,7 @@
 //	loadgen sse     -url URL -n 300                      time to first event
 //	loadgen ws-echo -url WSURL -sessions 100 -d 2s       3,200-byte echo round trips
 //	loadgen ws-push -url WSURL -sessions 100 -d 2s       pushed 3,200-byte frames
+//	loadgen ws-tts  -url WSURL -sessions 1000 -d 4s      Speech-shaped: real-time audio turns
 //	loadgen ws-idle -url WSURL -sessions 1000            open, report, hold until stdin closes
 //
 // HTTP is spoken by hand over TCP (requests prebuilt, responses parsed just
@@ -13,6 +14,11 @@
 // machine it shares a core with the upstream, and the slower it is the
 // lower the ceiling every contender is measured against. Latencies are
 // recorded one by one and sorted (exact percentiles, no histogram buckets).
+//
+// With -pid, ws-echo and ws-tts also read the CPU time of that process and
+// its descendants (the proxy under test) at the start and at the end of the
+// measured window, so that the figure leaves out the handshakes and the
+// warm-up.
 package main
 
 import (
@@ -34,11 +40,13 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/entraproxy/entraproxy/bench/internal/procfs"
 )
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: loadgen http|sse|ws-echo|ws-push|ws-idle [flags]")
+		fmt.Fprintln(os.Stderr, "usage: loadgen http|sse|ws-echo|ws-push|ws-tts|ws-idle [flags]")
 		os.Exit(2)
 	}
 	var (
@@ -55,6 +63,8 @@ func main() {
 		res, err = runWSEcho(args)
 	case "ws-push":
 		res, err = runWSPush(args)
+	case "ws-tts":
+		res, err = runWSTTS(args)
 	case "ws-idle":
 		res, err = runWSIdle(args)
 	default:
@@ -77,7 +87,16 @@ type Result struct {
 	PerSecond  float64
 	P50us      float64 `json:"P50us"`
 	P99us      float64 `json:"P99us"`
+	P999us     float64 `json:"P999us,omitempty"`
+	MaxUs      float64 `json:"MaxUs,omitempty"`
 	Sessions   int     `json:",omitempty"`
+	// Done is the number of operations that ended inside the measured
+	// window, wherever they began: the work the CPU figures below paid for.
+	Done int64 `json:",omitempty"`
+	// CPUUser and CPUSystem are the CPU seconds the -pid process tree
+	// used inside the measured window (utime and stime).
+	CPUUser   float64 `json:",omitempty"`
+	CPUSystem float64 `json:",omitempty"`
 }
 
 // window is the measured part of a run: operations that start after Start
@@ -95,6 +114,38 @@ func (w window) counts(begin, end time.Time) bool { return !begin.Before(w.start
 
 func (w window) over(now time.Time) bool { return now.After(w.end) }
 
+// ends reports whether an operation that ended at t ended inside w.
+func (w window) ends(t time.Time) bool { return w.counts(t, t) }
+
+// cpuMeter reads the CPU time of a process tree at the start and at the end
+// of a window, from its own goroutine, so that a busy load does not move the
+// readings.
+type cpuMeter struct {
+	done chan procfs.CPU
+}
+
+// meterCPU starts reading pid's CPU for w; pid 0 reads nothing.
+func meterCPU(pid int, w window) *cpuMeter {
+	m := &cpuMeter{done: make(chan procfs.CPU, 1)}
+	if pid == 0 {
+		m.done <- procfs.CPU{}
+		return m
+	}
+	go func() {
+		time.Sleep(time.Until(w.start))
+		before := procfs.CPUOf(pid)
+		time.Sleep(time.Until(w.end))
+		m.done <- procfs.CPUOf(pid).Sub(before)
+	}()
+	return m
+}
+
+// into waits for the end of the window and records the CPU used in r.
+func (m *cpuMeter) into(r *Result) {
+	c := <-m.done
+	r.CPUUser, r.CPUSystem = c.User, c.System
+}
+
 func summarize(lat [][]time.Duration, w window, total, errs int64) Result {
 	var all []time.Duration
 	for _, l := range lat {
@@ -105,6 +156,10 @@ func summarize(lat [][]time.Duration, w window, total, errs int64) Result {
 	r := Result{Ops: int64(len(all)), Total: total, Errors: errs, Seconds: secs, PerSecond: float64(len(all)) / secs}
 	r.P50us = percentile(all, 0.50)
 	r.P99us = percentile(all, 0.99)
+	r.P999us = percentile(all, 0.999)
+	if len(all) > 0 {
+		r.MaxUs = float64(all[len(all)-1].Nanoseconds()) / 1e3
+	}
 	return r
 }
 
@@ -374,29 +429,43 @@ func closeAll(conns []*websocket.Conn) {
 	}
 }
 
-func wsFlags(name string, args []string) (target *string, sessions *int, d, warmup *time.Duration, err error) {
+// wsOptions are the flags every WebSocket load takes.
+type wsOptions struct {
+	target    string
+	sessions  int
+	d, warmup time.Duration
+	pid       int
+}
+
+// wsFlags parses the common WebSocket flags; more adds a command's own.
+func wsFlags(name string, args []string, more ...func(*flag.FlagSet)) (wsOptions, error) {
+	var o wsOptions
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	target = fs.String("url", "", "ws://host:port/path")
-	sessions = fs.Int("sessions", 1, "concurrent sessions")
-	d = fs.Duration("d", 2*time.Second, "measured duration")
-	warmup = fs.Duration("warmup", 300*time.Millisecond, "warm-up before the measured window")
-	err = fs.Parse(args)
-	return
+	fs.StringVar(&o.target, "url", "", "ws://host:port/path")
+	fs.IntVar(&o.sessions, "sessions", 1, "concurrent sessions")
+	fs.DurationVar(&o.d, "d", 2*time.Second, "measured duration")
+	fs.DurationVar(&o.warmup, "warmup", 300*time.Millisecond, "warm-up before the measured window")
+	fs.IntVar(&o.pid, "pid", 0, "process (with its descendants) whose CPU time to report for the measured window; 0 for none")
+	for _, f := range more {
+		f(fs)
+	}
+	return o, fs.Parse(args)
 }
 
 func runWSEcho(args []string) (any, error) {
-	target, sessions, d, warmup, err := wsFlags("ws-echo", args)
+	o, err := wsFlags("ws-echo", args)
 	if err != nil {
 		return nil, err
 	}
-	conns, failed := dialAll(*target, *sessions)
+	conns, failed := dialAll(o.target, o.sessions)
 	if len(conns) == 0 {
 		return nil, errors.New("no session opened")
 	}
 	defer closeAll(conns)
 	frame := bytes.Repeat([]byte("a"), 3200)
-	w := newWindow(*warmup, *d)
-	var total, errs atomic.Int64
+	w := newWindow(o.warmup, o.d)
+	cpu := meterCPU(o.pid, w)
+	var total, done, errs atomic.Int64
 	errs.Add(failed)
 	lat := make([][]time.Duration, len(conns))
 	var wg sync.WaitGroup
@@ -424,6 +493,9 @@ func runWSEcho(args []string) (any, error) {
 				}
 				end := time.Now()
 				total.Add(1)
+				if w.ends(end) {
+					done.Add(1)
+				}
 				if w.counts(begin, end) {
 					l = append(l, end.Sub(begin))
 				}
@@ -433,7 +505,8 @@ func runWSEcho(args []string) (any, error) {
 	}
 	wg.Wait()
 	r := summarize(lat, w, total.Load(), errs.Load())
-	r.Sessions = len(conns)
+	r.Sessions, r.Done = len(conns), done.Load()
+	cpu.into(&r)
 	return r, nil
 }
 
@@ -441,16 +514,16 @@ func runWSEcho(args []string) (any, error) {
 // upstream's send time in the frame to its arrival here; under a flood it is
 // mostly time queued in socket buffers, so only the rate means much.
 func runWSPush(args []string) (any, error) {
-	target, sessions, d, warmup, err := wsFlags("ws-push", args)
+	o, err := wsFlags("ws-push", args)
 	if err != nil {
 		return nil, err
 	}
-	conns, failed := dialAll(*target, *sessions)
+	conns, failed := dialAll(o.target, o.sessions)
 	if len(conns) == 0 {
 		return nil, errors.New("no session opened")
 	}
 	defer closeAll(conns)
-	w := newWindow(*warmup, *d)
+	w := newWindow(o.warmup, o.d)
 	var total, errs atomic.Int64
 	errs.Add(failed)
 	lat := make([][]time.Duration, len(conns))
@@ -491,15 +564,116 @@ func runWSPush(args []string) (any, error) {
 	return r, nil
 }
 
+// ttsRequest is the small text message that asks for a turn, shaped like
+// the Speech SDK's synthesis request (headers, then SSML).
+var ttsRequest = []byte("X-RequestId:0123456789abcdef0123456789abcdef\r\nPath:ssml\r\n" +
+	"X-Timestamp:2026-01-01T00:00:00.000Z\r\nContent-Type:application/ssml+xml\r\n\r\n" +
+	"<speak version='1.0' xmlns='http://www.w3.org/2001/10/synthesis' xml:lang='en-US'>" +
+	"<voice name='en-US-AvaMultilingualNeural'>The quick brown fox jumps over the lazy dog.</voice></speak>")
+
+// runWSTTS is the Speech-shaped load against /ws/tts: every session asks for
+// a turn of synthesized audio with one small text message, receives its
+// 3,200-byte frames at real-time pace (10 per second), and asks for the
+// next turn when the turn.end text message comes. The sessions start spread
+// over one frame interval, as independent clients would, not in lockstep.
+// Each audio frame's delay is its arrival here minus the send time the
+// upstream stamped in it (one clock: both run on this machine); frames that
+// arrive inside the measured window count. At the end of the window every
+// session stops reading and closes, mid-turn or not.
+func runWSTTS(args []string) (any, error) {
+	var frames int
+	o, err := wsFlags("ws-tts", args, func(fs *flag.FlagSet) {
+		fs.IntVar(&frames, "frames", 30, "audio frames per turn (100 ms each)")
+	})
+	if err != nil {
+		return nil, err
+	}
+	u, err := url.Parse(o.target)
+	if err != nil {
+		return nil, fmt.Errorf("-url %q: %w", o.target, err)
+	}
+	q := u.Query()
+	q.Set("frames", strconv.Itoa(frames))
+	u.RawQuery = q.Encode()
+	conns, failed := dialAll(u.String(), o.sessions)
+	if len(conns) == 0 {
+		return nil, errors.New("no session opened")
+	}
+	defer closeAll(conns)
+	const interval = 100 * time.Millisecond
+	t0 := time.Now()
+	w := newWindow(o.warmup, o.d)
+	cpu := meterCPU(o.pid, w)
+	var total, errs atomic.Int64
+	errs.Add(failed)
+	fail := func(format string, args ...any) {
+		if errs.Add(1) == failed+1 {
+			fmt.Fprintf(os.Stderr, "loadgen: ws-tts: "+format+"\n", args...)
+		}
+	}
+	lat := make([][]time.Duration, len(conns))
+	var wg sync.WaitGroup
+	for i, c := range conns {
+		wg.Go(func() {
+			time.Sleep(time.Until(t0.Add(interval * time.Duration(i) / time.Duration(len(conns)))))
+			var l []time.Duration
+			buf := make([]byte, 0, 4096)
+			if err := c.WriteMessage(websocket.TextMessage, ttsRequest); err != nil {
+				fail("request: %v", err)
+				return
+			}
+			for {
+				c.SetReadDeadline(time.Now().Add(30 * time.Second))
+				mt, r, err := c.NextReader()
+				if err == nil {
+					buf, err = readInto(buf[:0], r)
+				}
+				now := time.Now()
+				if err != nil {
+					fail("read: %v", err)
+					break
+				}
+				if mt == websocket.TextMessage { // turn.end: ask for the next turn
+					if w.over(now) {
+						break
+					}
+					if err := c.WriteMessage(websocket.TextMessage, ttsRequest); err != nil {
+						fail("request: %v", err)
+						break
+					}
+					continue
+				}
+				if len(buf) != 3200 {
+					fail("audio frame of %d bytes, want 3200", len(buf))
+					break
+				}
+				total.Add(1)
+				if w.ends(now) {
+					l = append(l, now.Sub(time.Unix(0, int64(binary.BigEndian.Uint64(buf)))))
+				}
+				if w.over(now) {
+					break
+				}
+			}
+			lat[i] = l
+		})
+	}
+	wg.Wait()
+	r := summarize(lat, w, total.Load(), errs.Load())
+	r.Sessions, r.Done = len(conns), r.Ops
+	cpu.into(&r)
+	return r, nil
+}
+
 // runWSIdle opens the sessions, prints how many opened, and holds them until
 // stdin reaches its end, so the caller can measure the proxy in between.
 func runWSIdle(args []string) (any, error) {
-	target, sessions, _, _, err := wsFlags("ws-idle", args)
+	o, err := wsFlags("ws-idle", args)
 	if err != nil {
 		return nil, err
 	}
 	start := time.Now()
-	conns, failed := dialAll(*target, *sessions)
+	conns, failed := dialAll(o.target, o.sessions)
 	json.NewEncoder(os.Stdout).Encode(map[string]any{"Opened": len(conns), "Failed": failed, "Seconds": time.Since(start).Seconds()})
 	io.Copy(io.Discard, os.Stdin)
 	for _, c := range conns {

@@ -4,7 +4,7 @@
 // for what a WebSocket relay in Go costs without per-message work. It is
 // built only for the benchmark.
 //
-//	wstunnel -listen 127.0.0.1:0 -upstream http://127.0.0.1:PORT
+//	wstunnel -listen 127.0.0.1:0 -upstream http://127.0.0.1:PORT [-pprof-addr-file FILE]
 //
 // It prints "listening ADDR" on stdout and serves until SIGINT or SIGTERM.
 package main
@@ -22,16 +22,27 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/entraproxy/entraproxy/bench/benchprof"
 )
 
 func main() {
 	listen := flag.String("listen", "127.0.0.1:0", "host:port to serve on")
 	upstream := flag.String("upstream", "", "http://host:port to forward to")
+	pprofFile := flag.String("pprof-addr-file", "", "serve net/http/pprof on 127.0.0.1 and write its address to this file (make bench-profile)")
 	flag.Parse()
 	target, err := url.Parse(*upstream)
 	if err != nil || target.Host == "" {
 		fmt.Fprintln(os.Stderr, "wstunnel: -upstream http://host:port is required")
 		os.Exit(2)
+	}
+	if *pprofFile != "" {
+		stop, err := benchprof.Serve(*pprofFile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "wstunnel:", err)
+			os.Exit(1)
+		}
+		defer stop()
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
