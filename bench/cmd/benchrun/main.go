@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command benchrun runs the benchmarks of `make bench` on 127.0.0.1 and
 // writes the results into BENCHMARKS.md, between the results markers (the
 // hand-written sections around them are kept).
@@ -6,6 +8,9 @@
 // identity endpoint), then every contender pinned to the proxy cores, and
 // runs loadgen pinned to the load cores, several rounds, and reports the
 // median of the rounds. bench/run.sh builds the binaries and calls it.
+//
+// Linux only: it pins processes to cores with taskset, ends them by process
+// group and asks the kernel to kill them with their parent (Pdeathsig).
 package main
 
 import (
