@@ -2,8 +2,13 @@ package doctor
 
 import (
 	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -100,3 +105,31 @@ func mustConfig(t *testing.T, kv ...string) *config.Config {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// A refused dial is recognised in the shape each operating system's net
+// package returns it: Linux and macOS wrap ECONNREFUSED from connect, Windows
+// wraps WSAECONNREFUSED (10061) from connectex. The Windows shape is built by
+// hand because no Windows machine runs these tests.
+func TestConnectionRefused(t *testing.T) {
+	dial := func(syscallName string, errno syscall.Errno) error {
+		return &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError(syscallName, errno)}
+	}
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"unix", dial("connect", syscall.ECONNREFUSED), true},
+		{"windows", dial("connectex", syscall.Errno(10061)), true},
+		{"windows_wrapped", fmt.Errorf("probe: %w", dial("connectex", syscall.Errno(10061))), true},
+		{"unix_timeout", dial("connect", syscall.ETIMEDOUT), false},
+		{"windows_timeout", dial("connectex", syscall.Errno(10060)), false}, // WSAETIMEDOUT
+		{"not_a_dial", errors.New("connection refused"), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := connectionRefused(tc.err); got != tc.want {
+				t.Errorf("connectionRefused(%v) = %v, want %v", tc.err, got, tc.want)
+			}
+		})
+	}
+}

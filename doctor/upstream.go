@@ -215,7 +215,7 @@ func (d *doctor) checkNetwork(ctx context.Context, c *Check, u *url.URL, host, a
 		c.Evidence = append(c.Evidence, "TCP: "+err.Error())
 		var ne net.Error
 		switch {
-		case errors.Is(err, syscall.ECONNREFUSED):
+		case connectionRefused(err):
 			fail("connection refused by "+addr,
 				"nothing accepts connections at "+addr+": check the port in ENTRAPROXY_UPSTREAM (Azure listens on 443) and any firewall; if this network allows only an outbound proxy, set HTTPS_PROXY")
 		case errors.As(err, &ne) && ne.Timeout():
@@ -315,4 +315,18 @@ func (d *doctor) checkHTTP(ctx context.Context, c *Check, u *url.URL, fail func(
 	resp.Body.Close()
 	c.Evidence = append(c.Evidence, fmt.Sprintf("HTTP: GET / without a token answered %s in %s (any answer shows the endpoint is reachable)", resp.Status, round(time.Since(start))))
 	return true
+}
+
+// wsaeConnRefused is Windows' "connection refused" (WSAECONNREFUSED,
+// https://learn.microsoft.com/windows/win32/winsock/windows-sockets-error-codes-2),
+// what a refused dial wraps there. syscall.ECONNREFUSED on Windows is a value
+// Go invented for portability that no dial returns, so it alone would never
+// match.
+const wsaeConnRefused = syscall.Errno(10061)
+
+// connectionRefused reports whether err is a refused TCP connection, on every
+// operating system: Unix errno values are small, so 10061 cannot be mistaken
+// for another error there.
+func connectionRefused(err error) bool {
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, wsaeConnRefused)
 }
