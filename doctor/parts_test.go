@@ -133,3 +133,19 @@ func TestConnectionRefused(t *testing.T) {
 		})
 	}
 }
+
+// Go reads SSL_CERT_FILE only on Unix systems other than macOS, so the fix for
+// an untrusted CA names the certificate store there instead.
+func TestTrustFixPerOS(t *testing.T) {
+	for _, tc := range []struct{ goos, want, not string }{
+		{"linux", "SSL_CERT_FILE (or SSL_CERT_DIR)", "store"},
+		{"freebsd", "SSL_CERT_FILE (or SSL_CERT_DIR)", "store"},
+		{"windows", `Cert:\CurrentUser\Root`, "with SSL_CERT_FILE"},
+		{"darwin", "add-trusted-cert", "with SSL_CERT_FILE"},
+	} {
+		got := trustFix(tc.goos)
+		if !strings.Contains(got, tc.want) || strings.Contains(got, tc.not) {
+			t.Errorf("trustFix(%q) = %q, want it to contain %q and not %q", tc.goos, got, tc.want, tc.not)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -253,7 +254,7 @@ func (d *doctor) checkNetwork(ctx context.Context, c *Check, u *url.URL, host, a
 				issuer = fmt.Sprintf("%q", unknown.Cert.Issuer.String())
 			}
 			fail("the certificate of "+host+" is not trusted (issued by "+strings.Trim(issuer, `"`)+")",
-				"the certificate is signed by "+issuer+", which this machine does not trust: a TLS-inspecting proxy or a private CA sits in the way; add its CA certificate with SSL_CERT_FILE (or SSL_CERT_DIR)")
+				"the certificate is signed by "+issuer+", which this machine does not trust: a TLS-inspecting proxy or a private CA sits in the way; "+trustFix(runtime.GOOS))
 		case errors.As(err, &hostname):
 			fail("the certificate is not valid for "+host,
 				"ENTRAPROXY_UPSTREAM must use the name the certificate is for, the resource's custom domain, not an IP address or another alias")
@@ -329,4 +330,19 @@ const wsaeConnRefused = syscall.Errno(10061)
 // for another error there.
 func connectionRefused(err error) bool {
 	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, wsaeConnRefused)
+}
+
+// trustFix says how to make a machine running goos trust a private CA. Go
+// reads SSL_CERT_FILE and SSL_CERT_DIR only on Unix systems other than macOS;
+// on macOS and Windows it asks the system's verifier, which trusts what the
+// keychain or the Windows certificate store trusts
+// (https://pkg.go.dev/crypto/x509#SystemCertPool).
+func trustFix(goos string) string {
+	switch goos {
+	case "windows":
+		return "import its CA certificate into the Windows certificate store as a trusted root (PowerShell: Import-Certificate -FilePath CA.cer -CertStoreLocation Cert:\\CurrentUser\\Root); SSL_CERT_FILE is not read on Windows"
+	case "darwin":
+		return "add its CA certificate to the keychain as trusted (sudo security add-trusted-cert -d -r trustRoot -k /Library/Keychains/System.keychain CA.pem); SSL_CERT_FILE is not read on macOS"
+	}
+	return "add its CA certificate with SSL_CERT_FILE (or SSL_CERT_DIR)"
 }
