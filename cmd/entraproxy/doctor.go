@@ -68,5 +68,5 @@ func runDoctor(ctx context.Context, args []string, getenv func(string) string, s
 // (https://no-color.org: NO_COLOR set to anything turns it off).
 func colorTerminal(w io.Writer, getenv func(string) string) bool {
 	f, ok := w.(*os.File)
-	return ok && isatty.IsTerminal(f.Fd()) && getenv("NO_COLOR") == ""
+	return ok && isatty.IsTerminal(f.Fd()) && getenv("NO_COLOR") == "" && enableColor(f)
 }

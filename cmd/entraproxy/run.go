@@ -162,7 +162,7 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	f, isFile := w.(*os.File)
 	tty := isFile && isatty.IsTerminal(f.Fd())
 	if cfg.LogFormat == "text" || cfg.LogFormat == "auto" && tty {
-		return slog.New(tint.NewTextHandler(w, &tint.Options{Level: level, TimeFormat: time.TimeOnly, NoColor: !tty}))
+		return slog.New(tint.NewTextHandler(w, &tint.Options{Level: level, TimeFormat: time.TimeOnly, NoColor: !tty || !enableColor(f)}))
 	}
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
 }
