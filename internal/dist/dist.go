@@ -69,8 +69,8 @@ type Options struct {
 	Targets []Target
 	// Go is the go command; "go" when empty.
 	Go string
-	// Env is the environment go runs in (os.Environ() for the dist command);
-	// Build appends the settings that fix the output, which win.
+	// Env is the environment go runs in; nil means this process's, as for
+	// exec.Cmd. Build appends the settings that fix the output, which win.
 	Env []string
 	// Log, when set, gets one line per step.
 	Log io.Writer
@@ -121,6 +121,9 @@ func Build(ctx context.Context, o Options) ([]Archive, error) {
 	}
 	if o.Go == "" {
 		o.Go = "go"
+	}
+	if o.Env == nil {
+		o.Env = os.Environ()
 	}
 	if err := os.MkdirAll(o.Out, 0o755); err != nil {
 		return nil, err
