@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // `make bench-profile`: where the CPU time and the allocations of each Go
