@@ -34,6 +34,8 @@ var (
 		message: "entraproxy forwards only to its configured upstream; send origin-form requests (GET /path), not absolute URIs or CONNECT"}
 	errUpgradeNotWebSocket = &apiError{status: http.StatusBadRequest, code: "bad_request",
 		message: "entraproxy switches protocols only to WebSocket; send the request without an Upgrade header"}
+	errTraceRefused = &apiError{status: http.StatusMethodNotAllowed, code: "method_not_allowed",
+		message: "entraproxy never forwards TRACE or TRACK: the answer would echo the token it adds"}
 	errShuttingDown = &apiError{status: http.StatusServiceUnavailable, code: "shutting_down",
 		message: "entraproxy is shutting down; retry against another instance"}
 )

@@ -68,21 +68,6 @@ func TestLocationOfErrorUntouched(t *testing.T) {
 	}
 }
 
-// Only WebSocket upgrades are proxied; ReverseProxy would tunnel any other.
-func TestNonWebSocketUpgradeRefused(t *testing.T) {
-	f := newHTTPFixture(t, upstreamOK, nil)
-	req := newHTTPRequest(t, http.MethodGet, f.url("/x"), nil)
-	req.Header.Set("Connection", "Upgrade")
-	req.Header.Set("Upgrade", "h2c")
-	resp, body := f.do(t, req)
-	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, `"bad_request"`) {
-		t.Errorf("status = %d, body %s; want 400 bad_request", resp.StatusCode, body)
-	}
-	if n := f.seen.count(); n != 0 {
-		t.Errorf("upstream requests = %d, want 0", n)
-	}
-}
-
 // A client that reached the proxy over TLS is sent back to it over TLS: the
 // rewritten Location keeps the scheme the client used, not plain http.
 func TestLocationsPointAtProxyOverTLS(t *testing.T) {

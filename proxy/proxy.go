@@ -166,6 +166,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.refuse(w, r, errAbsoluteForm)
 		return
 	}
+	if isTraceMethod(r.Method) {
+		// An upstream that echoes the request would hand the proxy's
+		// token back to the caller.
+		w.Header().Set("Allow", allowedMethods)
+		p.refuse(w, r, errTraceRefused)
+		return
+	}
 	if err := p.guard.check(r); err != nil {
 		p.refuse(w, r, err)
 		return
@@ -184,6 +191,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.logAccess(accessEntry{r: r, start: start, status: http.StatusNoContent})
 		return
 	}
+	declineH2C(r.Header)
 	if isWebSocketUpgrade(r) {
 		p.ws.serve(w, r)
 		return
