@@ -39,7 +39,8 @@ type Config struct {
 	TLSKeyFile           string        `env:"ENTRAPROXY_TLS_KEY_FILE" help:"PEM private key of ENTRAPROXY_TLS_CERT_FILE"`
 	AllowedOrigins       []string      `env:"ENTRAPROXY_ALLOWED_ORIGINS" help:"comma-separated browser origins (http://localhost:3000) allowed to call the proxy; requests with any other Origin, and cross-site browser requests without one (Sec-Fetch-Site), get 403"`
 	AllowedHosts         []string      `env:"ENTRAPROXY_ALLOWED_HOSTS" help:"comma-separated Host header values accepted (DNS rebinding protection): host, host:port or *.domain; any other Host gets 403. Empty: on a loopback listener localhost, 127.0.0.1, [::1] and the listener's own address, any port; on other listeners any Host"`
-	UpstreamTimeout      time.Duration `env:"ENTRAPROXY_UPSTREAM_TIMEOUT" envDefault:"30s" help:"connect + TLS + response headers (HTTP) or handshake (WebSocket)"`
+	UpstreamTimeout      time.Duration `env:"ENTRAPROXY_UPSTREAM_TIMEOUT" envDefault:"30s" help:"connect + TLS (HTTP), or the whole handshake (WebSocket)"`
+	ResponseTimeout      time.Duration `env:"ENTRAPROXY_RESPONSE_TIMEOUT" envDefault:"10m" help:"after an HTTP request is sent, how long to wait for the answer's headers; 0 = no limit. Non-streaming completions of reasoning models take minutes; the OpenAI SDKs wait 10 minutes"`
 	DrainDelay           time.Duration `env:"ENTRAPROXY_DRAIN_DELAY" envDefault:"0s" help:"after SIGTERM, keep serving this long while /readyz says 503"`
 	ShutdownTimeout      time.Duration `env:"ENTRAPROXY_SHUTDOWN_TIMEOUT" envDefault:"30s" help:"then wait at most this long for in-flight work"`
 	LogLevel             string        `env:"ENTRAPROXY_LOG_LEVEL" envDefault:"info" help:"debug, info, warn, error"`
@@ -284,6 +285,9 @@ func (c *Config) problems(environ map[string]string) []*Error {
 	}
 	if c.UpstreamTimeout <= 0 {
 		add("ENTRAPROXY_UPSTREAM_TIMEOUT", raw("ENTRAPROXY_UPSTREAM_TIMEOUT", c.UpstreamTimeout), "must be more than 0, e.g. 30s")
+	}
+	if c.ResponseTimeout < 0 {
+		add("ENTRAPROXY_RESPONSE_TIMEOUT", raw("ENTRAPROXY_RESPONSE_TIMEOUT", c.ResponseTimeout), "must not be negative; 0 means no limit")
 	}
 	if c.DrainDelay < 0 {
 		add("ENTRAPROXY_DRAIN_DELAY", raw("ENTRAPROXY_DRAIN_DELAY", c.DrainDelay), "must not be negative")

@@ -40,6 +40,7 @@ func TestLoadDefaults(t *testing.T) {
 		{"AllowedOrigins", len(c.AllowedOrigins), 0},
 		{"AllowedHosts", len(c.AllowedHosts), 0},
 		{"UpstreamTimeout", c.UpstreamTimeout, 30 * time.Second},
+		{"ResponseTimeout", c.ResponseTimeout, 10 * time.Minute},
 		{"DrainDelay", c.DrainDelay, time.Duration(0)},
 		{"ShutdownTimeout", c.ShutdownTimeout, 30 * time.Second},
 		{"LogLevel", c.LogLevel, "info"},
@@ -64,6 +65,7 @@ func TestLoadValues(t *testing.T) {
 		"ENTRAPROXY_LISTEN", "0.0.0.0:8080",
 		"ENTRAPROXY_INBOUND_KEYS", "k1,k2",
 		"ENTRAPROXY_UPSTREAM_TIMEOUT", "2s",
+		"ENTRAPROXY_RESPONSE_TIMEOUT", "0",
 		"ENTRAPROXY_ADMIN_LISTEN", "off",
 		"ENTRAPROXY_SPEECH_PATHS", "false",
 	))
@@ -76,8 +78,8 @@ func TestLoadValues(t *testing.T) {
 	if !slices.Equal(c.InboundKeys, []string{"k1", "k2"}) {
 		t.Errorf("InboundKeys has %d entries, want 2", len(c.InboundKeys))
 	}
-	if c.UpstreamTimeout != 2*time.Second || c.SpeechPaths || c.AdminListen != "off" {
-		t.Errorf("got timeout %v speech paths %v admin %q", c.UpstreamTimeout, c.SpeechPaths, c.AdminListen)
+	if c.UpstreamTimeout != 2*time.Second || c.ResponseTimeout != 0 || c.SpeechPaths || c.AdminListen != "off" {
+		t.Errorf("got timeouts %v and %v, speech paths %v, admin %q", c.UpstreamTimeout, c.ResponseTimeout, c.SpeechPaths, c.AdminListen)
 	}
 }
 
@@ -122,6 +124,8 @@ func TestLoadReportsBadValue(t *testing.T) {
 		{"timeout syntax", []string{"ENTRAPROXY_UPSTREAM", up, "ENTRAPROXY_UPSTREAM_TIMEOUT", "30"}, "ENTRAPROXY_UPSTREAM_TIMEOUT", "not a duration"},
 		{"timeout zero", []string{"ENTRAPROXY_UPSTREAM", up, "ENTRAPROXY_UPSTREAM_TIMEOUT", "0s"}, "ENTRAPROXY_UPSTREAM_TIMEOUT", "more than 0"},
 		{"timeout zero quoted as written", []string{"ENTRAPROXY_UPSTREAM", up, "ENTRAPROXY_UPSTREAM_TIMEOUT", "0"}, "ENTRAPROXY_UPSTREAM_TIMEOUT", `"0": must be more than 0`},
+		{"response timeout negative", []string{"ENTRAPROXY_UPSTREAM", up, "ENTRAPROXY_RESPONSE_TIMEOUT", "-1m"}, "ENTRAPROXY_RESPONSE_TIMEOUT", `"-1m": must not be negative; 0 means no limit`},
+		{"response timeout syntax", []string{"ENTRAPROXY_UPSTREAM", up, "ENTRAPROXY_RESPONSE_TIMEOUT", "10"}, "ENTRAPROXY_RESPONSE_TIMEOUT", "not a duration"},
 		{"drain negative quoted as written", []string{"ENTRAPROXY_UPSTREAM", up, "ENTRAPROXY_DRAIN_DELAY", "-1500ms"}, "ENTRAPROXY_DRAIN_DELAY", `"-1500ms": must not be negative`},
 		{"shutdown zero quoted as written", []string{"ENTRAPROXY_UPSTREAM", up, "ENTRAPROXY_SHUTDOWN_TIMEOUT", "0m"}, "ENTRAPROXY_SHUTDOWN_TIMEOUT", `"0m": must be more than 0`},
 		{"drain negative", []string{"ENTRAPROXY_UPSTREAM", up, "ENTRAPROXY_DRAIN_DELAY", "-1s"}, "ENTRAPROXY_DRAIN_DELAY", "negative"},
@@ -215,8 +219,8 @@ func TestSettingsDescribeEveryVariable(t *testing.T) {
 		}
 		seen[s.Var] = true
 	}
-	if len(seen) != 20 {
-		t.Errorf("got %d settings, want the contract's 20", len(seen))
+	if len(seen) != 21 {
+		t.Errorf("got %d settings, want the contract's 21", len(seen))
 	}
 }
 

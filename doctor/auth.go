@@ -81,6 +81,7 @@ func (d *doctor) startProbeProxy(form proxy.AuthFormat) (*probeProxy, error) {
 		SpeechPaths:     d.cfg.SpeechPaths,
 		RedirectHosts:   d.cfg.RedirectHosts,
 		UpstreamTimeout: d.timeout(),
+		ResponseTimeout: d.timeout(),
 		Proxy:           d.proxyFunc,
 		TLSConfig:       d.tlsConfig,
 	})

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"net"
 	"net/http"
 	"strconv"
 )
@@ -69,10 +68,10 @@ func classify(err error) *apiError {
 	if errors.As(err, &ae) {
 		return ae
 	}
-	var ne net.Error
-	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+	if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
+		// Answer timeouts were told apart by upstreamTransport.
 		return &apiError{status: http.StatusGatewayTimeout, code: "upstream_timeout",
-			message: "the upstream did not answer within ENTRAPROXY_UPSTREAM_TIMEOUT", cause: err}
+			message: "the upstream did not complete the connection (or the WebSocket handshake) within ENTRAPROXY_UPSTREAM_TIMEOUT", cause: err}
 	}
 	return &apiError{status: http.StatusBadGateway, code: "upstream_unreachable",
 		message: "entraproxy could not reach the upstream; check ENTRAPROXY_UPSTREAM, DNS, HTTPS_PROXY and the network", cause: err}

@@ -480,7 +480,7 @@ func stallUntilGone(released chan<- string) http.Handler {
 func TestUpstreamStallsBeforeHeaders(t *testing.T) {
 	const timeout = 300 * time.Millisecond
 	released := make(chan string, faultRequests)
-	f, _ := newUpstreamFault(t, stallUntilGone(released), func(o *Options) { o.UpstreamTimeout = timeout })
+	f, _ := newUpstreamFault(t, stallUntilGone(released), func(o *Options) { o.ResponseTimeout = timeout })
 	f.get(t, "/ok")
 	base := quiesce(t, upstreamClosers(f)...)
 	for range faultRequests {
@@ -489,7 +489,7 @@ func TestUpstreamStallsBeforeHeaders(t *testing.T) {
 		d := time.Since(start)
 		wantProxyError(t, resp, body, http.StatusGatewayTimeout, "upstream_timeout")
 		if d < timeout || d > timeout+time.Second {
-			t.Errorf("answered after %v, want about the %v upstream timeout", d, timeout)
+			t.Errorf("answered after %v, want about the %v response timeout", d, timeout)
 		}
 		if got := wsRecv(t, "upstream request cancelled", released); got != "/stall-head" {
 			t.Errorf("released %s", got)
@@ -503,7 +503,7 @@ func TestUpstreamStallsBeforeHeaders(t *testing.T) {
 // is cancelled: nothing waits on the stalled upstream forever.
 func TestUpstreamStallsMidBody(t *testing.T) {
 	released := make(chan string, faultRequests)
-	f, logs := newUpstreamFault(t, stallUntilGone(released), func(o *Options) { o.UpstreamTimeout = 300 * time.Millisecond })
+	f, logs := newUpstreamFault(t, stallUntilGone(released), func(o *Options) { o.ResponseTimeout = 300 * time.Millisecond })
 	f.get(t, "/ok")
 	base := quiesce(t, upstreamClosers(f)...)
 	for range faultRequests {
@@ -518,7 +518,7 @@ func TestUpstreamStallsMidBody(t *testing.T) {
 		if err != nil || string(buf[:n]) != "first part" {
 			t.Errorf("read %q, %v; want what the upstream sent", buf[:n], err)
 		}
-		// The upstream timeout covers only the response head: a stream
+		// The response timeout covers only the response head: a stream
 		// may pause for as long as it likes, while the client waits.
 		time.Sleep(400 * time.Millisecond)
 		select {

@@ -577,16 +577,6 @@ func TestUpstreamUnreachable(t *testing.T) {
 	wantProxyError(t, resp, body, http.StatusBadGateway, "upstream_unreachable")
 }
 
-func TestUpstreamTimeout(t *testing.T) {
-	g := newUpstreamGate()
-	f := newHTTPFixture(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		g.wait(r) // never answers within the timeout
-	}), func(o *Options) { o.UpstreamTimeout = 200 * time.Millisecond })
-	t.Cleanup(g.open)
-	resp, body := f.get(t, "/openai/v1/models")
-	wantProxyError(t, resp, body, http.StatusGatewayTimeout, "upstream_timeout")
-}
-
 // Every proxy-made answer is JSON in the Azure envelope and never holds the
 // token or a key, even when the request carried them.
 func TestProxyErrorsAreJSONWithoutSecrets(t *testing.T) {
@@ -657,7 +647,7 @@ func TestProxyErrorsAreJSONWithoutSecrets(t *testing.T) {
 				io.Copy(io.Discard, r.Body)
 				<-r.Context().Done()
 			}),
-			configure: func(o *Options) { o.UpstreamTimeout = 200 * time.Millisecond },
+			configure: func(o *Options) { o.ResponseTimeout = 200 * time.Millisecond },
 			prepare:   func(_ *httpFixture, r *http.Request) { withKey(r) },
 			status:    504, code: "upstream_timeout",
 		},

@@ -44,9 +44,13 @@ type Options struct {
 	// protection); the zero value accepts any. Build it with
 	// hosts.ForListener for the address the proxy is served on.
 	AllowedHosts hosts.HostCheck
-	// UpstreamTimeout bounds connect + TLS + response headers, or the
-	// WebSocket handshake; zero means 30s.
+	// UpstreamTimeout bounds connect + TLS (HTTP), or the whole WebSocket
+	// handshake; zero means 30s.
 	UpstreamTimeout time.Duration
+	// ResponseTimeout bounds the wait for an HTTP answer's headers once the
+	// request has been sent; zero means no limit. Non-streaming completions
+	// of reasoning models take minutes (the OpenAI SDKs wait 10 minutes).
+	ResponseTimeout time.Duration
 	// Proxy picks an outbound HTTP proxy; nil means http.ProxyFromEnvironment
 	// (HTTPS_PROXY, NO_PROXY).
 	Proxy func(*http.Request) (*url.URL, error)
@@ -129,7 +133,7 @@ func New(opts Options) (*Proxy, error) {
 		DialContext:           dialer.DialContext,
 		TLSClientConfig:       tlsConfig.Clone(), // Transport edits NextProtos in place; the WebSocket dialer shares tlsConfig
 		TLSHandshakeTimeout:   timeout,
-		ResponseHeaderTimeout: timeout,
+		ResponseHeaderTimeout: opts.ResponseTimeout,
 		ExpectContinueTimeout: time.Second,
 		ForceAttemptHTTP2:     true,
 		// One upstream host: keep enough idle connections for a busy app
@@ -149,7 +153,7 @@ func New(opts Options) (*Proxy, error) {
 			dropUpstreamCORS(res.Header)
 			return nil
 		},
-		Transport:    newRedirectFollower(&authTransport{auth: p.auth, base: base, metrics: p.metrics}, p.redirects, p.metrics),
+		Transport:    newRedirectFollower(&authTransport{auth: p.auth, base: &upstreamTransport{base: base}, metrics: p.metrics}, p.redirects, p.metrics),
 		ErrorHandler: p.proxyError,
 		ErrorLog:     slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		BufferPool:   &copyBuffers{},

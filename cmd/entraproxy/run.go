@@ -215,6 +215,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		AllowedOrigins:  cfg.AllowedOrigins,
 		AllowedHosts:    cfg.HostCheck(),
 		UpstreamTimeout: cfg.UpstreamTimeout,
+		ResponseTimeout: cfg.ResponseTimeout,
 		Logger:          logger,
 		Metrics:         m,
 	})

@@ -74,9 +74,12 @@ export function cancellation(result) {
   return { reason: sdk.CancellationReason[d.reason], code: sdk.CancellationErrorCode[d.ErrorCode], details: d.errorDetails };
 }
 
-/** AzureOpenAI as a user configures it, with a dummy key. */
-export function openai(endpoint, key = DUMMY_KEY) {
-  return new AzureOpenAI({ endpoint, apiKey: key, apiVersion: "2024-10-21", deployment: "gpt-4o", maxRetries: 0, timeout: 20_000 });
+/**
+ * AzureOpenAI as a user configures it, with a dummy key. options override
+ * the client's (the tests default to no retries and a 20 s timeout).
+ */
+export function openai(endpoint, key = DUMMY_KEY, options = {}) {
+  return new AzureOpenAI({ endpoint, apiKey: key, apiVersion: "2024-10-21", deployment: "gpt-4o", maxRetries: 0, timeout: 20_000, ...options });
 }
 
 /**

@@ -63,6 +63,29 @@ test("AzureOpenAI streamed completion: the first chunk arrives before the fake w
   assert.ok(lastWritten - firstAt > 500, `chunk 1 only ${lastWritten - firstAt} ms before the end: buffered?`);
 });
 
+// A reasoning model may think for minutes before a non-streaming answer.
+// ENTRAPROXY_UPSTREAM_TIMEOUT bounds connecting only; the wait for the answer
+// has ENTRAPROXY_RESPONSE_TIMEOUT (10 minutes, as the openai SDK's own
+// timeout). Cut at the connect timeout, the SDK's two retries (its default)
+// would make Azure run, and bill, the completion three times.
+test("AzureOpenAI completion slower than ENTRAPROXY_UPSTREAM_TIMEOUT: answered once, not cut or retried", async () => {
+  await fake.reset();
+  await fake.config({ chatDelay: "3s" });
+  const slowProxy = await startProxy(fake, { env: { ENTRAPROXY_UPSTREAM_TIMEOUT: "1s" } });
+  try {
+    const client = openai(slowProxy.http, undefined, { maxRetries: 2, timeout: 60_000 });
+    const completion = await client.chat.completions.create({ model: "gpt-4o", messages });
+    seen.add("slow completion", completion);
+    assert.equal(completion.choices[0].message.content, REPLY);
+    const chats = (await fake.requests()).filter((r) => r.path.endsWith("/chat/completions"));
+    assert.equal(chats.length, 1, "the completion ran once at the fake");
+    assertNoSecrets({ logs: slowProxy.rawLogs(), seen, tokens: await slowProxy.issuedTokens() });
+  } finally {
+    await fake.config({ chatDelay: "0s" });
+    await slowProxy.stop();
+  }
+});
+
 test("secrets: no issued token, JWT or dummy key in the proxy's logs or the responses", async () => {
   assertNoSecrets({ logs: proxy.rawLogs(), seen, tokens: await proxy.issuedTokens() });
 });

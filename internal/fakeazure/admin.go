@@ -31,6 +31,7 @@ type configJSON struct {
 	Redirect      *bool            `json:"redirect,omitempty"`
 	RedirectREST  *bool            `json:"redirectRest,omitempty"`
 	SSEGap        *json.RawMessage `json:"sseGap,omitempty"`
+	ChatDelay     *json.RawMessage `json:"chatDelay,omitempty"`
 }
 
 func settingsJSON(s Settings) map[string]any {
@@ -42,6 +43,7 @@ func settingsJSON(s Settings) map[string]any {
 		"redirect":      s.Redirect,
 		"redirectRest":  s.RedirectREST,
 		"sseGap":        s.SSEGap.String(),
+		"chatDelay":     s.ChatDelay.String(),
 	}
 }
 
@@ -85,6 +87,11 @@ func (c configJSON) apply(s Settings) (Settings, error) {
 		d, err := parseDuration(*c.SSEGap)
 		errs = append(errs, err)
 		s.SSEGap = d
+	}
+	if c.ChatDelay != nil {
+		d, err := parseDuration(*c.ChatDelay)
+		errs = append(errs, err)
+		s.ChatDelay = d
 	}
 	return s, errors.Join(errs...)
 }

@@ -35,8 +35,8 @@ func TestAdminControls(t *testing.T) {
 		}
 	}
 
-	status, cfg := post("/_fake/config", `{"auth":"aad","phrase":"Changed.","tokenLifetime":"2m","sseGap":0.05,"redirect":true}`)
-	if status != 200 || cfg["auth"] != "aad" || cfg["phrase"] != "Changed." || cfg["tokenLifetime"] != "2m0s" || cfg["sseGap"] != "50ms" || cfg["redirect"] != true {
+	status, cfg := post("/_fake/config", `{"auth":"aad","phrase":"Changed.","tokenLifetime":"2m","sseGap":0.05,"redirect":true,"chatDelay":"35s"}`)
+	if status != 200 || cfg["auth"] != "aad" || cfg["phrase"] != "Changed." || cfg["tokenLifetime"] != "2m0s" || cfg["sseGap"] != "50ms" || cfg["redirect"] != true || cfg["chatDelay"] != "35s" {
 		t.Fatalf("POST /_fake/config = %d %v, want the new settings", status, cfg)
 	}
 	if s := a.Settings(); s.Auth != AuthAAD || s.TokenLifetime != 2*time.Minute || s.SSEGap != 50*time.Millisecond || !s.Redirect || s.ResourceID != DefaultResourceID {

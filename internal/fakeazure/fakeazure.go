@@ -84,6 +84,9 @@ type Settings struct {
 	// SSEGap is the pause before each server-sent event after the first; 0
 	// means DefaultSSEGap.
 	SSEGap time.Duration
+	// ChatDelay is how long a non-streaming chat completion thinks before
+	// it answers, as reasoning models do for minutes; 0 means at once.
+	ChatDelay time.Duration
 }
 
 // withDefaults returns s with every zero field replaced by its default.
@@ -122,6 +125,9 @@ func (s Settings) Validate() error {
 	}
 	if s.SSEGap < 0 {
 		errs = append(errs, fmt.Errorf("sse gap %s: must not be negative", s.SSEGap))
+	}
+	if s.ChatDelay < 0 {
+		errs = append(errs, fmt.Errorf("chat delay %s: must not be negative", s.ChatDelay))
 	}
 	return errors.Join(errs...)
 }

@@ -109,7 +109,7 @@ func (a *Azure) serveModels(w http.ResponseWriter, r *http.Request, finish func(
 }
 
 // serveChat is POST /openai/deployments/{d}/chat/completions?api-version=...
-func (a *Azure) serveChat(w http.ResponseWriter, r *http.Request, deployment string, gap time.Duration, finish func(int, string)) {
+func (a *Azure) serveChat(w http.ResponseWriter, r *http.Request, deployment string, settings Settings, finish func(int, string)) {
 	fail := func(status int, code, message string) {
 		writeAzureError(w, status, code, message)
 		finish(status, "")
@@ -134,6 +134,10 @@ func (a *Azure) serveChat(w http.ResponseWriter, r *http.Request, deployment str
 	id := "chatcmpl-" + randomHex(12)
 	created := time.Now().Unix()
 	if !body.Stream {
+		if settings.ChatDelay > 0 && !a.sleep(r.Context(), settings.ChatDelay) {
+			finish(499, "") // the client left while the model thought
+			return
+		}
 		words := len(strings.Fields(OpenAIReply))
 		writeJSON(w, http.StatusOK, map[string]any{
 			"id":      id,
@@ -164,7 +168,7 @@ func (a *Azure) serveChat(w http.ResponseWriter, r *http.Request, deployment str
 
 	events := chatEvents(id, created)
 	for i, ev := range events {
-		if i > 0 && !a.sleep(r.Context(), gap) {
+		if i > 0 && !a.sleep(r.Context(), settings.SSEGap) {
 			return
 		}
 		if _, err := w.Write([]byte("data: " + ev + "\n\n")); err != nil {

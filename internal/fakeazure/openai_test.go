@@ -58,6 +58,20 @@ func TestChatCompletion(t *testing.T) {
 	}
 }
 
+// TestChatCompletionDelay: with ChatDelay the answer comes no sooner than
+// the delay, as from a reasoning model that thinks before it answers.
+func TestChatCompletionDelay(t *testing.T) {
+	const delay = 300 * time.Millisecond
+	a := start(t, Settings{ChatDelay: delay})
+	h := map[string][]string{"Authorization": {bearer(a.Issue())}, "Content-Type": {"application/json"}}
+	start := time.Now()
+	resp, body := send(t, http.MethodPost, a.URL()+chatPath+"?api-version=2024-10-21", h, `{"messages":[{"role":"user","content":"hi"}]}`)
+	if took := time.Since(start); resp.StatusCode != http.StatusOK || took < delay {
+		t.Errorf("answer %d after %v, want 200 after at least %v (body %s)", resp.StatusCode, took, delay, body)
+	}
+
+}
+
 // TestChatCompletionStream checks that events arrive spaced by the gap while
 // the stream is still being written, and that StreamDone reports its end.
 func TestChatCompletionStream(t *testing.T) {

@@ -181,7 +181,7 @@ func (a *Azure) serveService(w http.ResponseWriter, r *http.Request, listener st
 	case serviceVoices:
 		a.serveVoices(w, finish)
 	case serviceOpenAIChat:
-		a.serveChat(w, r, deployment, settings.SSEGap, finish)
+		a.serveChat(w, r, deployment, settings, finish)
 	case serviceTranslate:
 		a.serveTranslate(w, r, finish)
 	case serviceAnalyzeText:

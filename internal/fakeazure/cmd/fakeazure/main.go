@@ -4,6 +4,7 @@
 //
 //	fakeazure [-auth both|bearer|aad] [-resource-id ID] [-token-lifetime 1h]
 //	          [-redirect] [-redirect-rest] [-phrase TEXT] [-sse-gap 200ms]
+//	          [-chat-delay 0s]
 //	          [-az-dir DIR] [-v]
 //
 // Exit status: 0 after a signal, 2 for bad flags, 1 when it cannot start.
@@ -65,6 +66,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&s.RedirectREST, "redirect-rest", false, "answer custom-domain REST TTS with 307 to the regional listener")
 	fs.StringVar(&s.Phrase, "phrase", fakeazure.DefaultPhrase, "DisplayText of every recognition")
 	fs.DurationVar(&s.SSEGap, "sse-gap", fakeazure.DefaultSSEGap, "pause between server-sent events of a streamed chat completion")
+	fs.DurationVar(&s.ChatDelay, "chat-delay", 0, "how long a non-streaming chat completion thinks before it answers")
 	azDir := fs.String("az-dir", "", "write the fake az script into this directory (created if missing)")
 	verbose := fs.Bool("v", false, "log every request to stderr")
 	if err := fs.Parse(args); err != nil {
