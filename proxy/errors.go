@@ -68,6 +68,10 @@ func classify(err error) *apiError {
 	if errors.As(err, &ae) {
 		return ae
 	}
+	if isClientBodyError(err) {
+		return &apiError{status: http.StatusBadRequest, code: "bad_request",
+			message: "entraproxy could not read the request body (malformed chunked encoding, or shorter than its Content-Length); send a well-formed body", cause: err}
+	}
 	if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
 		// Answer timeouts were told apart by upstreamTransport.
 		return &apiError{status: http.StatusGatewayTimeout, code: "upstream_timeout",

@@ -219,18 +219,21 @@ func (p *Proxy) refuse(w http.ResponseWriter, r *http.Request, e *apiError) {
 
 func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	// A copy of r, with the facts in its context: the server keeps its own
+	// request, Body included (see clientBody).
 	r, facts := withUpstreamFacts(r)
 	rec := &responseRecorder{ResponseWriter: w, upstreamHost: p.upstream.Host, clientScheme: "http", clientHost: r.Host}
 	if r.TLS != nil {
 		rec.clientScheme = "https"
 	}
-	body := &countingBody{ReadCloser: r.Body}
+	body := &clientBody{ReadCloser: r.Body}
 	if r.Body != nil && r.Body != http.NoBody {
 		r.Body = body
 	}
 	// ReverseProxy ends a response whose body copy failed (the upstream
 	// reset, the client left mid-download) by panicking with
-	// http.ErrAbortHandler: the deferred call still logs and counts it.
+	// http.ErrAbortHandler, and so does proxyError for a client that left:
+	// the deferred call still logs and counts it.
 	completed := false
 	defer p.logRequest(r, rec, body, facts, start, &completed)
 	p.httpProxy.ServeHTTP(rec, r)
@@ -238,12 +241,12 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // logRequest writes one request's access log line and metrics.
-func (p *Proxy) logRequest(r *http.Request, rec *responseRecorder, body *countingBody, facts *upstreamFacts, start time.Time, completed *bool) {
+func (p *Proxy) logRequest(r *http.Request, rec *responseRecorder, body *clientBody, facts *upstreamFacts, start time.Time, completed *bool) {
 	e := accessEntry{r: r, start: start, status: rec.status, bytesIn: body.n, bytesOut: rec.bytes, errCode: rec.errCode, upstream: facts}
-	if e.status == 0 {
+	switch {
+	case e.status == 0:
 		e.status = statusClientClosed // the client left before an answer
-	}
-	if e.errCode == "" && !*completed {
+	case e.errCode == "" && !*completed:
 		e.errCode = "response_aborted"
 	}
 	p.logAccess(e)
@@ -276,14 +279,23 @@ func mapSpeechPath(u *url.URL) {
 }
 
 func (p *Proxy) proxyError(w http.ResponseWriter, r *http.Request, err error) {
-	e := classify(err)
 	if r.Context().Err() != nil {
-		return // the client left; nobody reads an answer
+		// The client left (net/http also ends the context when a client
+		// closes its sending side mid-body). Nobody reads an answer, and
+		// net/http would answer a handler that wrote nothing with an empty
+		// 200 of its own, to a client that is still reading: abort the
+		// connection instead. The access log says 499.
+		panic(http.ErrAbortHandler)
 	}
+	e := classify(err)
 	if rec, ok := w.(*responseRecorder); ok {
 		rec.errCode = e.code
 	}
-	if e.cause != nil {
+	switch {
+	case isClientBodyError(err):
+		p.logger.LogAttrs(r.Context(), slog.LevelInfo, "client request body unreadable",
+			slog.String("path", logPath(r)), slog.String("error", e.cause.Error()))
+	case e.cause != nil:
 		p.logger.LogAttrs(r.Context(), e.logLevel(), "upstream request failed",
 			slog.String("path", logPath(r)), slog.String("code", e.code), slog.String("error", e.cause.Error()))
 	}

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -21,6 +20,12 @@ type responseRecorder struct {
 }
 
 func (r *responseRecorder) WriteHeader(code int) {
+	if code == http.StatusContinue {
+		// ReverseProxy relays the upstream's 100 Continue, and net/http
+		// sends its own when the client's body is first read, which the
+		// Transport does once the upstream has asked: one is enough.
+		return
+	}
 	if r.status == 0 && code >= 200 {
 		r.status = code
 		if code < 300 {
@@ -40,18 +45,6 @@ func (r *responseRecorder) Write(b []byte) (int, error) {
 }
 
 func (r *responseRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
-
-// countingBody counts the request bytes read for the access log.
-type countingBody struct {
-	io.ReadCloser
-	n int64
-}
-
-func (b *countingBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	b.n += int64(n)
-	return n, err
-}
 
 // locationHeaders name resources the client is expected to call next: a
 // created batch transcription (201 + Location), an Azure long-running

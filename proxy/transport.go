@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"maps"
@@ -116,9 +115,7 @@ func (f *redirectFollower) RoundTrip(req *http.Request) (*http.Response, error) 
 	out := new(http.Request)
 	*out = *req
 	out.RequestURI = "" // http.Client refuses server requests
-	if err := makeReplayable(out); err != nil {
-		return nil, err
-	}
+	makeReplayable(out)
 	// Most answers are not redirects: those take one round trip, without
 	// http.Client's work per request (a copy of the headers, its request
 	// list and closures; BENCHMARKS.md). A redirect is handed to http.Client
@@ -172,21 +169,4 @@ func (t *answeredOnce) RoundTrip(req *http.Request) (*http.Response, error) {
 		return resp, nil
 	}
 	return t.next.RoundTrip(req)
-}
-
-// makeReplayable keeps a known-length body of at most maxReplayBody in
-// memory so it can be sent again after a 401 or a 307/308. Larger or chunked
-// bodies stream.
-func makeReplayable(req *http.Request) error {
-	if req.Body == nil || req.Body == http.NoBody || req.ContentLength <= 0 || req.ContentLength > maxReplayBody {
-		return nil
-	}
-	buf := make([]byte, req.ContentLength)
-	if _, err := io.ReadFull(req.Body, buf); err != nil {
-		return &apiError{status: http.StatusBadRequest, code: "bad_request",
-			message: "the request body ended before its Content-Length", cause: err}
-	}
-	req.Body = io.NopCloser(bytes.NewReader(buf))
-	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf)), nil }
-	return nil
 }
