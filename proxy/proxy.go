@@ -130,7 +130,7 @@ func New(opts Options) (*Proxy, error) {
 	dialer := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
 	base := &http.Transport{
 		Proxy:                 proxyFunc,
-		DialContext:           dialer.DialContext,
+		DialContext:           dialUpstream(dialer),
 		TLSClientConfig:       tlsConfig.Clone(), // Transport edits NextProtos in place; the WebSocket dialer shares tlsConfig
 		TLSHandshakeTimeout:   timeout,
 		ResponseHeaderTimeout: opts.ResponseTimeout,
@@ -140,7 +140,11 @@ func New(opts Options) (*Proxy, error) {
 		// instead of http.Transport's default of 2 per host.
 		MaxIdleConns:        256,
 		MaxIdleConnsPerHost: 256,
-		IdleConnTimeout:     90 * time.Second,
+		// Under the 4-minute idle timeout of Azure's load balancers
+		// (https://learn.microsoft.com/azure/load-balancer/load-balancer-tcp-idle-timeout)
+		// and the 60 s many HTTP front ends keep; a connection closed
+		// sooner is caught before it is written to (upstreamTransport).
+		IdleConnTimeout: 50 * time.Second,
 		// With the 2 KB Authorization, http.Transport's 4 KiB buffers took
 		// two writes for a request with a few KiB of JSON and two reads for
 		// an answer of that size; 16 KiB takes one (BENCHMARKS.md).

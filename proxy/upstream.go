@@ -1,35 +1,175 @@
 package proxy
 
 import (
+	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"sync"
 	"sync/atomic"
 )
 
 // upstreamTransport is where requests meet the network: http.Transport and
-// what the proxy adds around each of its round trips. It tells a timeout
-// while connecting (ENTRAPROXY_UPSTREAM_TIMEOUT: dial, TLS, a proxy's
-// CONNECT) from a timeout while waiting for the answer's headers
-// (ENTRAPROXY_RESPONSE_TIMEOUT, http.Transport.ResponseHeaderTimeout), so the
-// client's 504 names the setting to change.
+// what the proxy adds around each of its round trips.
+//
+//   - A request that failed before any byte of it was written goes again,
+//     on another connection, when its body can be sent again (none, or one
+//     kept for replay). Front ends close idle connections, and
+//     http.Transport can hand one out just as the upstream closes it; it
+//     retries such a request itself only for idempotent methods, as it
+//     cannot always tell whether the request left (RFC 9110 section 9.2.2).
+//     The proxy counts the bytes written to each connection (upstreamConn),
+//     so it knows: nothing of the request reached the upstream, so nothing
+//     can run twice. A request of which anything was written is never sent
+//     again.
+//   - Before a reused HTTP/1.x connection is written to, its TCP state is
+//     checked (peerClosed): one the upstream has closed is dropped unused,
+//     which turns the race above into a failure before writing.
+//   - A timeout while connecting (ENTRAPROXY_UPSTREAM_TIMEOUT: dial, TLS, a
+//     proxy's CONNECT) is told from a timeout waiting for the answer's
+//     headers (ENTRAPROXY_RESPONSE_TIMEOUT, ResponseHeaderTimeout), so the
+//     client's 504 names the setting to change.
 type upstreamTransport struct {
 	base *http.Transport
 }
 
+// maxUnsentRetries bounds how often one request is sent again after attempts
+// that wrote nothing: the idle connections a front end closed at the same
+// moment are met, and dropped, one by one.
+const maxUnsentRetries = 8
+
 func (t *upstreamTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	var connected atomic.Bool // this attempt holds a connection
-	trace := &httptrace.ClientTrace{
-		GetConn: func(string) { connected.Store(false) },
-		GotConn: func(httptrace.GotConnInfo) { connected.Store(true) },
+	for retries := 0; ; retries++ {
+		var a attempt
+		resp, err := t.base.RoundTrip(req.WithContext(httptrace.WithClientTrace(req.Context(), a.trace())))
+		if err == nil {
+			return resp, nil
+		}
+		if retries < maxUnsentRetries && a.unsent() && req.Context().Err() == nil {
+			if next, ok := resend(req); ok {
+				req = next
+				continue
+			}
+		}
+		if a.connected() && isTimeout(err) {
+			return nil, &apiError{status: http.StatusGatewayTimeout, code: "upstream_timeout",
+				message: "the upstream did not answer within ENTRAPROXY_RESPONSE_TIMEOUT", cause: err}
+		}
+		return nil, err
 	}
-	resp, err := t.base.RoundTrip(req.WithContext(httptrace.WithClientTrace(req.Context(), trace)))
-	if err != nil && connected.Load() && isTimeout(err) {
-		return nil, &apiError{status: http.StatusGatewayTimeout, code: "upstream_timeout",
-			message: "the upstream did not answer within ENTRAPROXY_RESPONSE_TIMEOUT", cause: err}
+}
+
+// resend is req ready to be sent again, if its body can be.
+func resend(req *http.Request) (*http.Request, bool) {
+	if req.Body == nil || req.Body == http.NoBody {
+		return req, true
 	}
-	return resp, err
+	if req.GetBody == nil {
+		return nil, false // a streamed body: what was read of it is gone
+	}
+	body, err := req.GetBody()
+	if err != nil {
+		return nil, false
+	}
+	next := req.WithContext(req.Context())
+	next.Body = body
+	return next, true
+}
+
+// attempt follows one round trip's connections (http.Transport may try more
+// than one): the last connection it got, and how much had been written to
+// it by then.
+type attempt struct {
+	mu      sync.Mutex
+	conn    *upstreamConn // nil while getting one; also for HTTP/2
+	written int64         // conn's count when it was handed over
+	gotConn bool
+}
+
+func (a *attempt) trace() *httptrace.ClientTrace {
+	return &httptrace.ClientTrace{
+		GetConn: func(string) {
+			a.mu.Lock()
+			a.conn, a.gotConn = nil, false
+			a.mu.Unlock()
+		},
+		GotConn: func(info httptrace.GotConnInfo) {
+			uc, _ := findUpstreamConn(info.Conn)
+			pooled := info.Reused && uc != nil && !isHTTP2(info.Conn)
+			a.mu.Lock()
+			a.gotConn = true
+			if pooled {
+				a.conn, a.written = uc, uc.written.Load()
+			}
+			a.mu.Unlock()
+			if pooled && peerClosed(uc) {
+				// Closed here, the connection fails the write before a
+				// byte of the request leaves.
+				info.Conn.Close()
+			}
+		},
+	}
+}
+
+func (a *attempt) connected() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.gotConn
+}
+
+// unsent reports whether the attempt failed on a reused HTTP/1.x connection
+// without writing a byte to it. http.Transport has waited for its writer by
+// the time RoundTrip returns an error, so the count is final.
+func (a *attempt) unsent() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.conn != nil && a.conn.written.Load() == a.written
+}
+
+// upstreamConn is an upstream TCP connection as the proxy dialed it. It
+// counts the bytes written to it.
+type upstreamConn struct {
+	net.Conn
+	written atomic.Int64
+}
+
+func dialUpstream(d *net.Dialer) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &upstreamConn{Conn: c}, nil
+	}
+}
+
+func (c *upstreamConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	c.written.Add(int64(n))
+	return n, err
+}
+
+// findUpstreamConn finds the upstreamConn under conn (a *tls.Conn).
+func findUpstreamConn(conn net.Conn) (*upstreamConn, bool) {
+	for {
+		switch c := conn.(type) {
+		case *upstreamConn:
+			return c, true
+		case interface{ NetConn() net.Conn }:
+			conn = c.NetConn()
+		default:
+			return nil, false
+		}
+	}
+}
+
+// isHTTP2 reports whether conn carries HTTP/2, whose streams share it and
+// whose transport handles a closing connection (GOAWAY) itself.
+func isHTTP2(conn net.Conn) bool {
+	tc, ok := conn.(*tls.Conn)
+	return ok && tc.ConnectionState().NegotiatedProtocol == "h2"
 }
 
 func isTimeout(err error) bool {
