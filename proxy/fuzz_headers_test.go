@@ -17,10 +17,13 @@ func FuzzStripCredentialHeaders(f *testing.F) {
 		"Authorization,User-Agent", "aUtHoRiZaTiOn,api-KEY", "ocp-apim-subscription-key,X-ConnectionId",
 		"Forwarded,x-forwarded-for,X-Forwarded-Host,X-Forwardedness", "Api-Key ,Authorization\t, authorization",
 		"Connection,Upgrade,Sec-WebSocket-Key,Host,Cookie", "X-Forwarded-,Authorizatio,Authorizationx",
+		"Sec-WebSocket-Protocol,sec-websocket-protocol", "Sec-Websocket-Protocol",
 		"K\u212Aey,Api-\u212Aey", // KELVIN SIGN folds to k under Unicode, not under EqualFold's ASCII-only rules? it does fold
 	} {
 		f.Add(seed, "v")
 	}
+	f.Add("Sec-WebSocket-Protocol", "realtime, OpenAI-Insecure-API-Key.sk-1")
+	f.Add("Sec-Websocket-Protocol", "openai-insecure-api-key.")
 	f.Fuzz(func(t *testing.T, names, value string) {
 		in := http.Header{}
 		for name := range strings.SplitSeq(names, ",") {
@@ -36,6 +39,29 @@ func FuzzStripCredentialHeaders(f *testing.F) {
 			got, kept := out[k]
 			if removed && kept {
 				t.Fatalf("header %q kept, want it removed", k)
+			}
+			if strings.EqualFold(k, "Sec-Websocket-Protocol") {
+				// Credential subprotocols go; the others stay, in order.
+				var want []string
+				for _, v := range vs {
+					for p := range strings.SplitSeq(v, ",") {
+						if p = strings.TrimSpace(p); p != "" && !strings.HasPrefix(strings.ToLower(p), "openai-insecure-api-key.") {
+							want = append(want, p)
+						}
+					}
+				}
+				var have []string
+				for _, v := range got {
+					for p := range strings.SplitSeq(v, ",") {
+						if p = strings.TrimSpace(p); p != "" {
+							have = append(have, p)
+						}
+					}
+				}
+				if !slices.Equal(have, want) {
+					t.Fatalf("subprotocols %q after stripping, want %q", got, want)
+				}
+				continue
 			}
 			if !removed && (!kept || !slices.Equal(got, vs)) {
 				t.Fatalf("header %q = %q after stripping, want %q", k, got, vs)

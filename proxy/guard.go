@@ -34,7 +34,7 @@ func (g *guard) check(r *http.Request) *apiError {
 	presented, found := inboundKey(r)
 	if !found {
 		return &apiError{status: http.StatusUnauthorized, code: "inbound_key_required",
-			message: "this gateway requires a key: send it as Ocp-Apim-Subscription-Key, api-key or Authorization: Bearer <key> (an SDK's key setting works)"}
+			message: "this gateway requires a key: send it as Ocp-Apim-Subscription-Key, api-key or Authorization: Bearer <key>, or on a WebSocket as the subprotocol openai-insecure-api-key.<key> (an SDK's key setting works)"}
 	}
 	if !g.validKey(presented) {
 		return &apiError{status: http.StatusUnauthorized, code: "inbound_key_invalid",
@@ -129,6 +129,17 @@ func inboundKey(r *http.Request) (string, bool) {
 			}
 			if v, ok := bearer(vs[0]); ok {
 				return v, true
+			}
+		}
+	}
+	// The browser realtime client's only place for a key.
+	if isWebSocketUpgrade(r) {
+		for _, v := range r.Header.Values("Sec-Websocket-Protocol") {
+			for p := range strings.SplitSeq(v, ",") {
+				p = strings.TrimSpace(p)
+				if isCredentialSubprotocol(p) && len(p) > len(credentialSubprotocol) {
+					return p[len(credentialSubprotocol):], true
+				}
 			}
 		}
 	}

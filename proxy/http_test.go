@@ -31,19 +31,24 @@ func wantOnlyProxyCredential(t *testing.T, got upstreamRequest, want string) {
 	}
 	for name, values := range got.header {
 		switch {
-		case strings.EqualFold(name, "Ocp-Apim-Subscription-Key"), strings.EqualFold(name, "Api-Key"):
+		case strings.EqualFold(name, "Ocp-Apim-Subscription-Key"), strings.EqualFold(name, "Api-Key"), strings.EqualFold(name, "Subscription-Key"):
 			t.Errorf("upstream header %s = %q, want none", name, values)
 		case strings.EqualFold(name, "Forwarded"), strings.HasPrefix(strings.ToLower(name), "x-forwarded-"):
 			t.Errorf("upstream header %s = %q, want none (client forwarding headers are dropped)", name, values)
 		case strings.EqualFold(name, "Connection"):
 			t.Errorf("upstream header Connection = %q, want none", values)
 		}
+		for _, v := range values {
+			if strings.Contains(strings.ToLower(v), "openai-insecure-api-key") {
+				t.Errorf("upstream header %s = %q holds a key subprotocol", name, v)
+			}
+		}
 	}
 	decoded, err := url.QueryUnescape(got.rawQuery)
 	if err != nil {
 		decoded = got.rawQuery
 	}
-	for _, name := range []string{"authorization", "ocp-apim-subscription-key", "api-key"} {
+	for _, name := range []string{"authorization", "ocp-apim-subscription-key", "api-key", "subscription-key", "client-key"} {
 		if strings.Contains(strings.ToLower(decoded), name) {
 			t.Errorf("upstream query %q holds %s, want it removed", got.rawQuery, name)
 		}
@@ -131,6 +136,16 @@ func TestInboundCredentialsRemoved(t *testing.T) {
 			name:      "query name percent-encoded",
 			query:     "%41uthorization=Bearer%20x&api%2Dkey=k&language=en-US",
 			wantQuery: "language=en-US",
+		},
+		{
+			name:      "query subscription-key, API Management's default name",
+			query:     "subscription-key=k&api-version=2024-11-15",
+			wantQuery: "api-version=2024-11-15",
+		},
+		{name: "Subscription-Key header", header: map[string][]string{"Subscription-Key": {"client-key"}}},
+		{
+			name:   "a key subprotocol on a plain request",
+			header: map[string][]string{"Sec-WebSocket-Protocol": {"openai-insecure-api-key.client-key"}},
 		},
 		{
 			name:      "query all three, SDK style",

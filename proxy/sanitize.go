@@ -6,11 +6,14 @@ import (
 	"strings"
 )
 
-// credentialNames are the places clients put a credential. Inbound ones are
-// never forwarded: the proxy sets the only Authorization itself. The JavaScript
-// Speech SDK repeats its connection headers as query parameters
-// (AZURE-NOTES.md, What SDKs send), so the query is cleaned too.
-var credentialNames = [...]string{"Authorization", "Ocp-Apim-Subscription-Key", "Api-Key"}
+// credentialNames are the names under which clients send a credential, as
+// a header or a query parameter. Inbound ones are never forwarded: the proxy
+// sets the only Authorization itself. The JavaScript Speech SDK repeats its
+// connection headers as query parameters, so the query is cleaned too. Subscription-Key is API Management's default
+// name for a key in the query
+// (https://learn.microsoft.com/azure/api-management/api-management-subscriptions),
+// the gateway Azure AI services' Ocp-Apim- headers come from.
+var credentialNames = [...]string{"Authorization", "Ocp-Apim-Subscription-Key", "Api-Key", "Subscription-Key"}
 
 func isCredentialName(name string) bool {
 	for _, c := range credentialNames {
@@ -21,15 +24,56 @@ func isCredentialName(name string) bool {
 	return false
 }
 
+// credentialSubprotocol starts the WebSocket subprotocol in which the
+// openai package's browser realtime client offers its API key beside
+// "realtime", openai-insecure-api-key.<key>: a browser's WebSocket cannot
+// set headers (https://github.com/openai/openai-node, src/realtime/websocket.ts).
+const credentialSubprotocol = "openai-insecure-api-key."
+
+func isCredentialSubprotocol(p string) bool {
+	return hasPrefixFold(strings.TrimSpace(p), credentialSubprotocol)
+}
+
 // stripCredentialHeaders removes inbound credentials and client-supplied
-// forwarding headers. http.Header keys from the server are canonical, but a
-// Header built elsewhere may not be, so every key is compared without case.
+// forwarding headers, and credential subprotocols from the ones a WebSocket
+// client offers (keeping the others, in order). http.Header keys from the
+// server are canonical, but a Header built elsewhere may not be, so every
+// key is compared without case.
 func stripCredentialHeaders(h http.Header) {
-	for k := range h {
-		if isCredentialName(k) || strings.EqualFold(k, "Forwarded") || hasPrefixFold(k, "X-Forwarded-") {
+	for k, vs := range h {
+		switch {
+		case isCredentialName(k) || strings.EqualFold(k, "Forwarded") || hasPrefixFold(k, "X-Forwarded-"):
 			delete(h, k)
+		case strings.EqualFold(k, "Sec-Websocket-Protocol"):
+			kept, removed := withoutCredentialSubprotocols(vs)
+			switch {
+			case !removed:
+			case len(kept) == 0:
+				delete(h, k)
+			default:
+				h[k] = []string{strings.Join(kept, ", ")}
+			}
 		}
 	}
+}
+
+// withoutCredentialSubprotocols splits Sec-WebSocket-Protocol values into
+// subprotocols and returns those that are not credentials, and whether any
+// was.
+func withoutCredentialSubprotocols(values []string) (kept []string, removed bool) {
+	for _, v := range values {
+		for p := range strings.SplitSeq(v, ",") {
+			p = strings.TrimSpace(p)
+			switch {
+			case p == "":
+			case isCredentialSubprotocol(p):
+				removed = true
+			default:
+				kept = append(kept, p)
+			}
+		}
+	}
+	return kept, removed
 }
 
 func hasPrefixFold(s, prefix string) bool {
