@@ -20,10 +20,14 @@ const (
 	// ReasonKeyHeader: an Ocp-Apim-Subscription-Key or api-key header, any
 	// letter case, any value: the proxy must strip inbound credentials.
 	ReasonKeyHeader = "key_header"
-	// ReasonCredentialInQuery: Authorization, Ocp-Apim-Subscription-Key or
-	// api-key as a query parameter, any letter case (the JavaScript Speech SDK
-	// repeats its headers there).
+	// ReasonCredentialInQuery: Authorization, Ocp-Apim-Subscription-Key,
+	// api-key or subscription-key as a query parameter, any letter case (the
+	// JavaScript Speech SDK repeats its headers there).
 	ReasonCredentialInQuery = "credential_in_query"
+	// ReasonCredentialInSubprotocol: a WebSocket subprotocol
+	// openai-insecure-api-key.<key>, any letter case (the openai package's
+	// browser realtime client offers its key so).
+	ReasonCredentialInSubprotocol = "credential_in_subprotocol"
 	// ReasonMalformed: not "Bearer <jwt>" nor "Bearer aad#<id>#<jwt>".
 	ReasonMalformed = "malformed_authorization"
 	// ReasonWrongForm: bearer where only aad is accepted or the reverse
@@ -127,16 +131,36 @@ func newRequest(listener string, r *http.Request) Request {
 		Query:        redactQuery(r.URL.RawQuery),
 		Header:       redactHeader(r.Header),
 		WebSocket:    isWebSocketUpgrade(r),
-		Subprotocols: subprotocols(r),
+		Subprotocols: redactSubprotocols(subprotocols(r)),
 	}
 }
 
+// redactSubprotocols hides the key of a credential subprotocol.
+func redactSubprotocols(ps []string) []string {
+	var out []string
+	for _, p := range ps {
+		if credentialSubprotocol(p) {
+			p = p[:len("openai-insecure-api-key.")] + "(redacted)"
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
 // credentialName reports whether name is one of the inbound credential names
-// the proxy must strip, in any letter case (CONTRACT "Forwarding rules" 2).
+// the proxy must strip, in any letter case (CONTRACT "Forwarding rules" 2),
+// or API Management's default query name for a key.
 func credentialName(name string) bool {
 	return strings.EqualFold(name, "Authorization") ||
 		strings.EqualFold(name, "Ocp-Apim-Subscription-Key") ||
-		strings.EqualFold(name, "api-key")
+		strings.EqualFold(name, "api-key") ||
+		strings.EqualFold(name, "subscription-key")
+}
+
+// credentialSubprotocol reports whether a WebSocket subprotocol carries a key.
+func credentialSubprotocol(p string) bool {
+	const prefix = "openai-insecure-api-key."
+	return len(p) >= len(prefix) && strings.EqualFold(p[:len(prefix)], prefix)
 }
 
 // queryParts splits a raw query into decoded keys and raw parts; it works on
@@ -179,6 +203,12 @@ func redactHeader(h http.Header) http.Header {
 				cp[i] = redactAuthorization(v)
 			case credentialName(k):
 				cp[i] = "(redacted)"
+			case strings.EqualFold(k, "Sec-Websocket-Protocol"):
+				var ps []string
+				for p := range strings.SplitSeq(v, ",") {
+					ps = append(ps, strings.TrimSpace(p))
+				}
+				cp[i] = strings.Join(redactSubprotocols(ps), ", ")
 			default:
 				cp[i] = v
 			}
@@ -221,6 +251,11 @@ func (a *Azure) checkCredentials(r *http.Request, mode AuthMode, resourceID stri
 	for _, k := range keys {
 		if credentialName(k) {
 			return ReasonCredentialInQuery
+		}
+	}
+	for _, p := range subprotocols(r) {
+		if credentialSubprotocol(p) {
+			return ReasonCredentialInSubprotocol
 		}
 	}
 	var values []string
@@ -275,18 +310,19 @@ func (a *Azure) checkCredentials(r *http.Request, mode AuthMode, resourceID stri
 // rejectMessage is the refusal message; it names the rule, never the value.
 func rejectMessage(reason string) string {
 	return map[string]string{
-		ReasonNoAuthorization:     "Authorization header is missing.",
-		ReasonSecondAuthorization: "More than one Authorization header.",
-		ReasonKeyHeader:           "A subscription key header (Ocp-Apim-Subscription-Key or api-key) was sent; this resource accepts Microsoft Entra ID tokens only.",
-		ReasonCredentialInQuery:   "A credential (Authorization, Ocp-Apim-Subscription-Key or api-key) was sent in the query string.",
-		ReasonMalformed:           "Authorization must be 'Bearer <token>' or 'Bearer aad#<resource id>#<token>'.",
-		ReasonWrongForm:           "This endpoint does not accept this Authorization form.",
-		ReasonWrongResourceID:     "The resource id in the aad# token does not match this resource.",
-		ReasonUnknownToken:        "The access token was not issued for this resource (unknown token).",
-		ReasonExpiredToken:        "The access token is expired.",
-		ReasonWrongAudience:       "The access token has the wrong audience; want https://cognitiveservices.azure.com.",
-		ReasonNoCustomDomain:      "Microsoft Entra ID tokens on a regional endpoint need Ocp-Apim-Custom-Domain-Name naming the resource's custom domain.",
-		ReasonWrongHost:           "The Host header does not name this endpoint.",
+		ReasonNoAuthorization:         "Authorization header is missing.",
+		ReasonSecondAuthorization:     "More than one Authorization header.",
+		ReasonKeyHeader:               "A subscription key header (Ocp-Apim-Subscription-Key or api-key) was sent; this resource accepts Microsoft Entra ID tokens only.",
+		ReasonCredentialInQuery:       "A credential (Authorization, Ocp-Apim-Subscription-Key, api-key or subscription-key) was sent in the query string.",
+		ReasonCredentialInSubprotocol: "A key was offered as a WebSocket subprotocol (openai-insecure-api-key.*); this resource accepts Microsoft Entra ID tokens only.",
+		ReasonMalformed:               "Authorization must be 'Bearer <token>' or 'Bearer aad#<resource id>#<token>'.",
+		ReasonWrongForm:               "This endpoint does not accept this Authorization form.",
+		ReasonWrongResourceID:         "The resource id in the aad# token does not match this resource.",
+		ReasonUnknownToken:            "The access token was not issued for this resource (unknown token).",
+		ReasonExpiredToken:            "The access token is expired.",
+		ReasonWrongAudience:           "The access token has the wrong audience; want https://cognitiveservices.azure.com.",
+		ReasonNoCustomDomain:          "Microsoft Entra ID tokens on a regional endpoint need Ocp-Apim-Custom-Domain-Name naming the resource's custom domain.",
+		ReasonWrongHost:               "The Host header does not name this endpoint.",
 	}[reason]
 }
 

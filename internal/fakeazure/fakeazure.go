@@ -205,8 +205,9 @@ func Start(opts Options) (*Azure, error) {
 		streamDone:     make(chan time.Time, 64),
 		upgrader: websocket.Upgrader{
 			// The native Speech SDK asks for subprotocol USP (AZURE-NOTES
-			// "What SDKs send"); gorilla echoes it only when asked.
-			Subprotocols:     []string{"USP"},
+			// "What SDKs send"), the realtime clients for "realtime";
+			// gorilla echoes one only when asked.
+			Subprotocols:     []string{"USP", "realtime"},
 			HandshakeTimeout: 10 * time.Second,
 			// Origin is the proxy's business (CONTRACT "Browser protection").
 			CheckOrigin: func(*http.Request) bool { return true },

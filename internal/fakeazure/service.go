@@ -19,13 +19,14 @@ const (
 	serviceTranslate
 	serviceAnalyzeText
 	serviceOpenAIModels
+	serviceOpenAIRealtime
 )
 
 // bearerOnly reports whether s takes only the bearer form: the aad form is
 // Speech's alone (Azure OpenAI, Translator, Language).
 func (s service) bearerOnly() bool {
 	switch s {
-	case serviceOpenAIChat, serviceOpenAIModels, serviceTranslate, serviceAnalyzeText:
+	case serviceOpenAIChat, serviceOpenAIModels, serviceOpenAIRealtime, serviceTranslate, serviceAnalyzeText:
 		return true
 	}
 	return false
@@ -63,6 +64,9 @@ func customService(path string) (s service, deployment string) {
 		return serviceAnalyzeText, ""
 	case "/openai/models":
 		return serviceOpenAIModels, ""
+	}
+	if path == "/openai/v1/realtime" || path == "/openai/realtime" {
+		return serviceOpenAIRealtime, ""
 	}
 	if rest, ok := strings.CutPrefix(path, "/openai/deployments/"); ok {
 		if d, ok := strings.CutSuffix(rest, "/chat/completions"); ok && d != "" && !strings.Contains(d, "/") {
@@ -188,6 +192,8 @@ func (a *Azure) serveService(w http.ResponseWriter, r *http.Request, listener st
 		a.serveAnalyzeText(w, r, finish)
 	case serviceOpenAIModels:
 		a.serveModels(w, r, finish)
+	case serviceOpenAIRealtime:
+		a.serveRealtime(w, r, &req, finish)
 	}
 }
 

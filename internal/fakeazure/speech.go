@@ -127,7 +127,7 @@ func synthesize(format, text string) (audio []byte, ok bool) {
 // order turn.start, response, the audio in binary frames with the response's
 // stream id, turn.end; any number of turns on one connection.
 func (a *Azure) serveTTSWebSocket(w http.ResponseWriter, r *http.Request, req *Request, finish func(int, string)) {
-	conn, done, ok := a.upgrade(w, r, req, finish)
+	conn, done, ok := a.upgrade(w, r, req, finish, nil)
 	if !ok {
 		return
 	}
@@ -209,7 +209,7 @@ func (s session) speak(requestID string, audio []byte) error {
 // (the current Phrase) and turn.end. Without turn.end recognizeOnceAsync
 // never returns (AZURE-NOTES).
 func (a *Azure) serveSTTWebSocket(w http.ResponseWriter, r *http.Request, req *Request, finish func(int, string)) {
-	conn, done, ok := a.upgrade(w, r, req, finish)
+	conn, done, ok := a.upgrade(w, r, req, finish, nil)
 	if !ok {
 		return
 	}

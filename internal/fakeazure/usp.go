@@ -140,7 +140,7 @@ func (s session) closeWith(code int, reason string) {
 // upgrade finishes the handshake of an accepted request and registers the
 // connection so that Close can end it. It records the request (101 with the
 // accepted subprotocol, or the failure).
-func (a *Azure) upgrade(w http.ResponseWriter, r *http.Request, req *Request, finish func(int, string)) (*websocket.Conn, func(), bool) {
+func (a *Azure) upgrade(w http.ResponseWriter, r *http.Request, req *Request, finish func(int, string), header http.Header) (*websocket.Conn, func(), bool) {
 	if !websocket.IsWebSocketUpgrade(r) {
 		writeAzureError(w, http.StatusBadRequest, "400", "This endpoint needs a WebSocket upgrade.")
 		finish(http.StatusBadRequest, "")
@@ -150,12 +150,21 @@ func (a *Azure) upgrade(w http.ResponseWriter, r *http.Request, req *Request, fi
 	// writes the answer: a client that has its 101 then always finds the
 	// request in the log.
 	hw := &recordOnHijack{ResponseWriter: w, record: func() {
-		if slices.Contains(websocket.Subprotocols(r), "USP") {
-			req.Subprotocol = "USP" // what a.upgrader will choose
+		// What a.upgrader chooses: the client's first one it speaks.
+		for _, p := range websocket.Subprotocols(r) {
+			if slices.Contains(a.upgrader.Subprotocols, p) {
+				req.Subprotocol = p
+				break
+			}
 		}
 		finish(http.StatusSwitchingProtocols, "")
 	}}
-	conn, err := a.upgrader.Upgrade(hw, r, nil)
+	// Azure answers every request with an apim-request-id.
+	h := http.Header{"Apim-Request-Id": {newUUID()}}
+	for k, vs := range header {
+		h[k] = append(h[k], vs...)
+	}
+	conn, err := a.upgrader.Upgrade(hw, r, h)
 	if err != nil {
 		if !hw.hijacked {
 			// gorilla has answered the handshake with 400 already.
@@ -195,4 +204,14 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b) // never fails since Go 1.24
 	return hex.EncodeToString(b)
+}
+
+// newUUID is a random (version 4) UUID, the form of Azure's request ids.
+func newUUID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b)
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
