@@ -132,12 +132,13 @@ type clientConn struct {
 	sess  *wsSession
 	wrote *closeWatch // a close frame went out to the client, or a write failed
 
-	goingAway atomic.Bool
-	injected  bool   // reader goroutine only
-	pending   []byte // reader goroutine only: injected bytes not yet read
-	held      []byte // reader goroutine only: a frame header's first bytes, kept until it is whole (readClient)
-	message   uint64 // reader goroutine only: payload bytes of the client's current message
-	tooBig    bool   // reader goroutine only: a message went over maxClientMessage
+	goingAway   atomic.Bool
+	upstream101 http.Header // writer only: the upstream's 101 headers, for gorilla's 101 (see with101Headers)
+	injected    bool        // reader goroutine only
+	pending     []byte      // reader goroutine only: injected bytes not yet read
+	held        []byte      // reader goroutine only: a frame header's first bytes, kept until it is whole (readClient)
+	message     uint64      // reader goroutine only: payload bytes of the client's current message
+	tooBig      bool        // reader goroutine only: a message went over maxClientMessage
 
 	mu         sync.Mutex
 	in, out    frameMeter // client to upstream, upstream to client
@@ -205,6 +206,19 @@ func (c *clientConn) account(b []byte, who string) {
 }
 
 func (c *clientConn) Write(b []byte) (int, error) {
+	if c.headerSeen == 0 && c.upstream101 != nil {
+		// The first write is gorilla's 101, in one piece.
+		if head, ok := with101Headers(b, c.upstream101); ok {
+			c.upstream101 = nil
+			if _, err := c.Conn.Write(head); err != nil {
+				return 0, err
+			}
+			c.mu.Lock()
+			skipHead(&c.headerSeen, b)
+			c.mu.Unlock()
+			return len(b), nil
+		}
+	}
 	c.mu.Lock()
 	if c.closedBy == "" {
 		// Note a relayed close before it goes out: the client's answer to

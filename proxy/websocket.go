@@ -420,8 +420,10 @@ func (a *wsAttempt) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		// while this one may last minutes, start with it.
 		a.s.p.auth.learn(a.hs.target.Host, a.hs.form)
 	}
-	a.hs.requestID = upstreamRequestID(a.dialed.responseHeader())
+	upstreamHeader := a.dialed.responseHeader()
+	a.hs.requestID = upstreamRequestID(upstreamHeader)
 	a.session = a.s.startSession(a.r, conn, a.dialed, a.start, a.hs.facts())
+	a.session.client.upstream101 = upstream101Headers(upstreamHeader)
 	return a.session.client, brw, nil
 }
 
@@ -452,13 +454,15 @@ func (a *wsAttempt) failure() *apiError {
 }
 
 // relayFailure hands the upstream's failed handshake answer to the client:
-// its status, headers and (up to 1 KiB) body, with a Content-Length that
-// matches the body. koding would keep the upstream's length.
+// its status, end-to-end headers and (up to 1 KiB) body, with a
+// Content-Length that matches the body. koding would keep the upstream's
+// length.
 func (s *wsProxy) relayFailure(w http.ResponseWriter, r *http.Request, start time.Time, att *wsAttempt) {
+	dropHopHeaders(att.header)
 	h := w.Header()
 	for k, vs := range att.header {
 		switch k {
-		case "Content-Length", "Transfer-Encoding", "Connection", "Upgrade", "Keep-Alive", "Location", "Set-Cookie":
+		case "Content-Length", "Location":
 			continue
 		}
 		h[k] = vs

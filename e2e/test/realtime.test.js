@@ -129,6 +129,24 @@ test("Node realtime client (Authorization header) and Azure realtime client (api
   assert.equal(ups[1].query, "api-version=2025-04-01-preview&deployment=gpt-realtime", "api-key removed from the query");
 });
 
+// The upstream's 101 reaches the client with its headers: both session
+// cookies the fake sets and Azure's apim-request-id.
+test("the upstream's 101 headers reach the client (two Set-Cookie, apim-request-id)", async () => {
+  await fake.reset();
+  const socket = new WebSocket(`${proxy.ws}/openai/v1/realtime?model=gpt-realtime`, ["realtime"], { headers: { "api-key": DUMMY_KEY } });
+  const [res] = await new Promise((resolve, reject) => {
+    socket.once("upgrade", (r) => resolve([r]));
+    socket.once("error", reject);
+  });
+  socket.close();
+  const cookies = res.headers["set-cookie"] ?? [];
+  assert.equal(cookies.length, 2, `Set-Cookie: ${JSON.stringify(cookies)}`);
+  assert.match(cookies[0], /^ARRAffinity=/);
+  assert.match(cookies[1], /^realtime-session=/);
+  assert.match(res.headers["apim-request-id"] ?? "", /^[0-9a-f-]{36}$/);
+  assert.equal(res.headers["sec-websocket-protocol"], "realtime");
+});
+
 test("secrets: no issued token, JWT or key in the proxies' logs or what the clients got", async () => {
   const tokens = [...(await proxy.issuedTokens()), ...(await gateway.issuedTokens())];
   assertNoSecrets({ logs: [...proxy.rawLogs(), ...gateway.rawLogs()], seen, tokens });
