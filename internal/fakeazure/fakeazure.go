@@ -169,6 +169,8 @@ type Azure struct {
 	rejections map[string]int
 	streams    []*Stream
 	streamDone chan time.Time
+	// transcriptions are the batch transcriptions created, oldest first.
+	transcriptions []transcription
 }
 
 // maxRequests bounds the request log; older entries are dropped first.
@@ -316,8 +318,8 @@ func (a *Azure) Set(s Settings) error {
 }
 
 // Reset restores the settings given to Start and forgets requests,
-// rejections, streams and issue counts. Issued tokens stay valid, so a proxy
-// holding one is not disturbed.
+// rejections, streams, batch transcriptions and issue counts. Issued tokens
+// stay valid, so a proxy holding one is not disturbed.
 func (a *Azure) Reset() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -325,6 +327,7 @@ func (a *Azure) Reset() {
 	a.requests = nil
 	a.rejections = map[string]int{}
 	a.streams = nil
+	a.transcriptions = nil
 	a.issuedMSI, a.issuedAZ = 0, 0
 drain:
 	for {

@@ -20,13 +20,15 @@ const (
 	serviceAnalyzeText
 	serviceOpenAIModels
 	serviceOpenAIRealtime
+	serviceBatchSubmit
+	serviceBatchRead
 )
 
 // bearerOnly reports whether s takes only the bearer form: the aad form is
 // Speech's alone (Azure OpenAI, Translator, Language).
 func (s service) bearerOnly() bool {
 	switch s {
-	case serviceOpenAIChat, serviceOpenAIModels, serviceOpenAIRealtime, serviceTranslate, serviceAnalyzeText:
+	case serviceOpenAIChat, serviceOpenAIModels, serviceOpenAIRealtime, serviceTranslate, serviceAnalyzeText, serviceBatchSubmit, serviceBatchRead:
 		return true
 	}
 	return false
@@ -35,7 +37,7 @@ func (s service) bearerOnly() bool {
 // method is the one HTTP method the service answers.
 func (s service) method() string {
 	switch s {
-	case serviceTTSREST, serviceOpenAIChat, serviceTranslate, serviceAnalyzeText:
+	case serviceTTSREST, serviceOpenAIChat, serviceTranslate, serviceAnalyzeText, serviceBatchSubmit:
 		return http.MethodPost
 	default:
 		return http.MethodGet
@@ -67,6 +69,12 @@ func customService(path string) (s service, deployment string) {
 	}
 	if path == "/openai/v1/realtime" || path == "/openai/realtime" {
 		return serviceOpenAIRealtime, ""
+	}
+	if path == "/speechtotext/transcriptions:submit" {
+		return serviceBatchSubmit, ""
+	}
+	if _, ok := batchPath(path); ok {
+		return serviceBatchRead, ""
 	}
 	if rest, ok := strings.CutPrefix(path, "/openai/deployments/"); ok {
 		if d, ok := strings.CutSuffix(rest, "/chat/completions"); ok && d != "" && !strings.Contains(d, "/") {
@@ -150,7 +158,7 @@ func (a *Azure) serveService(w http.ResponseWriter, r *http.Request, listener st
 	}
 	mode := settings.Auth
 	if svc.bearerOnly() {
-		mode = AuthBearer // AZURE-NOTES: the aad form is Speech only
+		mode = AuthBearer // AZURE-NOTES: the aad form is Speech only; batch transcription wants bearer
 	}
 	if reason := a.checkCredentials(r, mode, settings.ResourceID, &req); reason != "" {
 		finish(reject(w, reason), reason)
@@ -194,6 +202,8 @@ func (a *Azure) serveService(w http.ResponseWriter, r *http.Request, listener st
 		a.serveModels(w, r, finish)
 	case serviceOpenAIRealtime:
 		a.serveRealtime(w, r, &req, finish)
+	case serviceBatchSubmit, serviceBatchRead:
+		a.serveBatch(w, r, finish)
 	}
 }
 
