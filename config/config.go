@@ -41,6 +41,7 @@ type Config struct {
 	AllowedHosts         []string      `env:"ENTRAPROXY_ALLOWED_HOSTS" help:"comma-separated Host header values accepted (DNS rebinding protection): host, host:port or *.domain; any other Host gets 403. Empty: on a loopback listener localhost, 127.0.0.1, [::1] and the listener's own address, any port; on other listeners any Host"`
 	UpstreamTimeout      time.Duration `env:"ENTRAPROXY_UPSTREAM_TIMEOUT" envDefault:"30s" help:"connect + TLS (HTTP), or the whole handshake (WebSocket)"`
 	ResponseTimeout      time.Duration `env:"ENTRAPROXY_RESPONSE_TIMEOUT" envDefault:"10m" help:"after an HTTP request is sent, how long to wait for the answer's headers; 0 = no limit. Non-streaming completions of reasoning models take minutes; the OpenAI SDKs wait 10 minutes"`
+	RewriteBodyURLs      bool          `env:"ENTRAPROXY_REWRITE_BODY_URLS" envDefault:"true" help:"in JSON answers, absolute URLs of the upstream (or of a host it redirected to) are pointed at the proxy, as Location already is: batch transcription self, links, nextLink ... false passes bodies unchanged"`
 	DrainDelay           time.Duration `env:"ENTRAPROXY_DRAIN_DELAY" envDefault:"0s" help:"after SIGTERM, keep serving this long while /readyz says 503"`
 	ShutdownTimeout      time.Duration `env:"ENTRAPROXY_SHUTDOWN_TIMEOUT" envDefault:"30s" help:"then wait at most this long for in-flight work"`
 	LogLevel             string        `env:"ENTRAPROXY_LOG_LEVEL" envDefault:"info" help:"debug, info, warn, error"`

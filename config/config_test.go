@@ -41,6 +41,7 @@ func TestLoadDefaults(t *testing.T) {
 		{"AllowedHosts", len(c.AllowedHosts), 0},
 		{"UpstreamTimeout", c.UpstreamTimeout, 30 * time.Second},
 		{"ResponseTimeout", c.ResponseTimeout, 10 * time.Minute},
+		{"RewriteBodyURLs", c.RewriteBodyURLs, true},
 		{"DrainDelay", c.DrainDelay, time.Duration(0)},
 		{"ShutdownTimeout", c.ShutdownTimeout, 30 * time.Second},
 		{"LogLevel", c.LogLevel, "info"},
@@ -219,8 +220,8 @@ func TestSettingsDescribeEveryVariable(t *testing.T) {
 		}
 		seen[s.Var] = true
 	}
-	if len(seen) != 21 {
-		t.Errorf("got %d settings, want the contract's 21", len(seen))
+	if len(seen) != 22 {
+		t.Errorf("got %d settings, want the contract's 22", len(seen))
 	}
 }
 

@@ -51,6 +51,9 @@ type Options struct {
 	// request has been sent; zero means no limit. Non-streaming completions
 	// of reasoning models take minutes (the OpenAI SDKs wait 10 minutes).
 	ResponseTimeout time.Duration
+	// KeepBodyURLs leaves absolute upstream URLs in JSON answers as the
+	// upstream wrote them; false (the default) points them at the proxy.
+	KeepBodyURLs bool
 	// Proxy picks an outbound HTTP proxy; nil means http.ProxyFromEnvironment
 	// (HTTPS_PROXY, NO_PROXY).
 	Proxy func(*http.Request) (*url.URL, error)
@@ -77,6 +80,8 @@ type Proxy struct {
 	logger      *slog.Logger
 	metrics     *metrics.Metrics
 	closing     atomic.Bool
+
+	keepBodyURLs bool
 }
 
 // New builds a Proxy from opts.
@@ -125,6 +130,8 @@ func New(opts Options) (*Proxy, error) {
 		timeout:     timeout,
 		logger:      logger,
 		metrics:     opts.Metrics,
+
+		keepBodyURLs: opts.KeepBodyURLs,
 	}
 
 	dialer := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
@@ -152,15 +159,12 @@ func New(opts Options) (*Proxy, error) {
 		ReadBufferSize:  16 << 10,
 	}
 	p.httpProxy = &httputil.ReverseProxy{
-		Rewrite: p.rewrite,
-		ModifyResponse: func(res *http.Response) error {
-			dropUpstreamCORS(res.Header)
-			return nil
-		},
-		Transport:    newRedirectFollower(&authTransport{auth: p.auth, base: &upstreamTransport{base: base}, metrics: p.metrics}, p.redirects, p.metrics),
-		ErrorHandler: p.proxyError,
-		ErrorLog:     slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-		BufferPool:   &copyBuffers{},
+		Rewrite:        p.rewrite,
+		ModifyResponse: p.modifyResponse,
+		Transport:      newRedirectFollower(&authTransport{auth: p.auth, base: &upstreamTransport{base: base}, metrics: p.metrics}, p.redirects, p.metrics),
+		ErrorHandler:   p.proxyError,
+		ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		BufferPool:     &copyBuffers{},
 		// FlushInterval stays 0: ReverseProxy already flushes at once for
 		// text/event-stream and for responses of unknown length.
 	}
@@ -223,13 +227,12 @@ func (p *Proxy) refuse(w http.ResponseWriter, r *http.Request, e *apiError) {
 
 func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	// A copy of r, with the facts in its context: the server keeps its own
-	// request, Body included (see clientBody).
-	r, facts := withUpstreamFacts(r)
-	rec := &responseRecorder{ResponseWriter: w, upstreamHost: p.upstream.Host, clientScheme: "http", clientHost: r.Host}
-	if r.TLS != nil {
-		rec.clientScheme = "https"
-	}
+	ctx, facts := withUpstreamFacts(r.Context())
+	ctx = context.WithValue(ctx, clientAddrKey{}, clientAddr{host: r.Host, tls: r.TLS != nil})
+	// A copy of r: the server keeps its own request, Body included (see
+	// clientBody).
+	r = r.WithContext(ctx)
+	rec := &responseRecorder{ResponseWriter: w}
 	body := &clientBody{ReadCloser: r.Body}
 	if r.Body != nil && r.Body != http.NoBody {
 		r.Body = body
@@ -265,6 +268,12 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	out := pr.Out
 	stripCredentialHeaders(out.Header)
 	out.URL.RawQuery = stripCredentialQuery(out.URL.RawQuery)
+	if !p.keepBodyURLs {
+		// The proxy negotiates the encoding itself: http.Transport then
+		// asks for gzip and decodes it, so JSON answers can be read for
+		// their URLs (the client gets them unencoded).
+		out.Header.Del("Accept-Encoding")
+	}
 	if p.speechPaths {
 		mapSpeechPath(out.URL)
 	}

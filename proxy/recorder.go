@@ -1,10 +1,6 @@
 package proxy
 
-import (
-	"net/http"
-	"net/url"
-	"strings"
-)
+import "net/http"
 
 // responseRecorder notes the status and size of a response for the access
 // log. Unwrap lets http.ResponseController (used by ReverseProxy to flush
@@ -14,9 +10,6 @@ type responseRecorder struct {
 	status  int
 	bytes   int64
 	errCode string // set when the proxy made the answer
-
-	// upstreamHost, clientScheme and clientHost are for pointLocationsAtProxy.
-	upstreamHost, clientScheme, clientHost string
 }
 
 func (r *responseRecorder) WriteHeader(code int) {
@@ -28,9 +21,6 @@ func (r *responseRecorder) WriteHeader(code int) {
 	}
 	if r.status == 0 && code >= 200 {
 		r.status = code
-		if code < 300 {
-			pointLocationsAtProxy(r.Header(), r.upstreamHost, r.clientScheme, r.clientHost)
-		}
 	}
 	r.ResponseWriter.WriteHeader(code)
 }
@@ -45,30 +35,3 @@ func (r *responseRecorder) Write(b []byte) (int, error) {
 }
 
 func (r *responseRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
-
-// locationHeaders name resources the client is expected to call next: a
-// created batch transcription (201 + Location), an Azure long-running
-// operation (Operation-Location).
-var locationHeaders = [...]string{"Location", "Content-Location", "Operation-Location"}
-
-// pointLocationsAtProxy rewrites those headers of a 2xx answer when they point at the
-// upstream, so the client's next call comes back through the proxy (and gets
-// the token) instead of going to Azure without one, as nginx's proxy_redirect
-// does. URLs on other hosts are left alone: the proxy forwards only to its
-// upstream. Redirects (3xx) never get here; the proxy follows them.
-// clientScheme is how the client reached the proxy: http, or https on a TLS
-// listener.
-func pointLocationsAtProxy(h http.Header, upstreamHost, clientScheme, clientHost string) {
-	for _, name := range locationHeaders {
-		v := h[name]
-		if len(v) != 1 {
-			continue // the common case: absent
-		}
-		u, err := url.Parse(v[0])
-		if err != nil || !strings.EqualFold(u.Host, upstreamHost) || clientHost == "" {
-			continue
-		}
-		u.Scheme, u.Host = clientScheme, clientHost
-		h[name] = []string{u.String()}
-	}
-}

@@ -31,10 +31,10 @@ type upstreamFacts struct {
 
 type upstreamFactsKey struct{}
 
-// withUpstreamFacts returns r with a new upstreamFacts in its context.
-func withUpstreamFacts(r *http.Request) (*http.Request, *upstreamFacts) {
+// withUpstreamFacts returns ctx with a new upstreamFacts in it.
+func withUpstreamFacts(ctx context.Context) (context.Context, *upstreamFacts) {
 	f := &upstreamFacts{}
-	return r.WithContext(context.WithValue(r.Context(), upstreamFactsKey{}, f)), f
+	return context.WithValue(ctx, upstreamFactsKey{}, f), f
 }
 
 // upstreamFactsOf is the upstreamFacts of the request ctx belongs to, or nil.

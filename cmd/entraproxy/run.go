@@ -216,6 +216,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		AllowedHosts:    cfg.HostCheck(),
 		UpstreamTimeout: cfg.UpstreamTimeout,
 		ResponseTimeout: cfg.ResponseTimeout,
+		KeepBodyURLs:    !cfg.RewriteBodyURLs,
 		Logger:          logger,
 		Metrics:         m,
 	})
