@@ -4,9 +4,14 @@
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { promisify } from "node:util";
 import { startFake, startProxy, stopAll } from "../lib/harness.js";
 import { audioBytes, parseWav } from "../lib/audio.js";
-import { curlTTS, curlVoices } from "../lib/clients.js";
+import { curlTTS, curlVoices, ssml } from "../lib/clients.js";
 import { assertNoSecrets, Seen } from "../lib/secrets.js";
 
 let fake, proxy;
@@ -51,6 +56,52 @@ test("curl GET /cognitiveservices/voices/list: a JSON array of voices", async ()
   assert.ok(voices.some((v) => v.ShortName === "en-US-AvaMultilingualNeural"));
   const [up] = await fake.requests();
   assert.deepEqual([up.path, up.status], ["/tts/cognitiveservices/voices/list", 200]);
+});
+
+/** curl with args; returns what --write-out says of the transfer. */
+async function curlMeasured(args) {
+  const { stdout } = await promisify(execFile)("curl", [
+    "--silent", "--show-error", "--noproxy", "*", "--max-time", "60", "--output", "/dev/null",
+    "--write-out", "%{http_code} %{http_version} %{size_upload}", ...args,
+  ]);
+  const [status, httpVersion, uploaded] = stdout.trim().split(" ");
+  return { status: Number(status), httpVersion, uploaded: Number(uploaded) };
+}
+
+// curl --http2 on an http:// URL offers an h2c upgrade; the proxy declines
+// it and answers over HTTP/1.1, as a plain Go server does.
+test("curl --http2 (h2c upgrade offer): answered over HTTP/1.1", async () => {
+  await fake.reset();
+  const res = await curlMeasured(["--http2", `${proxy.http}/cognitiveservices/voices/list`]);
+  assert.deepEqual([res.status, res.httpVersion], [200, "1.1"]);
+  const [up] = await fake.requests();
+  assert.equal(up.header.Upgrade, undefined, "no upgrade offer reached the fake");
+});
+
+// curl sends Expect: 100-continue for uploads over 1 KiB and waits for the
+// server's word before sending the body. The fake refuses SSML over 1 MiB at
+// once: curl gets the 413 without having sent a byte of its 5 MiB; a small
+// upload is asked for and goes through. --expect100-timeout 60: curl does
+// not send on its own while the proxy decides.
+test("curl upload with Expect: 100-continue: refused at once without sending, or asked for", async () => {
+  await fake.reset();
+  const dir = await mkdtemp(path.join(tmpdir(), "entraproxy-e2e-expect-"));
+  try {
+    const big = path.join(dir, "big.ssml");
+    await writeFile(big, Buffer.alloc(5 << 20, " "));
+    const tts = ["-X", "POST", `${proxy.http}/cognitiveservices/v1`, "-H", "Content-Type: application/ssml+xml",
+      "-H", "X-Microsoft-OutputFormat: riff-16khz-16bit-mono-pcm", "-H", "Ocp-Apim-Subscription-Key: dummy", "--expect100-timeout", "60"];
+    const refused = await curlMeasured([...tts, "--data-binary", `@${big}`]);
+    assert.deepEqual([refused.status, refused.uploaded], [413, 0], "curl got the refusal before it sent its body");
+
+    const small = path.join(dir, "small.ssml");
+    await writeFile(small, ssml("An upload just over a kibibyte, asked for by the server. ".repeat(20)));
+    const accepted = await curlMeasured([...tts, "--data-binary", `@${small}`, "-H", "Expect: 100-continue"]);
+    assert.equal(accepted.status, 200);
+    assert.ok(accepted.uploaded > 1024, `uploaded ${accepted.uploaded} bytes`);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
 
 test("secrets: no issued token, JWT or dummy key in the proxy's logs or the responses", async () => {

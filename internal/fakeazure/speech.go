@@ -298,6 +298,12 @@ func (a *Azure) serveTTSREST(w http.ResponseWriter, r *http.Request, finish func
 		fail(http.StatusUnsupportedMediaType, "Content-Type must be application/ssml+xml.")
 		return
 	}
+	if r.ContentLength > maxSSMLBytes {
+		// At once, the body unread: with Expect: 100-continue the client
+		// never sends it.
+		fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("The SSML is larger than %d bytes.", maxSSMLBytes))
+		return
+	}
 	format := r.Header.Get("X-Microsoft-OutputFormat")
 	if format == "" {
 		fail(http.StatusBadRequest, "X-Microsoft-OutputFormat is required.")
