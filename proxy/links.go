@@ -63,17 +63,20 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	if p.keepBodyURLs {
 		return nil
 	}
-	return rewriteJSONURLs(resp, newURLRewriter(hosts, client))
+	return rewriteJSONURLs(resp, newURLRewriter(hosts, client), p.buffers)
 }
 
 // upstreamHosts are the upstream's host and every host the proxy was
 // redirected to on the way to resp (http.Client chains them through
-// Request.Response).
+// Request.Response), in lower case.
 func (p *Proxy) upstreamHosts(resp *http.Response) []string {
-	hosts := []string{p.upstream.Host}
+	if resp.Request.Response == nil && strings.EqualFold(resp.Request.URL.Host, p.upstream.Host) {
+		return p.upstreamOnly // no redirect: the common case
+	}
+	hosts := slices.Clone(p.upstreamOnly)
 	for req := resp.Request; req != nil; req = req.Response.Request {
-		if !slices.ContainsFunc(hosts, func(h string) bool { return strings.EqualFold(h, req.URL.Host) }) {
-			hosts = append(hosts, req.URL.Host)
+		if h := strings.ToLower(req.URL.Host); !slices.Contains(hosts, h) {
+			hosts = append(hosts, h)
 		}
 		if req.Response == nil {
 			break
@@ -97,7 +100,7 @@ func pointLocationsAtProxy(h http.Header, hosts []string, client clientAddr) {
 			continue // the common case: absent
 		}
 		u, err := url.Parse(v[0])
-		if err != nil || !slices.ContainsFunc(hosts, func(host string) bool { return strings.EqualFold(u.Host, host) }) {
+		if err != nil || !slices.Contains(hosts, strings.ToLower(u.Host)) {
 			continue
 		}
 		u.Scheme, u.Host = client.scheme(u.Scheme), client.host
@@ -113,8 +116,11 @@ const maxRewrittenBody = 1 << 20
 // rewriteJSONURLs points the upstream URLs inside a JSON answer at the proxy.
 // The proxy asks the upstream for gzip itself (rewrite drops the client's
 // Accept-Encoding) and http.Transport decodes it, so JSON arrives readable;
-// an answer encoded anyway passes as it is.
-func rewriteJSONURLs(resp *http.Response, rw *urlRewriter) error {
+// an answer encoded anyway passes as it is. An answer read whole is read
+// into one of bufs' buffers when it fits (most JSON answers, chat
+// completions among them, do), which goes back when ReverseProxy closes the
+// body.
+func rewriteJSONURLs(resp *http.Response, rw *urlRewriter, bufs *copyBuffers) error {
 	if !isJSON(resp.Header.Get("Content-Type")) || resp.Body == nil || resp.Body == http.NoBody ||
 		resp.Request.Method == http.MethodHead || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified {
 		return nil
@@ -123,13 +129,25 @@ func rewriteJSONURLs(resp *http.Response, rw *urlRewriter) error {
 		return nil
 	}
 	if n := resp.ContentLength; n >= 0 && n <= maxRewrittenBody {
-		body := make([]byte, n)
+		var buf []byte
+		if n <= copyBufferSize {
+			buf = bufs.Get()
+		} else {
+			buf = make([]byte, n)
+		}
+		body := buf[:n]
 		_, err := io.ReadFull(resp.Body, body)
 		resp.Body.Close()
 		if err != nil {
+			bufs.Put(buf)
 			return err // the upstream's answer ended early: 502
 		}
+		if !rw.anyIn(body) {
+			resp.Body = &bufferedBody{Reader: bytes.NewReader(body), buf: buf, bufs: bufs}
+			return nil
+		}
 		out, _, _ := transform.Bytes(rw, body)
+		bufs.Put(buf)
 		resp.Body = io.NopCloser(bytes.NewReader(out))
 		resp.ContentLength = int64(len(out))
 		resp.Header.Set("Content-Length", strconv.Itoa(len(out)))
@@ -141,6 +159,22 @@ func rewriteJSONURLs(resp *http.Response, rw *urlRewriter) error {
 	}{transform.NewReader(resp.Body, rw), resp.Body}
 	resp.ContentLength = -1
 	resp.Header.Del("Content-Length")
+	return nil
+}
+
+// bufferedBody is an answer read whole into a lent buffer, given back on
+// Close.
+type bufferedBody struct {
+	*bytes.Reader
+	buf  []byte
+	bufs *copyBuffers
+}
+
+func (b *bufferedBody) Close() error {
+	if b.buf != nil {
+		b.bufs.Put(b.buf)
+		b.buf = nil
+	}
 	return nil
 }
 
@@ -157,29 +191,26 @@ func isJSON(contentType string) bool {
 // "://" (or JSON's escaped ":\/\/"), one of the hosts (any case), and the
 // host is followed by '/', '?', '#', the end of the string, or an escape;
 // so "https://HOST.evil.example" or "https://HOST@evil.example" are not.
-// It holds back at most the length of the longest such prefix.
+// It holds no state between calls (Reset does nothing), so one value may
+// serve concurrent streams; it holds back at most one URL prefix's bytes.
 type urlRewriter struct {
-	prefixes []urlPrefix
+	hosts      []string // lower case, not to be changed
+	client     clientAddr
+	clientHost string // as it is written inside a JSON string
 }
 
-type urlPrefix struct {
-	match   []byte // lower case
-	replace []byte
-}
+// urlSchemes are tried longest first: "http" is a prefix of "https".
+var urlSchemes = [...]string{"https", "http", "wss", "ws"}
 
+var urlSeparators = [...]string{"://", `:\/\/`}
+
+// newURLRewriter rewrites URLs of hosts (lower case) to reach the proxy as
+// client did.
 func newURLRewriter(hosts []string, client clientAddr) *urlRewriter {
-	quoted, _ := json.Marshal(client.host)
-	clientHost := string(quoted[1 : len(quoted)-1])
-	rw := &urlRewriter{}
-	for _, host := range hosts {
-		for _, scheme := range []string{"https", "http", "wss", "ws"} {
-			for _, sep := range []string{"://", `:\/\/`} {
-				rw.prefixes = append(rw.prefixes, urlPrefix{
-					match:   []byte(strings.ToLower(scheme + sep + host)),
-					replace: []byte(client.scheme(scheme) + sep + clientHost),
-				})
-			}
-		}
+	rw := &urlRewriter{hosts: hosts, client: client, clientHost: client.host}
+	if strings.ContainsAny(client.host, `"\`) || strings.ContainsFunc(client.host, func(r rune) bool { return r < ' ' }) {
+		quoted, _ := json.Marshal(client.host)
+		rw.clientHost = string(quoted[1 : len(quoted)-1])
 	}
 	return rw
 }
@@ -201,68 +232,113 @@ func (rw *urlRewriter) Transform(dst, src []byte, atEOF bool) (nDst, nSrc int, e
 			}
 			continue
 		}
-		p, more := rw.match(src[nSrc:], atEOF)
+		m, more := rw.match(src[nSrc:], atEOF)
 		switch {
 		case more:
 			return nDst, nSrc, transform.ErrShortSrc
-		case p == nil:
+		case m.n == 0:
 			if nDst == len(dst) {
 				return nDst, nSrc, transform.ErrShortDst
 			}
 			dst[nDst] = src[nSrc]
 			nDst, nSrc = nDst+1, nSrc+1
 		default:
-			if len(dst)-nDst < len(p.replace) {
+			scheme := rw.client.scheme(m.scheme)
+			if len(dst)-nDst < len(scheme)+len(m.sep)+len(rw.clientHost) {
 				return nDst, nSrc, transform.ErrShortDst
 			}
-			nDst += copy(dst[nDst:], p.replace)
-			nSrc += len(p.match)
+			nDst += copy(dst[nDst:], scheme)
+			nDst += copy(dst[nDst:], m.sep)
+			nDst += copy(dst[nDst:], rw.clientHost)
+			nSrc += m.n
 		}
 	}
 	return nDst, nSrc, nil
 }
 
-// match finds the prefix b starts with, host boundary included. more
-// reports that b may start one and more input would tell.
-func (rw *urlRewriter) match(b []byte, atEOF bool) (p *urlPrefix, more bool) {
-	for i := range rw.prefixes {
-		p := &rw.prefixes[i]
-		n := min(len(b), len(p.match))
-		if !equalFoldASCII(b[:n], p.match[:n]) {
-			continue
+// anyIn reports whether b, a whole text, holds a URL rw rewrites.
+func (rw *urlRewriter) anyIn(b []byte) bool {
+	for i := 0; i < len(b); i++ {
+		j := bytes.IndexAny(b[i:], "hHwW")
+		if j < 0 {
+			return false
 		}
-		switch {
-		case len(b) > len(p.match):
-			if isHostEnd(b[len(p.match)]) {
-				return p, false
-			}
-		case atEOF:
-			if len(b) == len(p.match) {
-				return p, false
-			}
-		default:
-			more = true
+		i += j
+		if m, _ := rw.match(b[i:], true); m.n > 0 {
+			return true
 		}
 	}
-	return nil, more
+	return false
+}
+
+// urlMatch is an upstream URL's prefix: scheme, separator and host, n bytes
+// in all; n is 0 for none.
+type urlMatch struct {
+	scheme, sep string
+	n           int
+}
+
+// match finds the upstream URL prefix b starts with, host end included.
+// more reports that b may start one and more input would tell.
+func (rw *urlRewriter) match(b []byte, atEOF bool) (m urlMatch, more bool) {
+	for _, scheme := range urlSchemes {
+		ok, needMore := hasPrefixFoldASCII(b, scheme, atEOF)
+		more = more || needMore
+		if !ok {
+			continue
+		}
+		for _, sep := range urlSeparators {
+			rest := b[len(scheme):]
+			ok, needMore := hasPrefixFoldASCII(rest, sep, atEOF)
+			more = more || needMore
+			if !ok {
+				continue
+			}
+			rest = rest[len(sep):]
+			for _, host := range rw.hosts {
+				ok, needMore := hasPrefixFoldASCII(rest, host, atEOF)
+				more = more || needMore
+				if !ok {
+					continue
+				}
+				n := len(scheme) + len(sep) + len(host)
+				switch {
+				case len(b) > n:
+					if isHostEnd(b[n]) {
+						return urlMatch{scheme, sep, n}, false
+					}
+				case atEOF:
+					return urlMatch{scheme, sep, n}, false
+				default:
+					more = true // the next byte tells
+				}
+			}
+		}
+	}
+	return urlMatch{}, more
+}
+
+// hasPrefixFoldASCII reports whether b starts with lower, ignoring ASCII
+// case; more, whether b is a proper prefix of it and more input may tell.
+func hasPrefixFoldASCII(b []byte, lower string, atEOF bool) (ok, more bool) {
+	n := min(len(b), len(lower))
+	for i := range n {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false, false
+		}
+	}
+	if n < len(lower) {
+		return false, !atEOF
+	}
+	return true, false
 }
 
 // isHostEnd reports whether c ends a URL's host in JSON text: the path,
 // query or fragment begins, the string ends, or an escape (\/, \u0026).
 func isHostEnd(c byte) bool {
 	return c == '/' || c == '?' || c == '#' || c == '"' || c == '\\'
-}
-
-// equalFoldASCII reports whether b equals lower, a lower-case ASCII string,
-// ignoring ASCII case.
-func equalFoldASCII(b, lower []byte) bool {
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != lower[i] {
-			return false
-		}
-	}
-	return true
 }

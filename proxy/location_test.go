@@ -46,7 +46,7 @@ func TestPointLocationsAtProxy(t *testing.T) {
 	}
 	for _, tc := range tests {
 		h := http.Header{"Location": {tc.in}}
-		pointLocationsAtProxy(h, []string{"up.example:443"}, clientAddr{host: "127.0.0.1:8080"})
+		pointLocationsAtProxy(h, []string{"up.example:443"}, clientAddr{host: "127.0.0.1:8080"}) // hosts in lower case
 		if got := h.Get("Location"); got != tc.want {
 			t.Errorf("Location %q became %q, want %q", tc.in, got, tc.want)
 		}

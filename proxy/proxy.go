@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -82,6 +83,8 @@ type Proxy struct {
 	closing     atomic.Bool
 
 	keepBodyURLs bool
+	upstreamOnly []string     // the upstream's host, lower case, alone (upstreamHosts)
+	buffers      *copyBuffers // ReverseProxy's, lent to rewriteJSONURLs too
 }
 
 // New builds a Proxy from opts.
@@ -132,6 +135,8 @@ func New(opts Options) (*Proxy, error) {
 		metrics:     opts.Metrics,
 
 		keepBodyURLs: opts.KeepBodyURLs,
+		upstreamOnly: []string{strings.ToLower(upstream.Host)},
+		buffers:      &copyBuffers{},
 	}
 
 	dialer := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
@@ -164,7 +169,7 @@ func New(opts Options) (*Proxy, error) {
 		Transport:      newRedirectFollower(&authTransport{auth: p.auth, base: &upstreamTransport{base: base}, metrics: p.metrics}, p.redirects, p.metrics),
 		ErrorHandler:   p.proxyError,
 		ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-		BufferPool:     &copyBuffers{},
+		BufferPool:     p.buffers,
 		// FlushInterval stays 0: ReverseProxy already flushes at once for
 		// text/event-stream and for responses of unknown length.
 	}
