@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -58,11 +59,9 @@ func (c *expectClient) response() (*http.Response, string) {
 
 // refusingUpstream answers status at once, without reading the body, as
 // Azure does for a request it refuses on its headers (a body too large, a
-// bad key, a wrong method). It counts the body bytes that reached it anyway.
+// bad key, a wrong method); on /accept it reads the body and says how much.
 type refusingUpstream struct {
-	status int
-	mu     sync.Mutex
-	read   int64
+	status atomic.Int64
 }
 
 func (u *refusingUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -72,7 +71,7 @@ func (u *refusingUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(u.status)
+	w.WriteHeader(int(u.status.Load()))
 	io.WriteString(w, `{"error":{"code":"refused"}}`)
 }
 
@@ -86,7 +85,7 @@ func (u *refusingUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // HTTP/1.1 body paths are covered: a known length of at most 1 MiB (kept for
 // a replay) and a streamed one (over 1 MiB, or chunked).
 func TestExpectContinue(t *testing.T) {
-	up := &refusingUpstream{status: http.StatusRequestEntityTooLarge}
+	up := &refusingUpstream{}
 	f := newHTTPFixture(t, up, nil)
 	addr := f.front.Listener.Addr().String()
 	bodies := []struct {
@@ -102,7 +101,7 @@ func TestExpectContinue(t *testing.T) {
 	for _, status := range []int{http.StatusRequestEntityTooLarge, http.StatusUnauthorized, http.StatusMethodNotAllowed} {
 		for _, b := range bodies {
 			t.Run(fmt.Sprintf("upstream refuses %d, %s", status, b.name), func(t *testing.T) {
-				up.status = status // the subtests run one at a time
+				up.status.Store(int64(status))
 				c := dialExpect(t, addr)
 				c.send("POST /speech/recognition/conversation/cognitiveservices/v1?language=en-US HTTP/1.1\r\nHost: " + addr +
 					"\r\nContent-Type: audio/wav; codecs=audio/pcm; samplerate=16000\r\nExpect: 100-continue\r\n" + b.header + "\r\n")
