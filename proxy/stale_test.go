@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // A front end closes connections that stay idle (Azure's after minutes,
@@ -92,7 +93,7 @@ func TestWrittenRequestNotResent(t *testing.T) {
 			go func() {
 				defer c.Close()
 				br := bufio.NewReader(c)
-				for i := 0; ; i++ {
+				for {
 					req, err := http.ReadRequest(br)
 					if err != nil {
 						return
@@ -101,8 +102,8 @@ func TestWrittenRequestNotResent(t *testing.T) {
 					mu.Lock()
 					got = append(got, req.Method+" "+req.URL.Path+" "+string(b))
 					mu.Unlock()
-					if i == 1 {
-						return // the second request on a connection: read whole, never answered
+					if req.URL.Path != "/warm-up" {
+						return // read whole, never answered
 					}
 					fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 				}
@@ -171,4 +172,26 @@ func tcpState(t *testing.T, port string) (state string, ok bool) {
 		}
 	}
 	return "", false
+}
+
+// The idle limit follows the shortest idle time after which the upstream
+// closed a connection, at 3/4 of it, and only ever goes down.
+func TestIdleLimitLearnedFromTheUpstream(t *testing.T) {
+	var ut upstreamTransport
+	if ut.tooIdle(time.Hour) {
+		t.Fatal("too idle before anything was learned")
+	}
+	ut.learnIdle(100 * time.Millisecond)
+	if ut.tooIdle(74*time.Millisecond) || !ut.tooIdle(75*time.Millisecond) {
+		t.Errorf("limit %v, want 75ms", time.Duration(ut.idleLimit.Load()))
+	}
+	ut.learnIdle(time.Second) // a longer idle time teaches nothing new
+	ut.learnIdle(0)
+	if got := time.Duration(ut.idleLimit.Load()); got != 75*time.Millisecond {
+		t.Errorf("limit %v after longer idle times, want 75ms", got)
+	}
+	ut.learnIdle(40 * time.Millisecond)
+	if got := time.Duration(ut.idleLimit.Load()); got != 30*time.Millisecond {
+		t.Errorf("limit %v, want 30ms", got)
+	}
 }

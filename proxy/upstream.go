@@ -4,11 +4,14 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptrace"
 	"sync"
 	"sync/atomic"
+	"syscall"
+	"time"
 )
 
 // upstreamTransport is where requests meet the network: http.Transport and
@@ -27,12 +30,44 @@ import (
 //   - Before a reused HTTP/1.x connection is written to, its TCP state is
 //     checked (peerClosed): one the upstream has closed is dropped unused,
 //     which turns the race above into a failure before writing.
+//   - The pool's idle time stays below the upstream's: IdleConnTimeout is
+//     set under what Azure's front ends keep, and an upstream that keeps
+//     idle connections for less teaches the proxy its limit. Each pooled
+//     connection found closed while idle lowers idleLimit to 3/4 of the
+//     time it had been idle; pooled connections idle that long are dropped
+//     unused, so none is written to just as the upstream closes it (which
+//     the first rule cannot undo: the request left).
 //   - A timeout while connecting (ENTRAPROXY_UPSTREAM_TIMEOUT: dial, TLS, a
 //     proxy's CONNECT) is told from a timeout waiting for the answer's
 //     headers (ENTRAPROXY_RESPONSE_TIMEOUT, ResponseHeaderTimeout), so the
 //     client's 504 names the setting to change.
 type upstreamTransport struct {
 	base *http.Transport
+	// idleLimit is how long a pooled connection may have been idle to be
+	// used, learned from the upstream; 0 while nothing is learned.
+	idleLimit atomic.Int64 // a time.Duration
+}
+
+// learnIdle notes that the upstream closed a connection after it had been
+// idle for d: from now on connections idle 3/4 of d are not used.
+func (t *upstreamTransport) learnIdle(d time.Duration) {
+	limit := int64(d * 3 / 4)
+	if limit <= 0 {
+		return
+	}
+	for {
+		old := t.idleLimit.Load()
+		if old != 0 && old <= limit || t.idleLimit.CompareAndSwap(old, limit) {
+			return
+		}
+	}
+}
+
+// tooIdle reports whether a pooled connection idle for d has passed the
+// learned limit.
+func (t *upstreamTransport) tooIdle(d time.Duration) bool {
+	limit := t.idleLimit.Load()
+	return limit > 0 && int64(d) >= limit
 }
 
 // maxUnsentRetries bounds how often one request is sent again after attempts
@@ -42,10 +77,13 @@ const maxUnsentRetries = 8
 
 func (t *upstreamTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	for retries := 0; ; retries++ {
-		var a attempt
+		a := attempt{t: t}
 		resp, err := t.base.RoundTrip(req.WithContext(httptrace.WithClientTrace(req.Context(), a.trace())))
 		if err == nil {
 			return resp, nil
+		}
+		if a.closedByUpstream(err) {
+			t.learnIdle(a.idle)
 		}
 		if retries < maxUnsentRetries && a.unsent() && req.Context().Err() == nil {
 			if next, ok := resend(req); ok {
@@ -82,9 +120,12 @@ func resend(req *http.Request) (*http.Request, bool) {
 // than one): the last connection it got, and how much had been written to
 // it by then.
 type attempt struct {
+	t       *upstreamTransport
 	mu      sync.Mutex
 	conn    *upstreamConn // nil while getting one; also for HTTP/2
 	written int64         // conn's count when it was handed over
+	idle    time.Duration // how long conn had been idle in the pool
+	dropped bool          // the proxy closed conn for its idle time: nothing to learn
 	gotConn bool
 }
 
@@ -101,16 +142,40 @@ func (a *attempt) trace() *httptrace.ClientTrace {
 			a.mu.Lock()
 			a.gotConn = true
 			if pooled {
-				a.conn, a.written = uc, uc.written.Load()
+				a.conn, a.written, a.idle = uc, uc.written.Load(), info.IdleTime
 			}
 			a.mu.Unlock()
-			if pooled && peerClosed(uc) {
+			if !pooled {
+				return
+			}
+			closed := peerClosed(uc)
+			if closed {
+				a.t.learnIdle(info.IdleTime)
+			}
+			if closed || a.t.tooIdle(info.IdleTime) {
+				a.mu.Lock()
+				a.dropped = !closed
+				a.mu.Unlock()
 				// Closed here, the connection fails the write before a
 				// byte of the request leaves.
 				info.Conn.Close()
 			}
 		},
 	}
+}
+
+// closedByUpstream reports whether the attempt failed because the upstream
+// had closed its pooled connection while idle, or closed it as the request
+// arrived: nothing written and not dropped by the proxy, or the connection
+// ended (EOF, reset) before any answer. The latter request is not sent again
+// (it left), but its connection's idle time is learned all the same.
+func (a *attempt) closedByUpstream(err error) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.conn == nil || a.dropped {
+		return false
+	}
+	return a.conn.written.Load() == a.written || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)
 }
 
 func (a *attempt) connected() bool {
