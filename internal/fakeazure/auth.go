@@ -148,8 +148,8 @@ func redactSubprotocols(ps []string) []string {
 }
 
 // credentialName reports whether name is one of the inbound credential names
-// the proxy must strip, in any letter case (CONTRACT "Forwarding rules" 2),
-// or API Management's default query name for a key.
+// the proxy must strip, in any letter case: the three key and token names
+// Azure AI services read, and API Management's default query name for a key.
 func credentialName(name string) bool {
 	return strings.EqualFold(name, "Authorization") ||
 		strings.EqualFold(name, "Ocp-Apim-Subscription-Key") ||

@@ -158,7 +158,10 @@ func (a *Azure) serveService(w http.ResponseWriter, r *http.Request, listener st
 	}
 	mode := settings.Auth
 	if svc.bearerOnly() {
-		mode = AuthBearer // AZURE-NOTES: the aad form is Speech only; batch transcription wants bearer
+		// The aad form is Speech's short-audio and WebSocket APIs' alone;
+		// Azure OpenAI, Translator, Language and batch transcription take
+		// bearer tokens (https://learn.microsoft.com/azure/ai-services/authentication).
+		mode = AuthBearer
 	}
 	if reason := a.checkCredentials(r, mode, settings.ResourceID, &req); reason != "" {
 		finish(reject(w, reason), reason)
