@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -20,6 +19,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 
 	"github.com/entraproxy/entraproxy/internal/fakeazure"
+	"github.com/entraproxy/entraproxy/internal/testport"
 	"github.com/entraproxy/entraproxy/tokens"
 )
 
@@ -217,16 +217,12 @@ func golden(t *testing.T, name, got string) {
 	}
 }
 
-// closedPort is a loopback address nothing listens on.
+// closedPort is a loopback address nothing listens on: a held port, which
+// no other test or process can be given (a closed listener's port could be,
+// and would answer).
 func closedPort(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
+	return testport.Reserve(t).Addr()
 }
 
 // answering is an upstream that answers every request, WebSocket upgrades

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/entraproxy/entraproxy/internal/hosts"
+	"github.com/entraproxy/entraproxy/internal/testport"
 )
 
 // wantOnlyProxyCredential checks that the upstream got exactly one
@@ -584,10 +585,10 @@ func TestTokenUnavailable(t *testing.T) {
 }
 
 func TestUpstreamUnreachable(t *testing.T) {
-	f := newHTTPFixture(t, upstreamOK, nil)
-	// Nothing listens there now: connection refused. Closed only after the
-	// fixture's own servers started, so none of them can take the port.
-	f.upstream.Close()
+	// Connection refused: a held port nobody listens on (a closed
+	// listener's port could be given to another test and answer).
+	refusing := testport.Reserve(t).Addr()
+	f := newHTTPFixture(t, upstreamOK, func(o *Options) { o.Upstream = &url.URL{Scheme: "http", Host: refusing} })
 	resp, body := f.get(t, "/openai/v1/models")
 	wantProxyError(t, resp, body, http.StatusBadGateway, "upstream_unreachable")
 }
@@ -595,6 +596,7 @@ func TestUpstreamUnreachable(t *testing.T) {
 // Every proxy-made answer is JSON in the Azure envelope and never holds the
 // token or a key, even when the request carried them.
 func TestProxyErrorsAreJSONWithoutSecrets(t *testing.T) {
+	refusing := testport.Reserve(t).Addr() // connection refused
 	withKey := func(r *http.Request) {
 		r.Header.Set("Ocp-Apim-Subscription-Key", plantedKey)
 		q := r.URL.Query()
@@ -647,12 +649,10 @@ func TestProxyErrorsAreJSONWithoutSecrets(t *testing.T) {
 			status: 503, code: "token_unavailable",
 		},
 		{
-			name: "upstream_unreachable",
-			prepare: func(f *httpFixture, r *http.Request) {
-				withKey(r)
-				f.upstream.Close() // connection refused
-			},
-			status: 502, code: "upstream_unreachable",
+			name:      "upstream_unreachable",
+			configure: func(o *Options) { o.Upstream = &url.URL{Scheme: "http", Host: refusing} },
+			prepare:   func(_ *httpFixture, r *http.Request) { withKey(r) },
+			status:    502, code: "upstream_unreachable",
 		},
 		{
 			name: "upstream_timeout",

@@ -28,6 +28,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/entraproxy/entraproxy/internal/hosts"
 	"github.com/gorilla/websocket"
+
+	"github.com/entraproxy/entraproxy/internal/testport"
 )
 
 const (
@@ -762,15 +764,10 @@ func TestWebSocketHandshakeFailurePassThrough(t *testing.T) {
 }
 
 func TestWebSocketUpstreamUnreachable(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closedAddr := ln.Addr().String()
-	env := newWSEnv(t, nil, func(o *Options) { o.Upstream = &url.URL{Scheme: "http", Host: closedAddr} })
-	// Closed only now that every listener of the test exists, so none of
-	// them can be given the port.
-	ln.Close()
+	// A held port, not a closed listener's: no other test or process can be
+	// given it and answer.
+	refusing := testport.Reserve(t).Addr()
+	env := newWSEnv(t, nil, func(o *Options) { o.Upstream = &url.URL{Scheme: "http", Host: refusing} })
 
 	resp, body := env.rawUpgrade(t, http.MethodGet, wsSpeechPath, nil)
 	wsWantError(t, resp, body, http.StatusBadGateway, "upstream_unreachable")
