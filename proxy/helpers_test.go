@@ -301,7 +301,7 @@ func rawHTTPRequest(t *testing.T, addr, text string) (*http.Response, string) {
 	}
 	defer conn.Close()
 	// A deadline, not a sleep: a proxy that hangs fails instead of blocking.
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	conn.SetDeadline(time.Now().Add(wsWait))
 	if _, err := io.WriteString(conn, text); err != nil {
 		t.Fatalf("write request: %v", err)
 	}

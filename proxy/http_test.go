@@ -274,7 +274,7 @@ func TestServerSentEventsStream(t *testing.T) {
 
 	// Should the proxy buffer, event one never comes; the deadline turns
 	// that into a failure instead of a hang.
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), wsWait)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, f.url("/openai/deployments/d/chat/completions?api-version=2024-10-21"), strings.NewReader(`{"stream":true}`))
 	resp, err := f.client.Do(req)
@@ -324,7 +324,7 @@ func TestChunkedResponseStreams(t *testing.T) {
 	}), nil)
 	t.Cleanup(g.open)
 
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), wsWait) // a hang guard
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, f.url("/tts/cognitiveservices/v1"), nil)
 	resp, err := f.client.Do(req)
@@ -510,7 +510,7 @@ func TestLargeBodyStreamed(t *testing.T) {
 	case <-gotFirst:
 	case a := <-answered:
 		t.Fatalf("answered before the upstream got a byte: %v", a.err)
-	case <-time.After(10 * time.Second): // a failure bound, not synchronisation
+	case <-time.After(wsWait): // a hang guard, not synchronisation
 		close(secondHalf)
 		t.Fatal("upstream got no byte while the client held back half the body (body buffered, not streamed)")
 	}

@@ -37,7 +37,7 @@ func TestWebSocketShutdownWaitsForHandshakes(t *testing.T) {
 	wsRecv(t, "handshake at the upstream", arrived)
 
 	shutdownDone := make(chan error, 1)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), wsWait)
 	defer cancel()
 	go func() { shutdownDone <- env.p.Shutdown(ctx) }()
 	wsEventually(t, "shutdown begun", func() bool {

@@ -41,8 +41,11 @@ const (
 	wsSpeechPath       = "/cognitiveservices/websocket/v1"
 	wsMappedSpeechPath = "/tts" + wsSpeechPath
 	// wsWait bounds every wait in these tests, so a bug fails a test
-	// instead of hanging the package.
-	wsWait = 5 * time.Second
+	// instead of hanging the package. It is a hang guard, never a verdict
+	// about speed: no working proxy takes this long for anything these
+	// tests do, even under -race on a loaded 2-core machine (where a 15 MiB
+	// message once took more than 10 s).
+	wsWait = 2 * time.Minute
 )
 
 // wsTokens is a fake TokenSource. Renew hands out wsFreshToken.
@@ -243,8 +246,9 @@ type wsEnv struct {
 }
 
 // newWSEnv starts a proxy in front of up, or in front of a wsAcceptor when
-// up is nil. The defaults (bearer, Speech paths, loopback listener, 2s
-// upstream timeout) are changed by edit. At the end it checks that no log
+// up is nil. The defaults (bearer, Speech paths, loopback listener, an
+// upstream timeout of wsWait, which no handshake reaches unless a test means
+// it to) are changed by edit. At the end it checks that no log
 // line held a token or the inbound key the tests send.
 func newWSEnv(t *testing.T, up *wsUpstream, edit func(*Options)) *wsEnv {
 	t.Helper()
@@ -264,7 +268,7 @@ func newWSEnv(t *testing.T, up *wsUpstream, edit func(*Options)) *wsEnv {
 		ResourceID:      wsResourceID,
 		SpeechPaths:     true,
 		AllowedHosts:    hosts.ForListener("127.0.0.1:0", nil),
-		UpstreamTimeout: 2 * time.Second,
+		UpstreamTimeout: wsWait,
 		Proxy:           func(*http.Request) (*url.URL, error) { return nil, nil },
 		Logger:          slog.New(slog.NewJSONHandler(env.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
@@ -460,7 +464,9 @@ func wsSessionsDone(t *testing.T, p *Proxy) {
 	}
 }
 
-// wsEventually polls cond, for state that no channel announces.
+// wsEventually polls cond, for state that no channel or log line announces
+// (a field of the proxy, the goroutine count). wsWait only turns a state that
+// never comes into a failure.
 func wsEventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(wsWait)
@@ -908,14 +914,12 @@ func TestWebSocketShutdownClosesLiveSessions(t *testing.T) {
 		go func() { upstreamEnded <- wsReadUntilError(upstream) }()
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// nil, not DeadlineExceeded: every session closed cleanly, none had
+	// to be cut. The deadline only guards against a hang.
+	ctx, cancel := context.WithTimeout(context.Background(), wsWait)
 	defer cancel()
-	start := time.Now()
 	if err := env.p.Shutdown(ctx); err != nil {
 		t.Errorf("Shutdown = %v, want nil", err)
-	}
-	if elapsed := time.Since(start); elapsed > 2*time.Second {
-		t.Errorf("Shutdown took %v, want well under its 5s timeout", elapsed)
 	}
 	for range n {
 		wsWantClose(t, "client", wsRecv(t, "client end", clientEnded), websocket.CloseGoingAway, "")
@@ -949,7 +953,7 @@ func TestWebSocketShutdownWaitsForFrameBoundary(t *testing.T) {
 	})
 
 	shutdownDone := make(chan error, 1)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), wsWait)
 	defer cancel()
 	go func() { shutdownDone <- env.p.Shutdown(ctx) }()
 	wsEventually(t, "session told to go away", sess.client.goingAway.Load)
