@@ -825,12 +825,15 @@ func TestWebSocketUpstreamHandshakeTimeout(t *testing.T) {
 		o.UpstreamTimeout = timeout
 	})
 
+	// The silent upstream never answers, so the 504 itself shows that the
+	// timeout fired; how long after the timeout the answer came is the
+	// machine's business. It cannot come before.
 	start := time.Now()
 	resp, body := env.rawUpgrade(t, http.MethodGet, wsSpeechPath, nil)
 	elapsed := time.Since(start)
 	wsWantError(t, resp, body, http.StatusGatewayTimeout, "upstream_timeout")
-	if elapsed < timeout || elapsed > timeout+time.Second {
-		t.Errorf("answered after %v, want about the upstream timeout %v", elapsed, timeout)
+	if elapsed < timeout {
+		t.Errorf("answered after %v, before the upstream timeout %v", elapsed, timeout)
 	}
 	if n := accepted.Load(); n != 1 {
 		t.Errorf("silent upstream accepted %d connections, want 1", n)
@@ -1001,16 +1004,13 @@ func TestWebSocketShutdownTimeoutCutsSessions(t *testing.T) {
 		return !sess.client.in.atBoundary() && sess.client.in.left == uint64(len(frame)-100)
 	})
 
-	const timeout = 200 * time.Millisecond
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	// The frame never completes, so only the deadline can end Shutdown:
+	// DeadlineExceeded shows it did, however late the machine ran it.
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	start := time.Now()
 	err := env.p.Shutdown(ctx)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Shutdown = %v, want %v", err, context.DeadlineExceeded)
-	}
-	if elapsed := time.Since(start); elapsed > timeout+time.Second {
-		t.Errorf("Shutdown took %v, want about its %v timeout", elapsed, timeout)
 	}
 	wsSessionsDone(t, env.p)
 	if _, _, err := client.ReadMessage(); err == nil {
