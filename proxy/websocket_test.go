@@ -187,16 +187,46 @@ func (a *wsAcceptor) next(t *testing.T) *websocket.Conn {
 	return wsRecv(t, "upstream session", a.conns)
 }
 
-// wsLogBuffer collects the proxy's JSON log lines.
+// wsLogBuffer collects the proxy's JSON log lines and tells waiters about
+// each one.
 type wsLogBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu      sync.Mutex
+	b       bytes.Buffer
+	written chan struct{} // closed (and replaced) by the next Write
 }
 
 func (l *wsLogBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.written != nil {
+		close(l.written)
+		l.written = nil
+	}
 	return l.b.Write(p)
+}
+
+// waitFor returns once cond holds for the log, checked after each line is
+// written: for "the proxy has logged it", an event the log itself announces.
+func (l *wsLogBuffer) waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	guard := time.NewTimer(wsWait)
+	defer guard.Stop()
+	for {
+		l.mu.Lock()
+		if l.written == nil {
+			l.written = make(chan struct{})
+		}
+		written := l.written
+		l.mu.Unlock()
+		if cond() {
+			return
+		}
+		select {
+		case <-written:
+		case <-guard.C:
+			t.Fatalf("%s: not in the log after %v:\n%s", what, wsWait, l.String())
+		}
+	}
 }
 
 func (l *wsLogBuffer) String() string {
