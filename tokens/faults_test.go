@@ -55,29 +55,33 @@ func (e *restlessError) Error() string {
 
 // The credential's error is read by Run (its log line) and by every caller
 // left without a token (Token's error, State): under -race this fails
-// unless the Source fixes the message once, on Run's goroutine.
+// unless the Source fixes the message once, on Run's goroutine. In a
+// synctest bubble, so that the 50ms wait cannot run out before the first
+// call has failed (the goroutines still run at once, as -race needs).
 func TestCredentialErrorReadConcurrently(t *testing.T) {
-	cred := &fakeCredential{fn: func(ctx context.Context, n int) (azcore.AccessToken, error) {
-		return azcore.AccessToken{}, &restlessError{}
-	}}
-	s, stop := startSource(t, Options{Credential: cred, WaitTimeout: 50 * time.Millisecond})
-	defer stop()
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Go(func() {
-			for range 8 {
-				if _, err := s.Token(context.Background()); err == nil || !strings.Contains(err.Error(), "token service failed") {
-					t.Errorf("Token() error = %v, want the credential's", err)
+	synctest.Test(t, func(t *testing.T) {
+		cred := &fakeCredential{fn: func(ctx context.Context, n int) (azcore.AccessToken, error) {
+			return azcore.AccessToken{}, &restlessError{}
+		}}
+		s, stop := startSource(t, Options{Credential: cred, WaitTimeout: 50 * time.Millisecond})
+		defer stop()
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				for range 8 {
+					if _, err := s.Token(context.Background()); err == nil || !strings.Contains(err.Error(), "token service failed") {
+						t.Errorf("Token() error = %v, want the credential's", err)
+					}
+					if e := s.State().LastError; e != nil {
+						_ = e.Error()
+					}
 				}
-				if e := s.State().LastError; e != nil {
-					_ = e.Error()
-				}
-			}
-		})
-	}
-	wg.Wait()
-	var re *restlessError
-	if !errors.As(s.State().LastError, &re) {
-		t.Errorf("LastError %v does not wrap the credential's error", s.State().LastError)
-	}
+			})
+		}
+		wg.Wait()
+		var re *restlessError
+		if !errors.As(s.State().LastError, &re) {
+			t.Errorf("LastError %v does not wrap the credential's error", s.State().LastError)
+		}
+	})
 }
