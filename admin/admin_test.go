@@ -5,17 +5,19 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/entraproxy/entraproxy/admin"
+	"github.com/entraproxy/entraproxy/internal/testport"
 	"github.com/entraproxy/entraproxy/metrics"
 )
 
@@ -169,7 +171,7 @@ func TestWaitUntilReady(t *testing.T) {
 	srv := httptest.NewServer(admin.Handler(ready, nil))
 	defer srv.Close()
 
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
 	if err := admin.Wait(ctx, srv.URL+"/readyz"); err != nil {
 		t.Fatalf("Wait = %v, want nil", err)
@@ -181,12 +183,30 @@ func TestWaitUntilReady(t *testing.T) {
 	}
 }
 
-func TestWaitTimesOutNeverReady(t *testing.T) {
-	srv := httptest.NewServer(admin.Handler(func() error { return errors.New("starting: no token yet") }, nil))
-	defer srv.Close()
+// hangGuard bounds a Wait that should have ended on its own, so a bug fails
+// the test instead of hanging it; no working Wait takes this long.
+const hangGuard = 2 * time.Minute
 
-	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-	defer cancel()
+// endAtSecondProbe serves h, and ends the returned context when the second
+// probe arrives: Wait has read the first answer by then (it probes one at a
+// time), which a deadline on a busy machine could not promise.
+func endAtSecondProbe(t *testing.T, h http.Handler) (context.Context, *httptest.Server) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+	t.Cleanup(cancel)
+	var probes atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if probes.Add(1) == 2 {
+			cancel()
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return ctx, srv
+}
+
+func TestWaitTimesOutNeverReady(t *testing.T) {
+	ctx, srv := endAtSecondProbe(t, admin.Handler(func() error { return errors.New("starting: no token yet") }, nil))
 	err := admin.Wait(ctx, srv.URL+"/readyz")
 	if err == nil {
 		t.Fatal("Wait = nil, want an error")
@@ -197,40 +217,41 @@ func TestWaitTimesOutNeverReady(t *testing.T) {
 }
 
 func TestWaitReportsNonJSONStatus(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	ctx, srv := endAtSecondProbe(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "<html>bad gateway</html>", http.StatusBadGateway)
 	}))
-	defer srv.Close()
-
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
 	err := admin.Wait(ctx, srv.URL+"/readyz")
 	if err == nil || !strings.HasSuffix(err.Error(), ": 502 Bad Gateway") {
 		t.Errorf("Wait = %v, want ...: 502 Bad Gateway", err)
 	}
 }
 
+// A refused connection is retried until ctx ends, and named. The port is
+// held, so nobody can be given it and answer. Nothing announces a refused
+// probe, so the wait runs in a synctest bubble: its clock moves only while
+// every goroutine waits on it, never while a probe is under way, so the
+// 300ms cannot pass before the first probe is refused.
 func TestWaitConnectionRefused(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
-	err = admin.Wait(ctx, "http://"+addr+"/readyz")
-	if err == nil || !strings.Contains(err.Error(), "connection refused") {
-		t.Errorf("Wait = %v, want an error naming connection refused", err)
-	}
+	addr := testport.Reserve(t).Addr()
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		err := admin.Wait(ctx, "http://"+addr+"/readyz")
+		if err == nil || !strings.Contains(err.Error(), "connection refused") {
+			t.Errorf("Wait = %v, want an error naming connection refused", err)
+		}
+	})
 }
 
 // A listener that accepts but never answers: ctx ends the probe in flight, and
-// that cancellation is not mistaken for what the instance said.
+// that cancellation is not mistaken for what the instance said. ctx ends once
+// the probe is in flight (a deadline could race the probe's own timeout).
 func TestWaitHungInstance(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+	defer cancel()
 	release := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cancel()
 		select {
 		case <-release:
 		case <-r.Context().Done():
@@ -239,8 +260,6 @@ func TestWaitHungInstance(t *testing.T) {
 	defer srv.Close()
 	defer close(release)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
 	err := admin.Wait(ctx, srv.URL+"/readyz")
 	if err == nil || !strings.HasSuffix(err.Error(), ": no answer yet") {
 		t.Errorf("Wait = %v, want ...: no answer yet", err)
