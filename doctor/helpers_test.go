@@ -134,10 +134,21 @@ type outputs struct {
 	decoded Report
 }
 
+// hangGuard bounds the network steps of the doctors these tests run, so a
+// hang fails instead of blocking; no working fake takes this long, even on a
+// loaded machine.
+const hangGuard = 2 * time.Minute
+
 func runDoctor(t *testing.T, opts Options) outputs {
 	t.Helper()
 	if opts.Proxy == nil {
 		opts.Proxy = noProxy
+	}
+	if opts.ProbeTimeout == 0 {
+		// The fakes answer (or refuse) at once, so the verdicts never
+		// wait for a timeout; the default 3s could be reached by a
+		// loaded machine, and turn a pass into an unreachable upstream.
+		opts.ProbeTimeout = hangGuard
 	}
 	rep, err := Run(context.Background(), opts)
 	if err != nil {
