@@ -34,7 +34,9 @@ func fakeWithAZ(t *testing.T, s fakeazure.Settings) *fakeazure.Azure {
 func TestDoctorJSONExitZero(t *testing.T) {
 	fake := fakeWithAZ(t, fakeazure.Settings{Auth: fakeazure.AuthBearer})
 	var stdout, stderr bytes.Buffer
-	err := run(context.Background(), []string{"doctor", "--json"}, environ(
+	// --timeout: the fake answers at once; the default 3s per step could be
+	// reached by a loaded machine and turn a pass into a failure.
+	err := run(context.Background(), []string{"doctor", "--json", "--timeout", hangGuard.String()}, environ(
 		"ENTRAPROXY_UPSTREAM", fake.URL(),
 		"ENTRAPROXY_CREDENTIAL", "azure-cli",
 	), nil, &stdout, &stderr)
@@ -59,7 +61,7 @@ func TestDoctorJSONExitZero(t *testing.T) {
 func TestDoctorFailedCheckExitOne(t *testing.T) {
 	fake := fakeWithAZ(t, fakeazure.Settings{Auth: fakeazure.AuthAAD})
 	var stdout, stderr bytes.Buffer
-	err := run(context.Background(), []string{"doctor"}, environ(
+	err := run(context.Background(), []string{"doctor", "--timeout", hangGuard.String()}, environ(
 		"ENTRAPROXY_UPSTREAM", fake.URL(),
 		"ENTRAPROXY_CREDENTIAL", "azure-cli",
 		"ENTRAPROXY_AUTH_FORMAT", "bearer",

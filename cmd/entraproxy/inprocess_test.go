@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/entraproxy/entraproxy/internal/fakeazure"
+	"github.com/entraproxy/entraproxy/internal/testport"
 )
 
 // Helpers for tests that run the real serve in this process (run with a
@@ -120,19 +121,28 @@ func uniqueClientID() string {
 }
 
 // logSink collects the proxy's log lines (those keep allows, all when it is
-// nil) and announces its ready line.
+// nil), one line per Write, announces its ready line and wakes waitFor.
 type logSink struct {
-	mu    sync.Mutex
-	buf   bytes.Buffer
-	keep  func([]byte) bool
-	ready chan struct{ Listen, Admin string }
-	once  sync.Once
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	written chan struct{} // closed (and replaced) by the next kept line
+	keep    func([]byte) bool
+	ready   chan struct{ Listen, Admin string }
+	once    sync.Once
+}
+
+func newLogSink(keep func([]byte) bool) *logSink {
+	return &logSink{keep: keep, ready: make(chan struct{ Listen, Admin string }, 1)}
 }
 
 func (l *logSink) Write(p []byte) (int, error) {
 	if l.keep == nil || l.keep(p) {
 		l.mu.Lock()
 		l.buf.Write(p)
+		if l.written != nil {
+			close(l.written)
+			l.written = nil
+		}
 		l.mu.Unlock()
 	}
 	var line struct{ Msg, Listen, Admin string }
@@ -140,6 +150,32 @@ func (l *logSink) Write(p []byte) (int, error) {
 		l.once.Do(func() { l.ready <- struct{ Listen, Admin string }{line.Listen, line.Admin} })
 	}
 	return len(p), nil
+}
+
+// waitFor returns once cond holds for the kept log, checked after each line:
+// the proxy announces what it did by logging it. hangGuard only turns a line
+// that never comes into a failure.
+func (l *logSink) waitFor(t *testing.T, what string, cond func(log string) bool) {
+	t.Helper()
+	guard := time.NewTimer(hangGuard)
+	defer guard.Stop()
+	for {
+		l.mu.Lock()
+		log := l.buf.String()
+		if l.written == nil {
+			l.written = make(chan struct{})
+		}
+		written := l.written
+		l.mu.Unlock()
+		if cond(log) {
+			return
+		}
+		select {
+		case <-written:
+		case <-guard.C:
+			t.Fatalf("%s: not logged after %v:\n%s", what, hangGuard, log)
+		}
+	}
 }
 
 func (l *logSink) String() string {
@@ -168,7 +204,7 @@ func startInProcess(t *testing.T, wantReady bool, keep func([]byte) bool, kv ...
 		"ENTRAPROXY_LOG_FORMAT", "json",
 		"ENTRAPROXY_SHUTDOWN_TIMEOUT", "5s",
 	}, kv...)
-	logs := &logSink{keep: keep, ready: make(chan struct{ Listen, Admin string }, 1)}
+	logs := newLogSink(keep)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, nil, environ(env...), nil, io.Discard, logs) }()
@@ -179,8 +215,8 @@ func startInProcess(t *testing.T, wantReady bool, keep func([]byte) bool, kv ...
 			cancel()
 			select {
 			case runErr = <-done:
-			case <-time.After(15 * time.Second):
-				runErr = fmt.Errorf("run did not return within 15s of the shutdown signal")
+			case <-time.After(hangGuard):
+				runErr = fmt.Errorf("run did not return %v after the shutdown signal", hangGuard)
 			}
 		})
 		return runErr
@@ -189,16 +225,24 @@ func startInProcess(t *testing.T, wantReady bool, keep func([]byte) bool, kv ...
 	p := &inProcess{logs: logs, stop: stop}
 	if !wantReady {
 		// No token will come, so no ready line: the caller chose the
-		// ports (freeAddr). Wait until the listener answers.
+		// ports (heldAddr). Nothing announces the listener before a token
+		// does: poll until it answers (connections to a held port are
+		// refused until then).
 		p.listen, p.admin = environ(env...)("ENTRAPROXY_LISTEN"), environ(env...)("ENTRAPROXY_ADMIN_LISTEN")
-		deadline := time.Now().Add(10 * time.Second)
+		deadline := time.Now().Add(hangGuard)
 		for {
 			if c, err := net.Dial("tcp", p.listen); err == nil {
 				c.Close()
 				return p
 			}
+			select {
+			case err := <-done:
+				done <- err // for stop
+				t.Fatalf("run returned before listening: %v\n%s", err, logs.String())
+			default:
+			}
 			if time.Now().After(deadline) {
-				t.Fatalf("%s not listening:\n%s", p.listen, logs.String())
+				t.Fatalf("%s not listening after %v:\n%s", p.listen, hangGuard, logs.String())
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
@@ -207,20 +251,18 @@ func startInProcess(t *testing.T, wantReady bool, keep func([]byte) bool, kv ...
 	case r := <-logs.ready:
 		p.listen, p.admin = r.Listen, r.Admin
 	case err := <-done:
+		done <- err // for stop
 		t.Fatalf("run returned before ready: %v\n%s", err, logs.String())
-	case <-time.After(15 * time.Second):
-		t.Fatalf("no ready line within 15s:\n%s", logs.String())
+	case <-time.After(hangGuard):
+		t.Fatalf("no ready line after %v:\n%s", hangGuard, logs.String())
 	}
 	return p
 }
 
-// freeAddr is a 127.0.0.1 address with a port nobody listens on now.
-func freeAddr(t *testing.T) string {
+// heldAddr is a 127.0.0.1 address for serve to listen on. The test holds
+// its port (a closed listener's port could be given to anyone before serve
+// listens there); serve can still bind it by number.
+func heldAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return testport.Reserve(t).Addr()
 }

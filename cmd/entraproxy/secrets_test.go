@@ -66,7 +66,7 @@ func TestNoSecretInLogsOrResponses(t *testing.T) {
 	}
 	p := startInProcess(t, true, nil, settings...)
 	seen := &seenText{}
-	client := &http.Client{Timeout: 15 * time.Second}
+	client := &http.Client{Timeout: hangGuard}
 	do := func(label, method, path, body string, header http.Header, wantStatus int) []byte {
 		t.Helper()
 		req, _ := http.NewRequest(method, "http://"+p.listen+path, strings.NewReader(body))
@@ -100,7 +100,7 @@ func TestNoSecretInLogsOrResponses(t *testing.T) {
 			t.Fatalf("%s: dial: %v (%v)", label, err, resp)
 		}
 		defer conn.Close()
-		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		conn.SetReadDeadline(time.Now().Add(hangGuard))
 		audio, err := fakeazure.Synthesize(conn, "Hello over WebSocket.", "")
 		if err != nil || len(audio) == 0 {
 			t.Fatalf("%s: synthesize: %d bytes, %v", label, len(audio), err)
@@ -152,9 +152,14 @@ func TestNoSecretInLogsOrResponses(t *testing.T) {
 
 	// A token failure: a second proxy whose identity endpoint refuses.
 	identity.setFail("400")
-	listen, admin := freeAddr(t), freeAddr(t)
+	listen, admin := heldAddr(t), heldAddr(t)
 	p2 := startInProcess(t, false, nil, append(settings, "AZURE_CLIENT_ID", uniqueClientID(),
 		"ENTRAPROXY_LISTEN", listen, "ENTRAPROXY_ADMIN_LISTEN", admin)...)
+	// The failed fetch, logged: the 503s below come from it (and not
+	// from a wait that ran out first), and the scan sees its line.
+	p2.logs.waitFor(t, "the second proxy's failed fetch", func(log string) bool {
+		return strings.Contains(log, `"msg":"token fetch failed"`)
+	})
 	do2 := func(label, path string, wantStatus int) {
 		req, _ := http.NewRequest(http.MethodGet, "http://"+p2.listen+path, nil)
 		req.Header.Set("Ocp-Apim-Subscription-Key", gatewayKey)
