@@ -82,7 +82,7 @@ func startHostile(t *testing.T, inboundKeys []string, edit func(*http.Server)) *
 		SpeechPaths:     true,
 		InboundKeys:     inboundKeys,
 		AllowedHosts:    hosts.ForListener("127.0.0.1:0", nil),
-		UpstreamTimeout: 5 * time.Second,
+		UpstreamTimeout: hangGuard,
 		Proxy:           func(*http.Request) (*url.URL, error) { return nil, nil },
 	})
 	if err != nil {
@@ -110,7 +110,9 @@ func (e *hostileEnv) requests() []seenRequest {
 }
 
 // raw writes text on a new connection and reads every response until the
-// server closes it or 2s pass without one.
+// server closes it. Every text the tests send ends the connection (a refusal,
+// or Connection: close), so no pause is taken for "no more responses"; the
+// deadline is a hang guard.
 func (e *hostileEnv) raw(t *testing.T, text string) []*http.Response {
 	t.Helper()
 	conn, err := net.Dial("tcp", e.addr)
@@ -118,16 +120,19 @@ func (e *hostileEnv) raw(t *testing.T, text string) []*http.Response {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	conn.SetDeadline(time.Now().Add(hangGuard))
 	if _, err := io.WriteString(conn, text); err != nil {
 		t.Fatalf("write: %v", err)
 	}
 	var resps []*http.Response
 	br := bufio.NewReader(conn)
 	for {
-		conn.SetReadDeadline(time.Now().Add(2 * time.Second))
 		resp, err := http.ReadResponse(br, nil)
 		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				t.Fatalf("connection still open %v after the request, %d responses read", hangGuard, len(resps))
+			}
 			return resps
 		}
 		body, _ := io.ReadAll(resp.Body)
@@ -212,10 +217,11 @@ func statuses(resps []*http.Response) []int {
 }
 
 // waitClosed reads from conn until the server closes it, and returns how
-// long that took from start.
-func waitClosed(t *testing.T, conn net.Conn, start time.Time, within time.Duration) time.Duration {
+// long that took from start. hangGuard only turns a connection that is never
+// closed into a failure.
+func waitClosed(t *testing.T, conn net.Conn, start time.Time) time.Duration {
 	t.Helper()
-	conn.SetReadDeadline(start.Add(within))
+	conn.SetReadDeadline(time.Now().Add(hangGuard))
 	buf := make([]byte, 4096)
 	for {
 		_, err := conn.Read(buf)
@@ -224,23 +230,28 @@ func waitClosed(t *testing.T, conn net.Conn, start time.Time, within time.Durati
 		}
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
-			t.Fatalf("connection still open %v after start", within)
+			t.Fatalf("connection still open %v after start", time.Since(start))
 		}
 		return time.Since(start)
 	}
 }
 
 // Slowloris: headers trickled one line at a time are cut at
-// ReadHeaderTimeout, however steadily they come.
+// ReadHeaderTimeout, however steadily they come. A deadline that each line
+// pushed back would keep the connection open for as long as the trickle
+// lasts, which here is until the connection ends: that the server ends it
+// is the verdict. When is the machine's business, except that it cannot be
+// before the timeout (start is taken before the server can start its
+// clock).
 func TestSlowHeadersCutAtReadHeaderTimeout(t *testing.T) {
 	const timeout = 300 * time.Millisecond
 	env := startHostile(t, nil, func(s *http.Server) { s.ReadHeaderTimeout = timeout })
+	start := time.Now()
 	conn, err := net.Dial("tcp", env.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	start := time.Now()
 	io.WriteString(conn, "GET /openai/models HTTP/1.1\r\nHost: localhost\r\n")
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -258,17 +269,21 @@ func TestSlowHeadersCutAtReadHeaderTimeout(t *testing.T) {
 			}
 		}
 	})
-	took := waitClosed(t, conn, start, 3*time.Second)
+	took := waitClosed(t, conn, start)
 	close(stop)
 	wg.Wait()
-	if took < timeout || took > timeout+time.Second {
-		t.Errorf("closed after %v, want about ReadHeaderTimeout %v", took, timeout)
+	if took < timeout {
+		t.Errorf("closed after %v, before ReadHeaderTimeout %v", took, timeout)
 	}
 	if n := len(env.requests()); n != 0 {
 		t.Errorf("upstream received %d requests, want 0", n)
 	}
 }
 
+// A keep-alive connection left idle is closed by the server (at IdleTimeout:
+// it cannot be before, counted from before the request was sent, since the
+// server starts its clock after answering; when after is the machine's
+// business).
 func TestIdleKeepAliveClosedAtIdleTimeout(t *testing.T) {
 	const timeout = 300 * time.Millisecond
 	env := startHostile(t, nil, func(s *http.Server) { s.IdleTimeout = timeout })
@@ -277,15 +292,20 @@ func TestIdleKeepAliveClosedAtIdleTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
+	start := time.Now()
 	io.WriteString(conn, "GET /openai/models HTTP/1.1\r\nHost: localhost\r\n\r\n")
-	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	conn.SetReadDeadline(time.Now().Add(hangGuard))
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
 	if err != nil || resp.StatusCode != http.StatusOK || bodyOf(resp) != "ok" {
 		t.Fatalf("first request: %v, %v", resp, err)
 	}
-	took := waitClosed(t, conn, time.Now(), 3*time.Second)
-	if took < timeout-50*time.Millisecond || took > timeout+time.Second {
-		t.Errorf("idle connection closed after %v, want about IdleTimeout %v", took, timeout)
+	if resp.Close {
+		t.Fatalf("first response closes the connection; want it kept alive")
+	}
+	took := waitClosed(t, conn, start)
+	if took < timeout {
+		t.Errorf("idle connection closed after %v, before IdleTimeout %v", took, timeout)
 	}
 }
 
@@ -487,10 +507,11 @@ func openFDs(t *testing.T) int {
 
 // settle polls until goroutines and open files are back to at most their
 // baselines plus slack, and fails with a goroutine dump if they are not
-// within wait.
-func settle(t *testing.T, what string, baseG, baseFD, slack int, wait time.Duration) {
+// after hangGuard. Goroutines end when the scheduler gets to them, which
+// nothing announces; a busy machine may take seconds.
+func settle(t *testing.T, what string, baseG, baseFD, slack int) {
 	t.Helper()
-	deadline := time.Now().Add(wait)
+	deadline := time.Now().Add(hangGuard)
 	for {
 		g, fd := runtime.NumGoroutine(), openFDs(t)
 		if g <= baseG+slack && fd <= baseFD+slack {
@@ -506,8 +527,10 @@ func settle(t *testing.T, what string, baseG, baseFD, slack int, wait time.Durat
 }
 
 // Thousands of connections that send nothing, half a header, or go idle
-// after one request: the proxy keeps answering others at once, drops each at
-// its timeout, and gives every goroutine and file back.
+// after one request: the proxy keeps answering others, drops each at its
+// timeout (never before it; how long after is the machine's business, and a
+// connection never dropped fails at the hang guard), and gives every
+// goroutine and file back.
 func TestThousandsOfIdleConnections(t *testing.T) {
 	const (
 		timeout   = time.Second
@@ -516,7 +539,7 @@ func TestThousandsOfIdleConnections(t *testing.T) {
 		keepAlive = 100
 	)
 	env := startHostile(t, nil, func(s *http.Server) { s.ReadHeaderTimeout, s.IdleTimeout = timeout, timeout })
-	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: hangGuard}
 	get := func() error {
 		resp, err := client.Get("http://" + env.addr + "/openai/models")
 		if err != nil {
@@ -554,36 +577,26 @@ func TestThousandsOfIdleConnections(t *testing.T) {
 			io.WriteString(c, "GET /openai/models HTTP/1.1\r\nHost: localhost\r\n\r\n")
 		}
 	}
-	opened := time.Since(start)
 	for _, c := range conns[silent+half:] {
-		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		c.SetReadDeadline(time.Now().Add(hangGuard))
 		if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil || resp.StatusCode != http.StatusOK {
 			t.Fatalf("keep-alive request: %v, %v", resp, err)
 		}
 	}
 
-	// Meanwhile others are served at once.
+	// Meanwhile others are served (how fast is for the benchmarks).
 	for i := range 20 {
-		t0 := time.Now()
 		if err := get(); err != nil {
 			t.Fatalf("request %d among %d idle connections: %v", i, len(conns), err)
 		}
-		if d := time.Since(t0); d > time.Second {
-			t.Errorf("request %d took %v among %d idle connections", i, d, len(conns))
-		}
 	}
 
-	// Each is dropped at its timeout.
-	var slowest time.Duration
+	// Each is dropped, none before its timeout: start was taken before the
+	// first was opened, so before the server started any connection's clock.
 	for i, c := range conns {
-		if d := waitClosed(t, c, start, opened+timeout+5*time.Second); d > slowest {
-			slowest = d
-		} else if i == 0 && d < timeout {
+		if d := waitClosed(t, c, start); i == 0 && d < timeout {
 			t.Errorf("a silent connection was closed after %v, before ReadHeaderTimeout %v", d, timeout)
 		}
-	}
-	if slowest > opened+timeout+2*time.Second {
-		t.Errorf("the last idle connection was closed %v after the first was opened (opening took %v), want about the %v timeout", slowest, opened, timeout)
 	}
 	for _, c := range conns {
 		c.Close()
@@ -595,5 +608,5 @@ func TestThousandsOfIdleConnections(t *testing.T) {
 	// The upstream hangs up its side, so the proxy's pool lets go of the
 	// connections the keep-alive requests added.
 	env.upstream.CloseClientConnections()
-	settle(t, fmt.Sprintf("after %d idle connections", silent+half+keepAlive), baseG, baseFD, 2, 5*time.Second)
+	settle(t, fmt.Sprintf("after %d idle connections", silent+half+keepAlive), baseG, baseFD, 2)
 }
