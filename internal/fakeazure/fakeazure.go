@@ -278,6 +278,17 @@ func (a *Azure) Close() {
 	a.serving.Wait()
 }
 
+// CloseIdleConnections closes the keep-alive connections on both listeners
+// that carry no request now, so that a test counting goroutines or open
+// files before and after some work does not count a client's connection
+// pool, whose size depends on timing.
+func (a *Azure) CloseIdleConnections() {
+	for _, srv := range []*http.Server{a.custom, a.regional} {
+		srv.SetKeepAlivesEnabled(false) // closes the idle ones
+		srv.SetKeepAlivesEnabled(true)
+	}
+}
+
 // URL is the custom-domain listener's base URL, http://127.0.0.1:P: what
 // ENTRAPROXY_UPSTREAM points at.
 func (a *Azure) URL() string { return "http://" + a.customHost }
