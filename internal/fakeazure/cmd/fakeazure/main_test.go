@@ -64,7 +64,7 @@ func TestRunPrintsReadyLineAndStops(t *testing.T) {
 		if err != nil {
 			t.Errorf("run after cancel = %v, want nil", err)
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(2 * time.Minute): // a hang guard, not a verdict on speed
 		t.Fatal("run did not return after cancel")
 	}
 }
