@@ -76,10 +76,11 @@ export function cancellation(result) {
 
 /**
  * AzureOpenAI as a user configures it, with a dummy key. options override
- * the client's (the tests default to no retries and a 20 s timeout).
+ * the client's (the tests default to no retries and a 120 s timeout, a hang
+ * guard: the waits end on the answers).
  */
 export function openai(endpoint, key = DUMMY_KEY, options = {}) {
-  return new AzureOpenAI({ endpoint, apiKey: key, apiVersion: "2024-10-21", deployment: "gpt-4o", maxRetries: 0, timeout: 20_000, ...options });
+  return new AzureOpenAI({ endpoint, apiKey: key, apiVersion: "2024-10-21", deployment: "gpt-4o", maxRetries: 0, timeout: 120_000, ...options });
 }
 
 /**

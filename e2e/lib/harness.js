@@ -18,7 +18,11 @@ export const bin = (name) => path.join(repoRoot, "bin", name);
 /** The dummy key every client sends; it must never reach a log or Azure. */
 export const DUMMY_KEY = "dummy-key-ENTRAPROXY-E2E";
 
-const START_TIMEOUT_MS = 20_000;
+// Hang guards, never verdicts about speed: each wait ends on an event (a
+// ready line, a log line, an exit), and these only turn an event that never
+// comes into a failure. No working proxy, fake or SDK takes this long, even
+// on a loaded 2-core machine.
+const START_TIMEOUT_MS = 120_000;
 
 // Processes still running, killed when node exits however it exits.
 const live = new Set();
@@ -29,7 +33,7 @@ process.on("exit", () => {
 // A test file that hangs (an SDK waiting forever for a turn.end, say) must
 // not hang CI: after FILE_TIMEOUT_MS the file fails, its processes die. The
 // timer is unref'd, so it never keeps a finished file alive.
-const FILE_TIMEOUT_MS = 90_000;
+const FILE_TIMEOUT_MS = 300_000;
 setTimeout(() => {
   console.error(`e2e harness: ${process.argv[1]} still running after ${FILE_TIMEOUT_MS / 1000} s; killing it`);
   process.exit(1);
@@ -102,11 +106,11 @@ class Child {
     return [...this.lines.stdout, ...this.lines.stderr].slice(-40).join("\n");
   }
 
-  /** SIGTERM, then SIGKILL if it has not exited after 5 s. */
+  /** SIGTERM, then SIGKILL if it has not exited after START_TIMEOUT_MS. */
   async stop() {
     if (this.exit) return this.exit;
     this.proc.kill("SIGTERM");
-    const timer = setTimeout(() => this.proc.kill("SIGKILL"), 5000);
+    const timer = setTimeout(() => this.proc.kill("SIGKILL"), START_TIMEOUT_MS);
     const res = await this.exited;
     clearTimeout(timer);
     return res;
