@@ -53,7 +53,8 @@ func listenAzureLog(t *testing.T, logger *slog.Logger, cred azcore.TokenCredenti
 // fetch runs a Source over cred until one Token call has an answer.
 func fetch(t *testing.T, cred azcore.TokenCredential, scope string, logger *slog.Logger) (azcore.AccessToken, State, error) {
 	t.Helper()
-	s := NewSource(Options{Credential: cred, Scope: scope, Logger: logger, WaitTimeout: 30 * time.Second})
+	// WaitTimeout is a hang guard: the fake endpoints answer at once.
+	s := NewSource(Options{Credential: cred, Scope: scope, Logger: logger, WaitTimeout: 2 * time.Minute})
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
