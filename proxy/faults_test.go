@@ -133,7 +133,7 @@ func startIdentityEndpoint(t *testing.T) *identityEndpoint {
 }
 
 func (e *identityEndpoint) serve(ln net.Listener) {
-	srv := &http.Server{Handler: http.HandlerFunc(e.handle), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: http.HandlerFunc(e.handle), ReadHeaderTimeout: wsWait}
 	served := make(chan struct{})
 	go func() { defer close(served); srv.Serve(ln) }()
 	e.mu.Lock()
@@ -458,7 +458,8 @@ func TestUpstreamResetsMidResponse(t *testing.T) {
 
 // stallUntilGone is an upstream that, at /stall-head, never answers and, at
 // /stall-body, sends part of a body and then nothing; either way until the
-// proxy gives up on it, which it reports on released.
+// proxy gives up on it, which it reports on released (or the test ends and
+// closes it).
 func stallUntilGone(released chan<- string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
@@ -470,10 +471,10 @@ func stallUntilGone(released chan<- string) http.Handler {
 			io.WriteString(w, "first part")
 			w.(http.Flusher).Flush()
 		}
+		<-r.Context().Done()
 		select {
-		case <-r.Context().Done():
-			released <- r.URL.Path
-		case <-time.After(30 * time.Second):
+		case released <- r.URL.Path:
+		default: // the test no longer counts (it ended, or gave up on a timeout)
 		}
 	})
 }
