@@ -150,6 +150,7 @@ func serial(t testing.TB) *big.Int {
 type SecretVolume struct {
 	Dir     string
 	version int
+	written time.Time // the modification time of the latest version
 }
 
 // NewSecretVolume uses dir, which should be empty.
@@ -169,6 +170,21 @@ func (v *SecretVolume) Write(t testing.TB, p Pair) {
 		t.Fatal(err)
 	}
 	p.WriteFiles(t, filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"))
+	// Each version is written later than the one before, as renewals are.
+	// Versions a test writes milliseconds apart can fall in one tick of
+	// the file system's clock, and a version's files may get the inodes of
+	// a removed earlier one: with the same size, nothing would tell them
+	// apart, however the reader is written.
+	next := v.written.Add(time.Second)
+	if now := time.Now(); now.After(next) {
+		next = now
+	}
+	v.written = next
+	for _, f := range []string{"tls.crt", "tls.key"} {
+		if err := os.Chtimes(filepath.Join(dir, f), v.written, v.written); err != nil {
+			t.Fatal(err)
+		}
+	}
 	tmp := filepath.Join(v.Dir, "..data_tmp")
 	if err := os.Symlink(name, tmp); err != nil {
 		t.Fatal(err)
