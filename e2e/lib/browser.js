@@ -25,6 +25,12 @@ export function chromiumPath() {
  * persistent context, Chromium's version and stop(), which also removes the
  * profile.
  */
+// Playwright's own limits (30 s to launch, to navigate, to evaluate) are
+// reachable by a working Chromium on a loaded 2-core machine; these waits
+// end on their events, and this only turns one that never comes into a
+// failure.
+const HANG_GUARD_MS = 120_000;
+
 export async function launchChromium({ resolverRules } = {}) {
   const profile = await mkdtemp(path.join(tmpdir(), "entraproxy-e2e-chromium-"));
   const args = [
@@ -37,7 +43,10 @@ export async function launchChromium({ resolverRules } = {}) {
     executablePath: chromiumPath(),
     headless: true,
     args,
+    timeout: HANG_GUARD_MS,
   });
+  context.setDefaultTimeout(HANG_GUARD_MS);
+  context.setDefaultNavigationTimeout(HANG_GUARD_MS);
   let closed;
   return {
     context,

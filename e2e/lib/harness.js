@@ -33,7 +33,7 @@ process.on("exit", () => {
 // A test file that hangs (an SDK waiting forever for a turn.end, say) must
 // not hang CI: after FILE_TIMEOUT_MS the file fails, its processes die. The
 // timer is unref'd, so it never keeps a finished file alive.
-const FILE_TIMEOUT_MS = 300_000;
+const FILE_TIMEOUT_MS = 600_000;
 setTimeout(() => {
   console.error(`e2e harness: ${process.argv[1]} still running after ${FILE_TIMEOUT_MS / 1000} s; killing it`);
   process.exit(1);

@@ -26,7 +26,7 @@ const seen = new Seen();
 
 before(async () => {
   await execFileP("mvn", ["-q", "-B", "-Dstyle.color=never", "-f", path.join(javaDir, "pom.xml"),
-    "dependency:copy-dependencies", "-DoutputDirectory=target/lib"], { timeout: 80_000 })
+    "dependency:copy-dependencies", "-DoutputDirectory=target/lib"], { timeout: 240_000 }) // a hang guard: downloads on a fresh machine
     .catch((err) => { throw new Error(`mvn (fetching the Java Speech SDK): ${err.stdout}${err.stderr}`); });
   tmp = await mkdtemp(path.join(tmpdir(), "entraproxy-e2e-java-"));
   fake = await startFake(["-auth", "bearer", "-phrase", PHRASE]);
@@ -40,7 +40,7 @@ test("Java SpeechConfig.fromHost(ws://proxy): SynthesizingAudioCompleted, then R
   await writeFile(wav, toneWav(1.5));
   const text = "Hello from the Java Speech SDK.";
   const { stdout } = await execFileP("java", ["-cp", path.join(javaDir, "target", "lib", "*"), path.join(javaDir, "Recipe.java"),
-    proxy.ws, DUMMY_KEY, text, wav], { timeout: 60_000 })
+    proxy.ws, DUMMY_KEY, text, wav], { timeout: 120_000 }) // a hang guard: a JVM and the native SDK on a loaded machine
     .catch((err) => { throw new Error(`java Recipe.java: ${err.message}\n${err.stdout}\n${err.stderr}`); });
   seen.add("java output", stdout);
   const [synthesis, recognition] = stdout.trim().split("\n").map((l) => JSON.parse(l));
