@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/entraproxy/entraproxy/internal/fakeazure"
 )
@@ -29,7 +28,7 @@ func TestServeGuardsBothListeners(t *testing.T) {
 		"ENTRAPROXY_ADMIN_LISTEN", "127.0.0.2:0",
 		"AZURE_CLIENT_ID", uniqueClientID(),
 	)
-	client := &http.Client{Timeout: 15 * time.Second}
+	client := &http.Client{Timeout: hangGuard}
 	get := func(addr, path, host string, header http.Header) (int, string) {
 		t.Helper()
 		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+addr+path, nil)
