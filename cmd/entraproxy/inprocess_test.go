@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -17,7 +16,6 @@ import (
 	"time"
 
 	"github.com/entraproxy/entraproxy/internal/fakeazure"
-	"github.com/entraproxy/entraproxy/internal/testport"
 )
 
 // Helpers for tests that run the real serve in this process (run with a
@@ -120,19 +118,25 @@ func uniqueClientID() string {
 	return h[:8] + "-" + h[8:12] + "-4" + h[13:16] + "-8" + h[17:20] + "-" + h[20:32]
 }
 
+// addrs are the addresses a listening or ready line names.
+type addrs struct{ Listen, Admin string }
+
 // logSink collects the proxy's log lines (those keep allows, all when it is
-// nil), one line per Write, announces its ready line and wakes waitFor.
+// nil), one line per Write, announces its listening and ready lines and
+// wakes waitFor.
 type logSink struct {
-	mu      sync.Mutex
-	buf     bytes.Buffer
-	written chan struct{} // closed (and replaced) by the next kept line
-	keep    func([]byte) bool
-	ready   chan struct{ Listen, Admin string }
-	once    sync.Once
+	mu        sync.Mutex
+	buf       bytes.Buffer
+	written   chan struct{} // closed (and replaced) by the next kept line
+	keep      func([]byte) bool
+	listening chan addrs
+	ready     chan addrs
+	onceL     sync.Once
+	onceR     sync.Once
 }
 
 func newLogSink(keep func([]byte) bool) *logSink {
-	return &logSink{keep: keep, ready: make(chan struct{ Listen, Admin string }, 1)}
+	return &logSink{keep: keep, listening: make(chan addrs, 1), ready: make(chan addrs, 1)}
 }
 
 func (l *logSink) Write(p []byte) (int, error) {
@@ -146,8 +150,13 @@ func (l *logSink) Write(p []byte) (int, error) {
 		l.mu.Unlock()
 	}
 	var line struct{ Msg, Listen, Admin string }
-	if json.Unmarshal(p, &line) == nil && line.Msg == "ready" {
-		l.once.Do(func() { l.ready <- struct{ Listen, Admin string }{line.Listen, line.Admin} })
+	if json.Unmarshal(p, &line) == nil {
+		switch line.Msg {
+		case "listening":
+			l.onceL.Do(func() { l.listening <- addrs{line.Listen, line.Admin} })
+		case "ready":
+			l.onceR.Do(func() { l.ready <- addrs{line.Listen, line.Admin} })
+		}
 	}
 	return len(p), nil
 }
@@ -223,46 +232,21 @@ func startInProcess(t *testing.T, wantReady bool, keep func([]byte) bool, kv ...
 	}
 	t.Cleanup(func() { stop() })
 	p := &inProcess{logs: logs, stop: stop}
+	// The listening line comes once the listeners are open, before any
+	// token; the ready line once the first token is held. When no token
+	// will come, the listening line is the one to wait for.
+	line, what := logs.ready, "ready"
 	if !wantReady {
-		// No token will come, so no ready line: the caller chose the
-		// ports (heldAddr). Nothing announces the listener before a token
-		// does: poll until it answers (connections to a held port are
-		// refused until then).
-		p.listen, p.admin = environ(env...)("ENTRAPROXY_LISTEN"), environ(env...)("ENTRAPROXY_ADMIN_LISTEN")
-		deadline := time.Now().Add(hangGuard)
-		for {
-			if c, err := net.Dial("tcp", p.listen); err == nil {
-				c.Close()
-				return p
-			}
-			select {
-			case err := <-done:
-				done <- err // for stop
-				t.Fatalf("run returned before listening: %v\n%s", err, logs.String())
-			default:
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s not listening after %v:\n%s", p.listen, hangGuard, logs.String())
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		line, what = logs.listening, "listening"
 	}
 	select {
-	case r := <-logs.ready:
+	case r := <-line:
 		p.listen, p.admin = r.Listen, r.Admin
 	case err := <-done:
 		done <- err // for stop
-		t.Fatalf("run returned before ready: %v\n%s", err, logs.String())
+		t.Fatalf("run returned before its %s line: %v\n%s", what, err, logs.String())
 	case <-time.After(hangGuard):
-		t.Fatalf("no ready line after %v:\n%s", hangGuard, logs.String())
+		t.Fatalf("no %s line after %v:\n%s", what, hangGuard, logs.String())
 	}
 	return p
-}
-
-// heldAddr is a 127.0.0.1 address for serve to listen on. The test holds
-// its port (a closed listener's port could be given to anyone before serve
-// listens there); serve can still bind it by number.
-func heldAddr(t *testing.T) string {
-	t.Helper()
-	return testport.Reserve(t).Addr()
 }

@@ -152,9 +152,7 @@ func TestNoSecretInLogsOrResponses(t *testing.T) {
 
 	// A token failure: a second proxy whose identity endpoint refuses.
 	identity.setFail("400")
-	listen, admin := heldAddr(t), heldAddr(t)
-	p2 := startInProcess(t, false, nil, append(settings, "AZURE_CLIENT_ID", uniqueClientID(),
-		"ENTRAPROXY_LISTEN", listen, "ENTRAPROXY_ADMIN_LISTEN", admin)...)
+	p2 := startInProcess(t, false, nil, append(settings, "AZURE_CLIENT_ID", uniqueClientID())...)
 	// The failed fetch, logged: the 503s below come from it (and not
 	// from a wait that ran out first), and the scan sees its line.
 	p2.logs.waitFor(t, "the second proxy's failed fetch", func(log string) bool {

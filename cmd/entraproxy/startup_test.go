@@ -39,11 +39,11 @@ func (l *jsonLog) Write(p []byte) (int, error) {
 }
 
 // waitFor returns the first line whose msg is msg, waiting for it at most
-// 30 s (a bound only a broken proxy reaches: the lines come within
+// hangGuard (a bound only a broken proxy reaches: the lines come within
 // milliseconds).
 func (l *jsonLog) waitFor(t *testing.T, msg string) map[string]any {
 	t.Helper()
-	timeout := time.After(30 * time.Second)
+	timeout := time.After(hangGuard)
 	for {
 		l.mu.Lock()
 		for _, m := range l.lines {
@@ -57,7 +57,7 @@ func (l *jsonLog) waitFor(t *testing.T, msg string) map[string]any {
 		select {
 		case <-more:
 		case <-timeout:
-			t.Fatalf("no %q log line within 30s:\n%s", msg, l.String())
+			t.Fatalf("no %q log line after %v:\n%s", msg, hangGuard, l.String())
 		}
 	}
 }
