@@ -88,7 +88,7 @@ func TestH2CUpgradeAnsweredOverHTTP1(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer conn.Close()
-			conn.SetDeadline(time.Now().Add(10 * time.Second))
+			conn.SetDeadline(time.Now().Add(wsWait)) // a hang guard
 			io.WriteString(conn, req)
 			br := bufio.NewReader(conn)
 			resp, err := http.ReadResponse(br, &http.Request{Method: tc.method})
