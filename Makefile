@@ -6,9 +6,9 @@ GO ?= go
 STATICCHECK ?= v0.8.2
 PKGS := ./...
 
-.PHONY: test setup check unit dist-check fuzz-short e2e build dist dist-reproduce demo bench bench-profile fuzz soak clean
+.PHONY: test setup check unit dist-check fuzz-short e2e e2e-python python-env python-lock npm-deps build dist dist-reproduce demo bench bench-profile fuzz soak clean
 
-test: setup check unit dist-check fuzz-short e2e
+test: setup check unit dist-check fuzz-short e2e e2e-python
 	@echo "make test: all checks passed"
 
 # Go modules and Debian packages (curl for the REST recipes); the npm
@@ -51,12 +51,37 @@ soak:
 
 # The end-to-end suite: real Speech SDK, openai and curl clients through
 # bin/entraproxy to bin/fakeazure (e2e/README.md). npm ci runs when
-# node_modules is missing or older than the lockfile.
-e2e: build
-	@cd e2e && if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then \
-		npm ci --no-audit --no-fund --loglevel=error; fi
+# node_modules is missing or older than the lockfile (npm-deps).
+e2e: build npm-deps
 	@cd e2e && start=$$(date +%s); npm test; rc=$$?; \
 	echo "e2e: suite ran in $$(( $$(date +%s) - start )) s"; exit $$rc
+
+# The Python part of the end-to-end suite (e2e/README.md, "The Python
+# suite"): the native Speech SDK 1.45.0 and the newest, openai,
+# azure-ai-translation-text, azure-ai-textanalytics and langchain-openai
+# through bin/entraproxy, in virtual environments made from hashed lock
+# files (scripts/python-env.sh re-uses them while the locks are unchanged).
+e2e-python: build npm-deps python-env
+	@cd e2e/python && start=$$(date +%s); .venv/bin/python -m pytest -q -p no:cacheprovider; rc=$$?; \
+	echo "e2e-python: suite ran in $$(( $$(date +%s) - start )) s"; exit $$rc
+
+python-env:
+	@./scripts/python-env.sh
+
+npm-deps:
+	@cd e2e && if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then \
+		npm ci --no-audit --no-fund --loglevel=error; fi
+
+# Regenerates the hashed lock files from e2e/python/*.in with pip-tools
+# (in a throw-away virtual environment).
+python-lock:
+	rm -rf e2e/python/.venv-tools
+	python3 -m venv e2e/python/.venv-tools
+	e2e/python/.venv-tools/bin/pip install --quiet pip-tools
+	cd e2e/python && for in in requirements.in requirements-speech-1.45.0.in; do \
+		.venv-tools/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+			--no-emit-index-url --no-emit-find-links -o $${in%.in}.txt $$in || exit 1; done
+	rm -rf e2e/python/.venv-tools
 
 # Try it without Azure: fake Azure + proxy + one synthesis (bin/demo.wav) and
 # one recognition with the real Speech SDK; prints what crossed the proxy.
@@ -97,4 +122,4 @@ bench-profile:
 	./bench/run.sh profile
 
 clean:
-	rm -rf bin dist e2e/node_modules
+	rm -rf bin dist e2e/node_modules e2e/python/.venv*

@@ -37,8 +37,8 @@ func (d *doctor) specs() []probeSpec {
 	}
 	return []probeSpec{
 		{"voices list", "http", http.MethodGet, "/tts/cognitiveservices/voices/list"},
-		// The handshake is where the Speech SDK's 401 happens (AZURE-NOTES
-		// "The failure"); doctor closes right after the 101.
+		// The handshake is where the Speech SDK's 401 happens (README,
+		// first screen); doctor closes right after the 101.
 		{"TTS WebSocket", "websocket", http.MethodGet, "/tts/cognitiveservices/websocket/v1"},
 	}
 }
@@ -246,7 +246,7 @@ func codeString(v any) string {
 	return ""
 }
 
-// Codes the proxy itself answers with (CONTRACT.md, Forwarding rules 7).
+// Codes the proxy itself answers with (README, Errors).
 const (
 	codeRedirectNotAllowed  = "redirect_not_allowed"
 	codeUpstreamUnreachable = "upstream_unreachable"

@@ -40,7 +40,7 @@ const (
 	Skip Verdict = "skip"
 )
 
-// Exit codes, the same as serving's (CONTRACT.md): 0 when every check passes
+// Exit codes, the same as serving's (README, Exit codes): 0 when every check passes
 // (warnings included), 1 when one fails, 2 when the settings are invalid.
 const (
 	ExitOK       = 0

@@ -8,7 +8,7 @@ import (
 	"github.com/entraproxy/entraproxy/metrics"
 )
 
-// accessEntry is one access-log line (CONTRACT.md, Logs): one per HTTP
+// accessEntry is one access-log line (README, Logs): one per HTTP
 // request and one per WebSocket session or refused upgrade. Every line has
 // the same fields; a WebSocket session adds frames and how it closed.
 type accessEntry struct {

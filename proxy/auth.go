@@ -73,7 +73,7 @@ func (a *authorizer) retries() bool { return a.format == FormatAuto }
 // retryForm is the form for the one retry after form got a 401 from host:
 // the other form when a resource id allows aad, else the same form with a
 // fresh token. Azure OpenAI never gets the aad form: it is Speech's alone
-// (AZURE-NOTES.md, Entra ID auth forms).
+// (docs/SPEECH-SDK-WIRE.md, Entra ID forms and redirects).
 func (a *authorizer) retryForm(host string, form tokens.Form) tokens.Form {
 	if a.resourceID == "" || isOpenAIHost(host) {
 		return tokens.Bearer

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -51,6 +52,9 @@ func (e *apiError) logLevel() slog.Level {
 
 const codeTokenUnavailable = "token_unavailable"
 
+// codeOriginNotAllowed is the refusal of a browser origin.
+const codeOriginNotAllowed = "origin_not_allowed"
+
 func tokenUnavailable(err error) *apiError {
 	return &apiError{status: http.StatusServiceUnavailable, code: codeTokenUnavailable,
 		message: "entraproxy holds no valid Entra ID token; check its logs or run `entraproxy doctor`", cause: err}
@@ -81,9 +85,16 @@ func classify(err error) *apiError {
 		message: "entraproxy could not reach the upstream; check ENTRAPROXY_UPSTREAM, DNS, HTTPS_PROXY and the network", cause: err}
 }
 
-// writeError answers e and returns the body's length.
-func writeError(w http.ResponseWriter, e *apiError) int {
+// writeError answers e to r and returns the status written and the body's
+// length. A refused WebSocket upgrade is answered as handshakeAnswer says;
+// everything else with e's own status.
+func writeError(w http.ResponseWriter, r *http.Request, e *apiError) (status, n int) {
 	body, _ := json.Marshal(map[string]any{"error": map[string]string{"code": e.code, "message": e.message}})
+	if isWebSocketUpgrade(r) {
+		if status, ok := writeHandshakeRefusal(w, e, body); ok {
+			return status, len(body)
+		}
+	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(body)))
@@ -91,5 +102,71 @@ func writeError(w http.ResponseWriter, e *apiError) int {
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(e.status)
 	w.Write(body)
-	return len(body)
+	return e.status, len(body)
+}
+
+// handshakeAnswer is the status and reason phrase a proxy-made refusal of a
+// WebSocket upgrade is answered with, so that the app's Speech SDK shows
+// the proxy's message (the body keeps the contract's status in its code):
+//
+//   - The native Speech SDK (C++ core: Python, C#, Java, C++) shows only a
+//     fixed text for a 401, 403, 408, 429, 503 or 504 handshake answer
+//     ("Authentication error (401). Please check subscription information
+//     and region name."). For 400, 404, 409, 500 and 502 it shows the status
+//     line's reason phrase in full, the URL, and the first bytes of the body
+//     (those that came in the read that ended the headers, often none of the
+//     message). So: 400 for the proxy's 4xx refusals (the client's request or
+//     settings), 502 for its 5xx (the proxy or what is behind it), and the
+//     code and message in the reason phrase.
+//   - The JavaScript Speech SDK on Node (package ws) shows "Unexpected server
+//     response: <status>" and nothing of the answer; in a browser, a failed
+//     handshake shows nothing at all. The status is all they get.
+//
+// e2e/README.md has the text each SDK shows, produced by
+// e2e/python/test_errors.py.
+//
+// Origin refusals keep their 403: only browsers send Origin, and a browser
+// shows nothing of a failed handshake whatever its status.
+func handshakeAnswer(e *apiError) (status int, reason string) {
+	switch {
+	case e.code == codeOriginNotAllowed:
+		status = e.status
+	case e.status < 500:
+		status = http.StatusBadRequest
+	default:
+		status = http.StatusBadGateway
+	}
+	return status, reasonPhrase("entraproxy " + e.code + ": " + e.message)
+}
+
+// reasonPhrase makes s a valid reason phrase (RFC 9112, section 4:
+// HTAB, SP, VCHAR and obs-text): other bytes become a space.
+func reasonPhrase(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c != '\t' && (c < ' ' || c == 0x7f) {
+			b[i] = ' '
+		}
+	}
+	return string(b)
+}
+
+// writeHandshakeRefusal writes handshakeAnswer's status line, e's JSON body
+// and closes the connection. net/http writes only the standard reason
+// phrase, so the connection is taken over (an upgrade request is HTTP/1.1
+// and is not answered yet). ok is false when it cannot be taken over
+// (HTTP/2, a test recorder): then nothing was written.
+func writeHandshakeRefusal(w http.ResponseWriter, e *apiError, body []byte) (status int, ok bool) {
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return 0, false
+	}
+	defer conn.Close()
+	status, reason := handshakeAnswer(e)
+	fmt.Fprintf(brw, "HTTP/1.1 %03d %s\r\n", status, reason)
+	fmt.Fprintf(brw, "Content-Type: application/json\r\nContent-Length: %d\r\nCache-Control: no-store\r\n"+
+		"X-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n", len(body))
+	brw.Write(body)
+	brw.Flush()
+	return status, true
 }

@@ -61,7 +61,7 @@ func (g *guard) checkBrowser(r *http.Request) *apiError {
 	origins := r.Header.Values("Origin")
 	for _, o := range origins {
 		if !g.originAllowed(o) {
-			return &apiError{status: http.StatusForbidden, code: "origin_not_allowed",
+			return &apiError{status: http.StatusForbidden, code: codeOriginNotAllowed,
 				message: "requests from browser origin " + quoteBounded(o) + " are refused; add it to ENTRAPROXY_ALLOWED_ORIGINS if this page should use the proxy"}
 		}
 	}
@@ -70,7 +70,7 @@ func (g *guard) checkBrowser(r *http.Request) *apiError {
 	}
 	for _, site := range r.Header.Values("Sec-Fetch-Site") {
 		if site != "same-origin" && site != "none" {
-			return &apiError{status: http.StatusForbidden, code: "origin_not_allowed",
+			return &apiError{status: http.StatusForbidden, code: codeOriginNotAllowed,
 				message: "a browser request from another site (Sec-Fetch-Site " + quoteBounded(site) + ") without an allowed Origin is refused, so that web pages cannot spend this proxy's identity; " +
 					"a page listed in ENTRAPROXY_ALLOWED_ORIGINS must call with fetch or XMLHttpRequest in CORS mode, a crossorigin media element, or a WebSocket"}
 		}

@@ -226,8 +226,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // refuse answers a request the proxy will not forward, and logs it.
 func (p *Proxy) refuse(w http.ResponseWriter, r *http.Request, e *apiError) {
 	start := time.Now()
-	n := writeError(w, e)
-	p.logAccess(accessEntry{r: r, start: start, status: e.status, bytesOut: int64(n), errCode: e.code})
+	status, n := writeError(w, r, e)
+	p.logAccess(accessEntry{r: r, start: start, status: status, bytesOut: int64(n), errCode: e.code})
 }
 
 func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
@@ -317,7 +317,7 @@ func (p *Proxy) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 		p.logger.LogAttrs(r.Context(), e.logLevel(), "upstream request failed",
 			slog.String("path", logPath(r)), slog.String("code", e.code), slog.String("error", e.cause.Error()))
 	}
-	writeError(w, e)
+	writeError(w, r, e)
 }
 
 // Shutdown makes new requests answer 503 shutting_down and closes live

@@ -6,7 +6,7 @@ import "strings"
 // regional or container style Speech path, or "" when the path passes as it
 // is. SDKs pointed at a plain host (SpeechConfig.fromHost, host=) use the
 // regional paths, which a custom domain serves under the service's name
-// (AZURE-NOTES.md, Paths).
+// (docs/SPEECH-SDK-WIRE.md, Paths).
 //
 // It matches the escaped path, so an encoded slash (%2F) is not a separator
 // here, just as it is not one for the upstream.

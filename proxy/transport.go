@@ -11,7 +11,7 @@ import (
 )
 
 // maxReplayBody is the largest request body kept for a retry or a 307/308
-// redirect (CONTRACT.md, ENTRAPROXY_AUTH_FORMAT). SSML and chat JSON fit;
+// redirect (README, ENTRAPROXY_AUTH_FORMAT). SSML and chat JSON fit;
 // audio uploads stream and are sent once.
 const maxReplayBody = 1 << 20
 
@@ -93,7 +93,7 @@ func discard(body io.ReadCloser) {
 
 // redirectFollower follows upstream redirects (to allowed hosts only) so a
 // 3xx never reaches the client, which would then go to Azure without the
-// token (AZURE-NOTES.md, Redirects).
+// token (docs/SPEECH-SDK-WIRE.md, Entra ID forms and redirects).
 type redirectFollower struct {
 	next   http.RoundTripper
 	client *http.Client // its Transport is set per redirected request

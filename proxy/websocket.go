@@ -24,7 +24,7 @@ import (
 )
 
 // wsProxy relays WebSocket sessions through koding/websocketproxy, wrapped
-// to remove its known weaknesses (AZURE-NOTES.md, last section): the upgrade
+// to remove its known weaknesses (README, "WebSocket: what koding/websocketproxy still cannot do"): the upgrade
 // is checked and the token fetched before anything is dialed; the dialer is
 // ours (TLS 1.2+, HTTPS_PROXY, bounded handshake bound to the request);
 // upstream redirects and 401s are handled here instead of being copied to the
@@ -480,8 +480,8 @@ func (s *wsProxy) fail(w http.ResponseWriter, r *http.Request, start time.Time, 
 		s.p.logger.LogAttrs(r.Context(), e.logLevel(), "websocket handshake failed",
 			slog.String("path", logPath(r)), slog.String("code", e.code), slog.String("error", e.cause.Error()))
 	}
-	n := writeError(w, e)
-	s.p.logAccess(accessEntry{r: r, start: start, status: e.status, bytesOut: int64(n), errCode: e.code, upstream: up})
+	status, n := writeError(w, r, e)
+	s.p.logAccess(accessEntry{r: r, start: start, status: status, bytesOut: int64(n), errCode: e.code, upstream: up})
 }
 
 // copyWSHeaders passes the client's headers to the upstream handshake,

@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -385,10 +386,25 @@ func (e *wsEnv) rawUpgrade(t *testing.T, method, path string, edit func(http.Hea
 	return resp, body
 }
 
+// wsWantError checks a proxy-made refusal of a WebSocket handshake. status is
+// the contract's status for code; on a handshake it is answered as 400 (for
+// a 4xx) or 502 (for a 5xx), origin refusals keep their 403, so that the
+// native Speech SDK shows the message, which the reason phrase carries
+// (TestHandshakeRefusalReasonPhrase).
 func wsWantError(t *testing.T, resp *http.Response, body []byte, status int, code string) {
 	t.Helper()
-	if resp.StatusCode != status {
-		t.Errorf("status = %d, want %d (body %s)", resp.StatusCode, status, body)
+	want := http.StatusBadGateway
+	switch {
+	case code == "origin_not_allowed":
+		want = http.StatusForbidden
+	case status < 500:
+		want = http.StatusBadRequest
+	}
+	if resp.StatusCode != want {
+		t.Errorf("status = %d, want %d for a handshake refused with %d %s (body %s)", resp.StatusCode, want, status, code, body)
+	}
+	if prefix := fmt.Sprintf("%d entraproxy %s: ", want, code); !strings.HasPrefix(resp.Status, prefix) {
+		t.Errorf("status line = %q, want it to start with %q", resp.Status, prefix)
 	}
 	if got := resp.Header.Get("Content-Type"); got != "application/json" {
 		t.Errorf("Content-Type = %q, want application/json", got)
@@ -508,7 +524,7 @@ func wsEventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// wsUSPAudio is a USP binary audio message (AZURE-NOTES.md, USP framing) of
+// wsUSPAudio is a USP binary audio message (docs/SPEECH-SDK-WIRE.md, USP framing) of
 // exactly size bytes: 2-byte header length, headers, PCM.
 func wsUSPAudio(size int) []byte {
 	headers := "Path: audio\r\nX-RequestId: 5b7c0a3e2f1d4c6b8a9e0f1a2b3c4d5e\r\nX-StreamId: 1\r\nContent-Type: audio/x-wav\r\n"

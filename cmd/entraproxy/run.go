@@ -32,7 +32,7 @@ import (
 	"github.com/entraproxy/entraproxy/tokens"
 )
 
-// Exit codes (CONTRACT.md): 0 clean shutdown, 1 runtime failure, 2 bad
+// Exit codes (README, Exit codes): 0 clean shutdown, 1 runtime failure, 2 bad
 // configuration or usage. Only main calls os.Exit.
 const (
 	exitOK      = 0
@@ -286,7 +286,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	// Work cut at the timeout makes the shutdown unclean: exit 1, not 0
-	// (CONTRACT.md: 0 is for a clean shutdown), so an orchestrator or a
+	// (README, Exit codes: 0 is for a clean shutdown), so an orchestrator or a
 	// deploy script sees that clients lost requests.
 	var cutRequests, cutSessions error
 	var sw sync.WaitGroup

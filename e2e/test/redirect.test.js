@@ -1,6 +1,6 @@
 // The redirect mode: the custom domain answers the TTS WebSocket upgrade
 // with 301 (and REST TTS with 307) to the regional host, as the Speech
-// service may (AZURE-NOTES "Redirects"). The proxy must follow it itself,
+// service may (docs/SPEECH-SDK-WIRE.md). The proxy must follow it itself,
 // with the token again, and only to ENTRAPROXY_REDIRECT_HOSTS.
 
 import { after, before, test } from "node:test";

@@ -20,30 +20,35 @@ import (
 //	POST /_fake/reset     Reset; 204
 //	POST /_fake/token     {"kind":"valid"|"expired"|"foreign"} -> {"token","expiresOn"}
 //	GET  /_fake/az-token  what the fake az prints (counted as issued)
+//	GET  /_fake/ca.crl    the TLS listener's CA's certificate revocation list (DER)
 
 // configJSON is Settings on the wire. Durations are Go duration strings
 // ("90s", "1h") or numbers of seconds.
 type configJSON struct {
-	Auth          *AuthMode        `json:"auth,omitempty"`
-	ResourceID    *string          `json:"resourceId,omitempty"`
-	Phrase        *string          `json:"phrase,omitempty"`
-	TokenLifetime *json.RawMessage `json:"tokenLifetime,omitempty"`
-	Redirect      *bool            `json:"redirect,omitempty"`
-	RedirectREST  *bool            `json:"redirectRest,omitempty"`
-	SSEGap        *json.RawMessage `json:"sseGap,omitempty"`
-	ChatDelay     *json.RawMessage `json:"chatDelay,omitempty"`
+	Auth           *AuthMode        `json:"auth,omitempty"`
+	TTSAuth        *AuthMode        `json:"ttsAuth,omitempty"`
+	ResourceID     *string          `json:"resourceId,omitempty"`
+	Phrase         *string          `json:"phrase,omitempty"`
+	TokenLifetime  *json.RawMessage `json:"tokenLifetime,omitempty"`
+	Redirect       *bool            `json:"redirect,omitempty"`
+	RedirectREST   *bool            `json:"redirectRest,omitempty"`
+	RedirectStatus *int             `json:"redirectStatus,omitempty"`
+	SSEGap         *json.RawMessage `json:"sseGap,omitempty"`
+	ChatDelay      *json.RawMessage `json:"chatDelay,omitempty"`
 }
 
 func settingsJSON(s Settings) map[string]any {
 	return map[string]any{
-		"auth":          s.Auth,
-		"resourceId":    s.ResourceID,
-		"phrase":        s.Phrase,
-		"tokenLifetime": s.TokenLifetime.String(),
-		"redirect":      s.Redirect,
-		"redirectRest":  s.RedirectREST,
-		"sseGap":        s.SSEGap.String(),
-		"chatDelay":     s.ChatDelay.String(),
+		"auth":           s.Auth,
+		"resourceId":     s.ResourceID,
+		"phrase":         s.Phrase,
+		"tokenLifetime":  s.TokenLifetime.String(),
+		"redirect":       s.Redirect,
+		"redirectRest":   s.RedirectREST,
+		"redirectStatus": s.RedirectStatus,
+		"ttsAuth":        s.TTSAuth,
+		"sseGap":         s.SSEGap.String(),
+		"chatDelay":      s.ChatDelay.String(),
 	}
 }
 
@@ -66,6 +71,9 @@ func (c configJSON) apply(s Settings) (Settings, error) {
 	if c.Auth != nil {
 		s.Auth = *c.Auth
 	}
+	if c.TTSAuth != nil {
+		s.TTSAuth = *c.TTSAuth
+	}
 	if c.ResourceID != nil {
 		s.ResourceID = *c.ResourceID
 	}
@@ -77,6 +85,9 @@ func (c configJSON) apply(s Settings) (Settings, error) {
 	}
 	if c.RedirectREST != nil {
 		s.RedirectREST = *c.RedirectREST
+	}
+	if c.RedirectStatus != nil {
+		s.RedirectStatus = *c.RedirectStatus
 	}
 	if c.TokenLifetime != nil {
 		d, err := parseDuration(*c.TokenLifetime)
@@ -167,6 +178,13 @@ func (a *Azure) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"token": tok, "expiresOn": tokenExpiry(tok)})
 	case "GET /_fake/az-token":
 		a.serveAZToken(w, r)
+	case "GET /_fake/ca.crl":
+		if a.crlDER == nil {
+			writeAzureError(w, http.StatusNotFound, "404", "no TLS listener, so no CRL")
+			return
+		}
+		w.Header().Set("Content-Type", "application/pkix-crl")
+		w.Write(a.crlDER)
 	default:
 		writeAzureError(w, http.StatusNotFound, "404", "no fake control at "+strconv.Quote(route))
 	}

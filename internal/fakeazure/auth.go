@@ -43,7 +43,7 @@ const (
 	ReasonWrongAudience = "wrong_audience"
 	// ReasonNoCustomDomain: a regional request without
 	// Ocp-Apim-Custom-Domain-Name naming the custom domain; regional endpoints
-	// reject Entra tokens otherwise (AZURE-NOTES "Entra ID auth forms").
+	// reject Entra tokens otherwise (docs/SPEECH-SDK-WIRE.md).
 	ReasonNoCustomDomain = "no_custom_domain"
 	// ReasonWrongHost: a Host header other than the listener's own. Azure
 	// routes by host name, so a proxy that passes the client's Host on (as

@@ -11,7 +11,7 @@ import (
 
 // Small USP clients, so that tests of what sits in front of the fake (the
 // proxy) can drive a Speech session without a Speech SDK. They send what the
-// SDKs send (AZURE-NOTES "USP framing") and check the answers as strictly as
+// SDKs send (docs/SPEECH-SDK-WIRE.md, "USP framing") and check the answers as strictly as
 // the JavaScript SDK would. They set no deadlines: set conn's read deadline.
 
 // Synthesize runs one text-to-speech turn on conn (speech.config,

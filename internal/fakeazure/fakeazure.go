@@ -13,7 +13,7 @@
 // Every service request is checked as strictly as Azure would (and a little
 // more): exactly one Authorization header carrying a token this fake issued,
 // unexpired, in the configured form, and no subscription key anywhere. The
-// facts behind each rule are in shared/AZURE-NOTES.md.
+// facts behind each rule are in docs/SPEECH-SDK-WIRE.md.
 package fakeazure
 
 import (
@@ -31,8 +31,8 @@ import (
 )
 
 // AuthMode is which Authorization forms the Speech endpoints accept.
-// Azure OpenAI accepts only the bearer form whatever the mode (AZURE-NOTES:
-// "Speech only: never send it to OpenAI").
+// Azure OpenAI accepts only the bearer form whatever the mode (the aad form is
+// Speech's alone: docs/SPEECH-SDK-WIRE.md, "Entra ID forms and redirects").
 type AuthMode string
 
 const (
@@ -67,6 +67,11 @@ const (
 type Settings struct {
 	// Auth is the accepted Authorization form for Speech; "" means AuthBoth.
 	Auth AuthMode
+	// TTSAuth, when set, replaces Auth for text to speech (WebSocket, REST,
+	// voices list): a service whose recognition takes the bearer form while
+	// synthesis wants the aad form answers as in the report this project
+	// started from (recognition works, synthesis gets 401). "" means Auth.
+	TTSAuth AuthMode
 	// ResourceID is the ARM id the aad form must carry, compared exactly;
 	// "" means DefaultResourceID.
 	ResourceID string
@@ -75,9 +80,13 @@ type Settings struct {
 	// TokenLifetime is the lifetime of tokens issued from now on; 0 means
 	// DefaultTokenLifetime.
 	TokenLifetime time.Duration
-	// Redirect makes the custom-domain TTS WebSocket upgrade answer 301 to the
-	// regional listener, as the Speech service may (AZURE-NOTES "Redirects").
+	// Redirect makes the custom-domain TTS WebSocket upgrade answer
+	// RedirectStatus to the regional listener, as the Speech service may
+	// (docs/SPEECH-SDK-WIRE.md, "Redirects").
 	Redirect bool
+	// RedirectStatus is the status of that redirect: 301, 307 or 308, the
+	// ones the native Speech SDK follows; 0 means 301.
+	RedirectStatus int
 	// RedirectREST makes custom-domain REST TTS answer 307 to the regional
 	// listener (307 so that the SSML body is sent again).
 	RedirectREST bool
@@ -106,16 +115,21 @@ func (s Settings) withDefaults() Settings {
 	if s.SSEGap == 0 {
 		s.SSEGap = DefaultSSEGap
 	}
+	if s.RedirectStatus == 0 {
+		s.RedirectStatus = http.StatusMovedPermanently
+	}
 	return s
 }
 
 // Validate reports every invalid field of s.
 func (s Settings) Validate() error {
 	var errs []error
-	switch s.Auth {
-	case "", AuthBearer, AuthAAD, AuthBoth:
-	default:
-		errs = append(errs, fmt.Errorf("auth %q: want bearer, aad or both", s.Auth))
+	for _, m := range []AuthMode{s.Auth, s.TTSAuth} {
+		switch m {
+		case "", AuthBearer, AuthAAD, AuthBoth:
+		default:
+			errs = append(errs, fmt.Errorf("auth %q: want bearer, aad or both", m))
+		}
 	}
 	if s.ResourceID != "" && (!strings.HasPrefix(s.ResourceID, "/subscriptions/") || strings.Contains(s.ResourceID, "#")) {
 		errs = append(errs, fmt.Errorf("resource id %q: want /subscriptions/S/resourceGroups/G/providers/Microsoft.CognitiveServices/accounts/A", s.ResourceID))
@@ -129,6 +143,11 @@ func (s Settings) Validate() error {
 	if s.ChatDelay < 0 {
 		errs = append(errs, fmt.Errorf("chat delay %s: must not be negative", s.ChatDelay))
 	}
+	switch s.RedirectStatus {
+	case 0, http.StatusMovedPermanently, http.StatusFound, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+	default:
+		errs = append(errs, fmt.Errorf("redirect status %d: want 301, 302, 307 or 308", s.RedirectStatus))
+	}
 	return errors.Join(errs...)
 }
 
@@ -138,6 +157,10 @@ type Options struct {
 	// Logger receives one debug line per request and the errors of the
 	// servers; nil discards.
 	Logger *slog.Logger
+	// TLS adds a third listener: the custom domain again, over TLS with a
+	// certificate for 127.0.0.1 and localhost from a CA made for this fake
+	// (CACertPEM), for clients that insist on https and wss. False: none.
+	TLS bool
 }
 
 // Azure is a running fake. Its methods are safe for concurrent use.
@@ -150,6 +173,10 @@ type Azure struct {
 	// the Host header must say (Azure routes by host name).
 	customHost     string
 	regionalHost   string
+	tlsHost        string // "" without Options.TLS
+	caPEM          []byte
+	crlDER         []byte // the CA's CRL, served at /_fake/ca.crl
+	tlsServer      *http.Server
 	identitySecret string
 	upgrader       websocket.Upgrader
 
@@ -206,12 +233,12 @@ func Start(opts Options) (*Azure, error) {
 		rejections:     map[string]int{},
 		streamDone:     make(chan time.Time, 64),
 		upgrader: websocket.Upgrader{
-			// The native Speech SDK asks for subprotocol USP (AZURE-NOTES
-			// "What SDKs send"), the realtime clients for "realtime";
+			// The native Speech SDK asks for subprotocol USP (docs/SPEECH-SDK-WIRE.md,
+			// "Handshake headers"), the realtime clients for "realtime";
 			// gorilla echoes one only when asked.
 			Subprotocols:     []string{"USP", "realtime"},
 			HandshakeTimeout: 10 * time.Second,
-			// Origin is the proxy's business (CONTRACT "Browser protection").
+			// Origin is the proxy's business (README, "Browser protection").
 			CheckOrigin: func(*http.Request) bool { return true },
 		},
 	}
@@ -222,6 +249,12 @@ func Start(opts Options) (*Azure, error) {
 	a.serving.Add(2)
 	go a.serve(a.custom, customLn)
 	go a.serve(a.regional, regionalLn)
+	if opts.TLS {
+		if err := a.startTLS(errLog); err != nil {
+			a.Close()
+			return nil, err
+		}
+	}
 	return a, nil
 }
 
@@ -269,6 +302,9 @@ func (a *Azure) Close() {
 	// waits for handlers, so both are done here.
 	a.custom.Close()
 	a.regional.Close()
+	if a.tlsServer != nil {
+		a.tlsServer.Close()
+	}
 	for _, c := range conns {
 		msg := websocket.FormatCloseMessage(websocket.CloseGoingAway, "fake azure closing")
 		_ = c.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
@@ -292,6 +328,34 @@ func (a *Azure) CloseIdleConnections() {
 // URL is the custom-domain listener's base URL, http://127.0.0.1:P: what
 // ENTRAPROXY_UPSTREAM points at.
 func (a *Azure) URL() string { return "http://" + a.customHost }
+
+// TLSURL is the custom domain's TLS listener, https://localhost:P, or ""
+// without Options.TLS. Its certificate is also valid for 127.0.0.1.
+func (a *Azure) TLSURL() string {
+	if a.tlsHost == "" {
+		return ""
+	}
+	_, port, _ := net.SplitHostPort(a.tlsHost)
+	return "https://localhost:" + port
+}
+
+// CACertPEM is the CA certificate that signed the TLS listener's
+// certificate, PEM encoded; nil without Options.TLS.
+func (a *Azure) CACertPEM() []byte { return a.caPEM }
+
+// isCustomHost reports whether host names the custom domain: its plain or
+// its TLS listener, the latter also as localhost (the native Speech SDK 1.45
+// verifies a certificate against DNS names only, so its clients must use one).
+func (a *Azure) isCustomHost(host string) bool {
+	if strings.EqualFold(host, a.customHost) {
+		return true
+	}
+	if a.tlsHost == "" {
+		return false
+	}
+	_, port, _ := net.SplitHostPort(a.tlsHost)
+	return strings.EqualFold(host, a.tlsHost) || strings.EqualFold(host, "localhost:"+port)
+}
 
 // CustomHost is the custom-domain listener's host:port, the value the
 // regional listener wants in Ocp-Apim-Custom-Domain-Name.

@@ -3,6 +3,7 @@ package fakeazure
 import (
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 )
 
@@ -45,8 +46,10 @@ func (s service) method() string {
 }
 
 // customService maps a custom-domain path: the regional path with the
-// service's name as first segment (AZURE-NOTES "Paths"). Regional paths are
-// deliberately absent, so a proxy that forgets to map them gets 404.
+// service's name as first segment (docs/SPEECH-SDK-WIRE.md, "Paths").
+// Regional paths are deliberately absent, so a proxy that forgets to map
+// them gets 404. deployment is the OpenAI deployment or the Translator
+// version.
 func customService(path string) (s service, deployment string) {
 	switch path {
 	case "/tts/cognitiveservices/websocket/v1", "/voice/cognitiveservices/websocket/v1":
@@ -61,7 +64,11 @@ func customService(path string) (s service, deployment string) {
 	case "/tts/cognitiveservices/voices/list":
 		return serviceVoices, ""
 	case "/translator/text/v3.0/translate":
-		return serviceTranslate, ""
+		return serviceTranslate, "3.0"
+	case "/translator/text/v2026-06-06/translate":
+		// azure-ai-translation-text 2.0 for Python puts its api-version
+		// in the path, where the JavaScript client writes v3.0.
+		return serviceTranslate, "2026-06-06"
 	case "/language/:analyze-text":
 		return serviceAnalyzeText, ""
 	case "/openai/models":
@@ -131,13 +138,13 @@ func (a *Azure) serveService(w http.ResponseWriter, r *http.Request, listener st
 	}
 	settings := a.Settings()
 
-	ownHost := a.customHost
+	ownHost := a.isCustomHost
 	svc, deployment := customService(r.URL.Path)
 	if listener == "regional" {
-		ownHost = a.regionalHost
+		ownHost = func(h string) bool { return strings.EqualFold(h, a.regionalHost) }
 		svc = regionalService(r.URL.Path)
 	}
-	if !strings.EqualFold(r.Host, ownHost) {
+	if !ownHost(r.Host) {
 		finish(reject(w, ReasonWrongHost), ReasonWrongHost)
 		return
 	}
@@ -157,6 +164,9 @@ func (a *Azure) serveService(w http.ResponseWriter, r *http.Request, listener st
 		return
 	}
 	mode := settings.Auth
+	if settings.TTSAuth != "" && (svc == serviceTTSWebSocket || svc == serviceTTSREST || svc == serviceVoices) {
+		mode = settings.TTSAuth
+	}
 	if svc.bearerOnly() {
 		// The aad form is Speech's short-audio and WebSocket APIs' alone;
 		// Azure OpenAI, Translator, Language and batch transcription take
@@ -171,11 +181,11 @@ func (a *Azure) serveService(w http.ResponseWriter, r *http.Request, listener st
 	if listener == "custom" {
 		switch {
 		case svc == serviceTTSWebSocket && settings.Redirect:
-			// Azure answers with wss:// to the regional host (AZURE-NOTES
-			// "Redirects"); the plain-text twin here is ws://.
+			// Azure answers with wss:// to the regional host (docs/SPEECH-SDK-WIRE.md,
+			// "Entra ID forms and redirects"); the plain-text twin here is ws://.
 			w.Header().Set("Location", a.regionalURL("ws", "/cognitiveservices/websocket/v1", r.URL.RawQuery))
-			w.WriteHeader(http.StatusMovedPermanently)
-			finish(http.StatusMovedPermanently, "")
+			w.WriteHeader(settings.RedirectStatus)
+			finish(settings.RedirectStatus, "")
 			return
 		case svc == serviceTTSREST && settings.RedirectREST:
 			// 307, not 301, so that a client keeps POST and the SSML body.
@@ -198,6 +208,11 @@ func (a *Azure) serveService(w http.ResponseWriter, r *http.Request, listener st
 	case serviceOpenAIChat:
 		a.serveChat(w, r, deployment, settings, finish)
 	case serviceTranslate:
+		if v := r.URL.Query().Get("api-version"); deployment != "3.0" && v != deployment {
+			writeAzureError(w, http.StatusBadRequest, "400021", "The api-version "+strconv.Quote(v)+" does not match the path's v"+deployment+".")
+			finish(http.StatusBadRequest, "")
+			return
+		}
 		a.serveTranslate(w, r, finish)
 	case serviceAnalyzeText:
 		a.serveAnalyzeText(w, r, finish)

@@ -11,6 +11,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
@@ -203,11 +204,21 @@ func (s session) speak(requestID string, audio []byte) error {
 	return s.sendJSON("turn.end", requestID, `{}`)
 }
 
-// serveSTTWebSocket speaks USP recognize-once: it counts the audio of a turn
-// and, at the empty audio message that ends it, answers turn.start,
-// speech.startDetected, speech.hypothesis, speech.endDetected, speech.phrase
-// (the current Phrase) and turn.end. Without turn.end recognizeOnceAsync
-// never returns (AZURE-NOTES).
+// serveSTTWebSocket speaks USP recognition: it reads a turn's audio and, at
+// the empty audio message that ends it, answers turn.start, then for each
+// phrase in the audio speech.startDetected, a hypothesis, speech.endDetected
+// and the phrase (the current Phrase), then turn.end. Without turn.end
+// recognizeOnceAsync never returns. A phrase is a run of sound; a pause of
+// PhrasePause or more starts a new one (continuous recognition of a file
+// with three words and two pauses gives three phrases). A turn with no sound
+// at all gives no phrase but a speech.phrase status, as the service does:
+// InitialSilenceTimeout in interactive mode (the SDK reports NoMatch),
+// EndOfDictation otherwise (the native SDK re-sends the audio after the last
+// phrase in a new turn; that tail is silence). The speech.context message
+// says what else to send: translations (its translation.targetLanguages, as
+// TranslationRecognizer sends) as translation.hypothesis and
+// translation.phrase messages, and a SpeakerId on every phrase when it asks
+// for speakerDiarization (ConversationTranscriber).
 func (a *Azure) serveSTTWebSocket(w http.ResponseWriter, r *http.Request, req *Request, finish func(int, string)) {
 	conn, done, ok := a.upgrade(w, r, req, finish, nil)
 	if !ok {
@@ -215,8 +226,14 @@ func (a *Azure) serveSTTWebSocket(w http.ResponseWriter, r *http.Request, req *R
 	}
 	defer done()
 	s := session{conn: conn}
-	targets := translationTargets(r.URL.Query())
-	pcmBytes, frames := 0, 0
+	// The JavaScript SDK names the target languages in the query (to=de,fr),
+	// the native one in each turn's speech.context.
+	queryTargets := translationTargets(r.URL.Query())
+	var (
+		seg    segmenter
+		frames int
+		turn   sttContext
+	)
 	for {
 		mt, data, err := conn.ReadMessage()
 		if err != nil {
@@ -227,16 +244,24 @@ func (a *Azure) serveSTTWebSocket(w http.ResponseWriter, r *http.Request, req *R
 			s.closeWith(websocket.CloseProtocolError, err.Error())
 			return
 		}
+		if msg.path() == "speech.context" {
+			turn = sttContext{} // each turn's context replaces the last one
+			if err := json.Unmarshal(msg.body, &turn); err != nil {
+				s.closeWith(websocket.CloseInvalidFramePayloadData, "speech.context: "+err.Error())
+				return
+			}
+			continue
+		}
 		if msg.path() != "audio" || !msg.binary {
-			continue // speech.config, speech.context, telemetry
+			continue // speech.config, telemetry and the rest need no answer
 		}
 		if len(msg.body) > 0 {
-			n := len(msg.body)
-			// The first audio message of a turn is a 44-byte RIFF header.
-			if frames == 0 && n >= WAVHeaderBytes && string(msg.body[:4]) == "RIFF" {
-				n -= WAVHeaderBytes
+			pcm := msg.body
+			// The first audio message of a turn is a RIFF header.
+			if frames == 0 && len(pcm) >= WAVHeaderBytes && string(pcm[:4]) == "RIFF" {
+				pcm = pcm[wavHeaderLen(pcm):]
 			}
-			pcmBytes += n
+			seg.write(pcm)
 			frames++
 			continue
 		}
@@ -247,35 +272,98 @@ func (a *Azure) serveSTTWebSocket(w http.ResponseWriter, r *http.Request, req *R
 			s.closeWith(websocket.CloseProtocolError, "audio without X-RequestId")
 			return
 		}
-		if err := s.recognized(msg.requestID(), a.Settings().Phrase, pcmBytes, targets); err != nil {
+		turn.queryTargets = queryTargets
+		turn.interactive = strings.Contains(r.URL.Path, "/interactive/") || strings.EqualFold(turn.PhraseDetection.Mode, "interactive")
+		if err := s.recognized(msg.requestID(), a.Settings().Phrase, seg, turn); err != nil {
 			return
 		}
-		pcmBytes, frames = 0, 0
+		seg, frames = segmenter{}, 0
 	}
 }
 
-// recognized sends the messages of one recognized phrase, translated into
-// targets when there are any (speech translation). Offsets and durations are
-// 100-ns ticks and JSON numbers, not strings.
-func (s session) recognized(requestID, phrase string, pcmBytes int, targets []string) error {
-	duration := int64(pcmBytes) / 32 * 10000 // 32 bytes per ms at 16 kHz 16-bit
+// sttContext is what the fake reads of a speech.context message.
+type sttContext struct {
+	PhraseDetection struct {
+		Mode               string           `json:"mode"`
+		SpeakerDiarization *json.RawMessage `json:"speakerDiarization"`
+	} `json:"phraseDetection"`
+	Translation *struct {
+		TargetLanguages []string `json:"targetLanguages"`
+	} `json:"translation"`
+	interactive  bool     // recognize once, from the path or the mode
+	queryTargets []string // translation targets from the upgrade's query
+}
+
+// wavHeaderLen is the length of the RIFF header before the "data" chunk's
+// samples: 44 bytes for a plain PCM header, 46 for the WAVEFORMATEX one the
+// native Speech SDK writes.
+func wavHeaderLen(b []byte) int {
+	for i := 12; i+8 <= len(b); {
+		size := int(binary.LittleEndian.Uint32(b[i+4:]))
+		if string(b[i:i+4]) == "data" {
+			return i + 8
+		}
+		i += 8 + size + size%2
+	}
+	return WAVHeaderBytes
+}
+
+// SpeakerID is the speaker every phrase of a ConversationTranscriber session is
+// attributed to.
+const SpeakerID = "Guest-1"
+
+// recognized sends one turn's answers: every phrase, then turn.end. Offsets
+// and durations are 100-ns ticks and JSON numbers, not strings.
+func (s session) recognized(requestID, phrase string, seg segmenter, turn sttContext) error {
+	phrases := seg.spans
 	phraseJSON, _ := json.Marshal(phrase)
 	lexical, _ := json.Marshal(strings.ToLower(strings.Trim(phrase, ".!?")))
+	speaker := ""
+	if turn.PhraseDetection.SpeakerDiarization != nil {
+		speaker = `,"SpeakerId":"` + SpeakerID + `"`
+	}
+	languages := turn.queryTargets
+	if turn.Translation != nil {
+		languages = turn.Translation.TargetLanguages
+	}
+	translations := func(text string) string {
+		var ts []map[string]string
+		for _, l := range languages {
+			ts = append(ts, map[string]string{"Language": l, "Text": Translation(text, l)})
+		}
+		b, _ := json.Marshal(ts)
+		return string(b)
+	}
 	type message struct{ path, body string }
-	result := message{"speech.phrase", fmt.Sprintf(`{"RecognitionStatus":"Success","DisplayText":%s,"Offset":0,"Duration":%d,`+
-		`"NBest":[{"Confidence":0.95,"Lexical":%s,"ITN":%s,"MaskedITN":%s,"Display":%s}]}`,
-		phraseJSON, duration, lexical, lexical, lexical, phraseJSON)}
-	if len(targets) > 0 {
-		result = message{"translation.phrase", translationPhrase(phrase, duration, targets)}
+	msgs := []message{{"turn.start", `{"context":{"serviceTag":"` + randomHex(16) + `"}}`}}
+	if len(phrases) == 0 {
+		status := "EndOfDictation"
+		if turn.interactive {
+			status = "InitialSilenceTimeout"
+		}
+		msgs = append(msgs, message{"speech.phrase", fmt.Sprintf(`{"RecognitionStatus":%q,"Offset":0,"Duration":%d}`, status, seg.end().ticks())})
 	}
-	msgs := []message{
-		{"turn.start", `{"context":{"serviceTag":"` + randomHex(16) + `"}}`},
-		{"speech.startDetected", `{"Offset":0}`},
-		{"speech.hypothesis", fmt.Sprintf(`{"Text":%s,"Offset":0,"Duration":%d}`, lexical, duration)},
-		{"speech.endDetected", fmt.Sprintf(`{"Offset":%d}`, duration)},
-		result,
-		{"turn.end", `{}`},
+	for _, p := range phrases {
+		offset, duration := p.start.ticks(), p.end.ticks()-p.start.ticks()
+		msgs = append(msgs, message{"speech.startDetected", fmt.Sprintf(`{"Offset":%d}`, offset)})
+		if languages != nil {
+			msgs = append(msgs,
+				message{"translation.hypothesis", fmt.Sprintf(`{"Text":%s,"Offset":%d,"Duration":%d,"Translation":{"Translations":%s}}`,
+					lexical, offset, duration, translations(strings.Trim(string(lexical), `"`)))},
+				message{"speech.endDetected", fmt.Sprintf(`{"Offset":%d}`, offset+duration)},
+				message{"translation.phrase", fmt.Sprintf(`{"RecognitionStatus":"Success","Text":%s,"DisplayText":%s,"Offset":%d,"Duration":%d,`+
+					`"Translation":{"TranslationStatus":"Success","Translations":%s}}`,
+					phraseJSON, phraseJSON, offset, duration, translations(phrase))})
+			continue
+		}
+		msgs = append(msgs,
+			message{"speech.hypothesis", fmt.Sprintf(`{"Text":%s,"Offset":%d,"Duration":%d%s}`, lexical, offset, duration, speaker)},
+			message{"speech.endDetected", fmt.Sprintf(`{"Offset":%d}`, offset+duration)},
+			message{"speech.phrase", fmt.Sprintf(`{"RecognitionStatus":"Success","DisplayText":%s,"Offset":%d,"Duration":%d%s,`+
+				`"NBest":[{"Confidence":0.95,"Lexical":%s,"ITN":%s,"MaskedITN":%s,"Display":%s}]}`,
+				phraseJSON, offset, duration, speaker, lexical, lexical, lexical, phraseJSON)})
 	}
+	msgs = append(msgs, message{"turn.end", `{}`})
 	for _, m := range msgs {
 		if err := s.sendJSON(m.path, requestID, m.body); err != nil {
 			return err
@@ -283,6 +371,65 @@ func (s session) recognized(requestID, phrase string, pcmBytes int, targets []st
 	}
 	return nil
 }
+
+// Phrase detection: 10 ms windows of 16 kHz 16-bit mono PCM; a window whose
+// loudest sample reaches SoundLevel is sound.
+const (
+	// SoundLevel is the least absolute sample value that counts as sound.
+	SoundLevel = 1000
+	// PhrasePause is the least silence between two phrases.
+	PhrasePause   = 300 * time.Millisecond
+	windowSamples = SampleRate / 100
+)
+
+// samples is a position in the audio, in samples from its start.
+type samples int
+
+// ticks is the position in 100-ns units, as Speech offsets count.
+func (n samples) ticks() int64 { return int64(n) * 10_000_000 / SampleRate }
+
+// span is one phrase: its first and one past its last sample.
+type span struct{ start, end samples }
+
+// segmenter finds phrases in PCM written to it in pieces of any length.
+type segmenter struct {
+	carry []byte  // an odd byte or a partial window left from the last write
+	pos   samples // samples consumed
+	spans []span
+	quiet samples // silence since the last sound
+}
+
+func (g *segmenter) write(pcm []byte) {
+	g.carry = append(g.carry, pcm...)
+	pause := samples(int64(PhrasePause) * SampleRate / int64(time.Second))
+	for len(g.carry) >= windowSamples*2 {
+		w := g.carry[:windowSamples*2]
+		g.carry = g.carry[windowSamples*2:]
+		loud := false
+		for i := 0; i+1 < len(w); i += 2 {
+			v := int16(binary.LittleEndian.Uint16(w[i:]))
+			if v >= SoundLevel || v <= -SoundLevel {
+				loud = true
+				break
+			}
+		}
+		switch {
+		case loud && (len(g.spans) == 0 || g.quiet >= pause):
+			g.spans = append(g.spans, span{start: g.pos, end: g.pos + windowSamples})
+		case loud:
+			g.spans[len(g.spans)-1].end = g.pos + windowSamples
+		}
+		if loud {
+			g.quiet = 0
+		} else {
+			g.quiet += windowSamples
+		}
+		g.pos += windowSamples
+	}
+}
+
+// end is the position after the last sample written.
+func (g *segmenter) end() samples { return g.pos + samples(len(g.carry)/2) }
 
 // maxSSMLBytes bounds a REST TTS body.
 const maxSSMLBytes = 1 << 20

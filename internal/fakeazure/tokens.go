@@ -121,7 +121,7 @@ func (a *Azure) lookupToken(tok string) (tokenInfo, bool) {
 // serveMSI is the App Service managed identity endpoint (api-version
 // 2019-08-01) as MSAL's managedidentity package calls it: GET with
 // X-IDENTITY-HEADER, reply with expires_on as Unix seconds in a string
-// (AZURE-NOTES "azidentity facts").
+// (azidentity's App Service managed identity source).
 func (a *Azure) serveMSI(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet {
 		writeAzureError(w, http.StatusMethodNotAllowed, "MethodNotAllowed", "use GET")

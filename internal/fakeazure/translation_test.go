@@ -11,7 +11,8 @@ import (
 
 // A speech translation session (the to parameter on /stt/speech/universal/v2,
 // as the JavaScript SDK's TranslationRecognizer opens it) ends its turn with
-// translation.phrase, one translation per target, in place of speech.phrase.
+// translation.hypothesis and translation.phrase, one translation per target,
+// in place of speech.hypothesis and speech.phrase.
 func TestSpeechTranslationPhrase(t *testing.T) {
 	a := start(t, Settings{})
 	conn, _, err := dial(t, "ws://"+a.CustomHost()+"/stt/speech/universal/v2?from=en-US&to=de,fr&scenario=interactive", http.Header{"Authorization": {bearer(a.Issue())}})
@@ -58,7 +59,7 @@ func TestSpeechTranslationPhrase(t *testing.T) {
 			break
 		}
 	}
-	want := "turn.start,speech.startdetected,speech.hypothesis,speech.enddetected,translation.phrase,turn.end"
+	want := "turn.start,speech.startdetected,translation.hypothesis,speech.enddetected,translation.phrase,turn.end"
 	if got := strings.Join(paths, ","); got != want {
 		t.Errorf("messages = %s, want %s", got, want)
 	}

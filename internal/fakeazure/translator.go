@@ -116,25 +116,3 @@ func translationTargets(q url.Values) []string {
 	}
 	return out
 }
-
-// translationPhrase is the body of a translation.phrase message, in the
-// shape the Speech SDKs parse (TranslationPhrase in the JavaScript SDK):
-// the recognized text and one Translation per target language.
-func translationPhrase(phrase string, duration int64, targets []string) string {
-	type translation struct {
-		Language string `json:"Language"`
-		Text     string `json:"Text"`
-	}
-	var ts []translation
-	for _, l := range targets {
-		ts = append(ts, translation{l, Translation(phrase, l)})
-	}
-	b, _ := json.Marshal(map[string]any{
-		"RecognitionStatus": "Success",
-		"Offset":            0,
-		"Duration":          duration,
-		"Text":              phrase,
-		"Translation":       map[string]any{"TranslationStatus": "Success", "Translations": ts},
-	})
-	return string(b)
-}

@@ -17,7 +17,7 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// USP framing, as AZURE-NOTES "USP framing" describes it:
+// USP framing, as docs/SPEECH-SDK-WIRE.md describes it:
 //   - text frame: "Name: value\r\n" headers, a blank line, then the body; the
 //     blank line is needed even with an empty body;
 //   - binary frame: 2-byte big-endian header length, ASCII headers, payload.

@@ -2,10 +2,10 @@
 // JavaScript end-to-end suite and the demo. It prints one JSON line with its
 // addresses on stdout, then serves until SIGINT or SIGTERM and exits 0.
 //
-//	fakeazure [-auth both|bearer|aad] [-resource-id ID] [-token-lifetime 1h]
-//	          [-redirect] [-redirect-rest] [-phrase TEXT] [-sse-gap 200ms]
+//	fakeazure [-auth both|bearer|aad] [-tts-auth bearer|aad|both] [-resource-id ID] [-token-lifetime 1h]
+//	          [-redirect] [-redirect-status 301] [-redirect-rest] [-phrase TEXT] [-sse-gap 200ms]
 //	          [-chat-delay 0s]
-//	          [-az-dir DIR] [-v]
+//	          [-az-dir DIR] [-tls-ca FILE] [-v]
 //
 // Exit status: 0 after a signal, 2 for bad flags, 1 when it cannot start.
 package main
@@ -52,6 +52,8 @@ type ready struct {
 	IdentityEndpoint string `json:"identity_endpoint"`
 	IdentityHeader   string `json:"identity_header"`
 	AZDir            string `json:"az_dir,omitempty"`
+	TLSURL           string `json:"tls_url,omitempty"`
+	CAFile           string `json:"ca_file,omitempty"`
 	ResourceID       string `json:"resource_id"`
 }
 
@@ -60,14 +62,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	var s fakeazure.Settings
 	auth := fs.String("auth", string(fakeazure.AuthBoth), "Authorization forms Speech accepts: bearer, aad or both (OpenAI: bearer only)")
+	ttsAuth := fs.String("tts-auth", "", "Authorization forms text to speech accepts, when other than -auth: bearer, aad or both")
 	fs.StringVar(&s.ResourceID, "resource-id", fakeazure.DefaultResourceID, "ARM resource id the aad# form must carry")
 	fs.DurationVar(&s.TokenLifetime, "token-lifetime", fakeazure.DefaultTokenLifetime, "lifetime of issued tokens")
-	fs.BoolVar(&s.Redirect, "redirect", false, "answer the custom-domain TTS WebSocket upgrade with 301 to the regional listener")
+	fs.BoolVar(&s.Redirect, "redirect", false, "answer the custom-domain TTS WebSocket upgrade with -redirect-status to the regional listener")
+	fs.IntVar(&s.RedirectStatus, "redirect-status", 301, "status of the -redirect answer: 301, 302, 307 or 308")
 	fs.BoolVar(&s.RedirectREST, "redirect-rest", false, "answer custom-domain REST TTS with 307 to the regional listener")
 	fs.StringVar(&s.Phrase, "phrase", fakeazure.DefaultPhrase, "DisplayText of every recognition")
 	fs.DurationVar(&s.SSEGap, "sse-gap", fakeazure.DefaultSSEGap, "pause between server-sent events of a streamed chat completion")
 	fs.DurationVar(&s.ChatDelay, "chat-delay", 0, "how long a non-streaming chat completion thinks before it answers")
 	azDir := fs.String("az-dir", "", "write the fake az script into this directory (created if missing)")
+	caFile := fs.String("tls-ca", "", "also serve the custom domain over TLS, and write the CA certificate that signed its certificate (PEM) to this file")
 	verbose := fs.Bool("v", false, "log every request to stderr")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -79,6 +84,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
 	}
 	s.Auth = fakeazure.AuthMode(*auth)
+	s.TTSAuth = fakeazure.AuthMode(*ttsAuth)
 	if err := s.Validate(); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
@@ -88,7 +94,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		level = slog.LevelDebug
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	az, err := fakeazure.Start(fakeazure.Options{Settings: s, Logger: logger})
+	az, err := fakeazure.Start(fakeazure.Options{Settings: s, Logger: logger, TLS: *caFile != ""})
 	if err != nil {
 		return err
 	}
@@ -101,6 +107,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		IdentityEndpoint: az.IdentityEndpoint(),
 		IdentityHeader:   az.IdentityHeader(),
 		ResourceID:       az.Settings().ResourceID,
+	}
+	if *caFile != "" {
+		if err := os.WriteFile(*caFile, az.CACertPEM(), 0o644); err != nil {
+			return fmt.Errorf("tls ca file: %w", err)
+		}
+		line.TLSURL, line.CAFile = az.TLSURL(), *caFile
 	}
 	if *azDir != "" {
 		dir, err := filepath.Abs(*azDir)
