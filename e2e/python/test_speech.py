@@ -151,3 +151,25 @@ def test_get_voices_with_a_root_endpoint_goes_to_https_port_443(version, clean, 
     assert res["reason"] == "Canceled"
     assert "GET https://127.0.0.1/tts/cognitiveservices/voices/list" in res["error"]
     assert service_requests(clean) == []
+
+
+#: Output formats an app sets with set_speech_synthesis_output_format, and
+#: what it gets for "Twelve chars" (600 ms): PCM at the rate (riff: the SDK's
+#: 46-byte header first), or whole MP3 frames covering the duration with
+#: their Layer III header.
+FORMATS = [
+    ("Raw24Khz16BitMonoPcm", 28800, "00009703"),
+    ("Riff24Khz16BitMonoPcm", 46 + 28800, "52494646"),
+    ("Raw8Khz16BitMonoPcm", 9600, "0000950a"),
+    ("Audio16Khz32KBitRateMonoMp3", 17 * 144, "fff348c0"),  # MPEG-2, 576 samples a frame
+    ("Audio24Khz48KBitRateMonoMp3", 25 * 144, "fff364c0"),
+    ("Audio48Khz192KBitRateMonoMp3", 25 * 576, "fffbb4c0"),  # MPEG-1, 1152 samples a frame
+]
+
+
+@pytest.mark.parametrize("fmt,size,head", FORMATS)
+@pytest.mark.parametrize("version", VERSIONS)
+def test_output_formats(version, fmt, size, head, clean, proxy):
+    res = run_client(SDK_VERSIONS[version], "speech.py", "host", proxy.ws, "synthesize-format", fmt, "Twelve chars")
+    assert (res["reason"], res["audio_bytes"], res["head"]) == ("SynthesizingAudioCompleted", size, head), res
+    assert [r["path"] for r in service_requests(clean)] == ["/tts/cognitiveservices/websocket/v1"]

@@ -191,3 +191,47 @@ func TestTLSListener(t *testing.T) {
 		t.Errorf("CRL revokes %d certificates, want none", len(crl.RevokedCertificateEntries))
 	}
 }
+
+// The formats the native SDK asks for besides raw-16khz: other PCM rates
+// and MP3, whose frames are valid Layer III headers covering the duration.
+func TestOutputFormats(t *testing.T) {
+	const text = "Twelve chars" // 12 characters: 600 ms
+	tests := []struct {
+		format     string
+		bytes      int
+		frameBytes int // mp3: the size of each frame
+		header     []byte
+	}{
+		{"raw-16khz-16bit-mono-pcm", 19200, 0, nil},
+		{"raw-24khz-16bit-mono-pcm", 28800, 0, nil},
+		{"RIFF-8khz-16bit-mono-pcm", 44 + 9600, 0, []byte("RIFF")},
+		{"raw-22050hz-16bit-mono-pcm", 2 * 13230, 0, nil},
+		{"audio-16khz-32kbitrate-mono-mp3", 17 * 144, 144, []byte{0xFF, 0xF3, 0x48, 0xC0}},   // 9600 samples, 576 a frame
+		{"audio-24khz-48kbitrate-mono-mp3", 25 * 144, 144, []byte{0xFF, 0xF3, 0x64, 0xC0}},   // 14400 samples
+		{"audio-48khz-192kbitrate-mono-mp3", 25 * 576, 576, []byte{0xFF, 0xFB, 0xB4, 0xC0}}, // 28800 samples, 1152 a frame
+	}
+	for _, tc := range tests {
+		audio, ok := synthesize(tc.format, text)
+		if !ok || len(audio) != tc.bytes {
+			t.Errorf("%s: %d bytes, %v, want %d", tc.format, len(audio), ok, tc.bytes)
+			continue
+		}
+		if n, _ := FormatBytes(tc.format, text); n != tc.bytes {
+			t.Errorf("FormatBytes(%s) = %d, want %d", tc.format, n, tc.bytes)
+		}
+		if tc.frameBytes > 0 {
+			for off := 0; off < len(audio); off += tc.frameBytes {
+				if string(audio[off:off+4]) != string(tc.header) {
+					t.Fatalf("%s: frame at %d starts % x, want % x", tc.format, off, audio[off:off+4], tc.header)
+				}
+			}
+		} else if tc.header != nil && string(audio[:4]) != string(tc.header) {
+			t.Errorf("%s starts %q", tc.format, audio[:4])
+		}
+	}
+	for _, bad := range []string{"ogg-24khz-16bit-mono-opus", "raw-16khz-8bit-mono-mulaw", "audio-16khz-33kbitrate-mono-mp3"} {
+		if _, ok := synthesize(bad, text); ok {
+			t.Errorf("%s: made audio, want unsupported", bad)
+		}
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"mime"
 	"net/http"
 	"strings"
@@ -49,9 +48,11 @@ const (
 // The riff format adds WAVHeaderBytes. For SSML the text is SSMLText(ssml).
 //
 //	AudioBytes("Hello world") == 11 * 1600 == 17600
-func AudioBytes(text string) int {
-	return BytesPerCharacter * utf8.RuneCountInString(strings.Join(strings.Fields(text), " "))
-}
+func AudioBytes(text string) int { return BytesPerCharacter * utf8Len(text) }
+
+// utf8Len counts text's code points after collapsing its whitespace runs to
+// one space and trimming its ends.
+func utf8Len(text string) int { return utf8.RuneCountInString(strings.Join(strings.Fields(text), " ")) }
 
 // SSMLText is the text content of an SSML document: all its character data,
 // entities decoded, concatenated in order (tags add no space), whitespace
@@ -84,44 +85,19 @@ func SSML(text string) string {
 
 // tone returns n bytes (n even) of a 440 Hz sine at 16 kHz, 16-bit little
 // endian: real audio, so a player or a recognizer downstream gets sound.
-func tone(n int) []byte {
-	b := make([]byte, n)
-	for i := 0; i+1 < n; i += 2 {
-		s := int16(8000 * math.Sin(2*math.Pi*440*float64(i/2)/SampleRate))
-		binary.LittleEndian.PutUint16(b[i:], uint16(s))
-	}
-	return b
-}
+func tone(n int) []byte { return toneAt(SampleRate, n/2) }
 
 // wavHeader is the 44-byte RIFF header for dataBytes of 16 kHz 16-bit mono PCM.
-func wavHeader(dataBytes int) []byte {
-	h := make([]byte, 0, WAVHeaderBytes)
-	le := binary.LittleEndian
-	h = append(h, "RIFF"...)
-	h = le.AppendUint32(h, uint32(36+dataBytes))
-	h = append(h, "WAVEfmt "...)
-	h = le.AppendUint32(h, 16)           // fmt chunk size
-	h = le.AppendUint16(h, 1)            // PCM
-	h = le.AppendUint16(h, 1)            // mono
-	h = le.AppendUint32(h, SampleRate)   // sample rate
-	h = le.AppendUint32(h, SampleRate*2) // byte rate
-	h = le.AppendUint16(h, 2)            // block align
-	h = le.AppendUint16(h, 16)           // bits per sample
-	h = append(h, "data"...)
-	return le.AppendUint32(h, uint32(dataBytes))
-}
+func wavHeader(dataBytes int) []byte { return wavHeaderAt(SampleRate, dataBytes) }
 
-// synthesize returns the audio for text in format: the tone, after a WAV
-// header for riff. ok is false for a format the fake does not make.
+// synthesize returns the audio for text in format (formats.go). ok is false
+// for a format the fake does not make.
 func synthesize(format, text string) (audio []byte, ok bool) {
-	pcm := tone(AudioBytes(text))
-	switch strings.ToLower(format) {
-	case FormatRaw16k:
-		return pcm, true
-	case FormatRiff16k:
-		return append(wavHeader(len(pcm)), pcm...), true
+	f, ok := parseFormat(format)
+	if !ok {
+		return nil, false
 	}
-	return nil, false
+	return f.audio(text), true
 }
 
 // serveTTSWebSocket speaks USP text-to-speech: for every ssml message, in
@@ -173,7 +149,7 @@ func (a *Azure) serveTTSWebSocket(w http.ResponseWriter, r *http.Request, req *R
 			}
 			audio, ok := synthesize(format, text)
 			if !ok {
-				s.closeWith(websocket.CloseUnsupportedData, "fakeazure: unsupported outputFormat "+format+"; use raw- or riff-16khz-16bit-mono-pcm")
+				s.closeWith(websocket.CloseUnsupportedData, unsupportedFormat(format))
 				return
 			}
 			if err := s.speak(msg.requestID(), audio); err != nil {
@@ -468,14 +444,11 @@ func (a *Azure) serveTTSREST(w http.ResponseWriter, r *http.Request, finish func
 	}
 	audio, ok := synthesize(format, text)
 	if !ok {
-		fail(http.StatusBadRequest, "fakeazure: unsupported output format "+format+"; use "+FormatRaw16k+" or "+FormatRiff16k+".")
+		fail(http.StatusBadRequest, unsupportedFormat(format))
 		return
 	}
-	contentType := "audio/wav"
-	if strings.EqualFold(format, FormatRaw16k) {
-		contentType = "application/octet-stream"
-	}
-	w.Header().Set("Content-Type", contentType)
+	f, _ := parseFormat(format)
+	w.Header().Set("Content-Type", f.contentType())
 	w.WriteHeader(http.StatusOK)
 	finish(http.StatusOK, "")
 	rc := http.NewResponseController(w)

@@ -185,10 +185,10 @@ func TestTTSWebSocketUnsupportedFormat(t *testing.T) {
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
-	_, err = Synthesize(conn, "hello", "audio-24khz-48kbitrate-mono-mp3")
+	_, err = Synthesize(conn, "hello", "ogg-24khz-16bit-mono-opus")
 	var ce *websocket.CloseError
 	if !errors.As(err, &ce) || ce.Code != websocket.CloseUnsupportedData {
-		t.Fatalf("Synthesize(mp3) error = %v, want close %d", err, websocket.CloseUnsupportedData)
+		t.Fatalf("Synthesize(opus) error = %v, want close %d", err, websocket.CloseUnsupportedData)
 	}
 }
 
@@ -332,7 +332,7 @@ func TestTTSREST(t *testing.T) {
 		{name: "riff", contentType: "application/ssml+xml", format: FormatRiff16k, want: 200, header: true},
 		{name: "raw", contentType: "application/ssml+xml; charset=utf-8", format: FormatRaw16k, want: 200},
 		{name: "no output format", contentType: "application/ssml+xml", want: 400},
-		{name: "mp3", contentType: "application/ssml+xml", format: "audio-24khz-48kbitrate-mono-mp3", want: 400},
+		{name: "opus", contentType: "application/ssml+xml", format: "ogg-24khz-16bit-mono-opus", want: 400},
 		{name: "not ssml", contentType: "text/plain", format: FormatRiff16k, want: 415},
 	}
 	for _, tc := range tests {

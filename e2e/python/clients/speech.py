@@ -72,6 +72,11 @@ def main():
         res["turns"] = synthesize(ARGS[1:], ARGS[0])
     elif OP == "synthesize-repeat":  # ARGS: count, text
         res["turns"] = synthesize([ARGS[1]] * int(ARGS[0]))
+    elif OP == "synthesize-format":  # ARGS: SpeechSynthesisOutputFormat member, text
+        c = config()
+        c.set_speech_synthesis_output_format(getattr(speechsdk.SpeechSynthesisOutputFormat, ARGS[0]))
+        r = speechsdk.SpeechSynthesizer(speech_config=c, audio_config=None).speak_text_async(ARGS[1]).get()
+        res.update(reason=r.reason.name, audio_bytes=len(r.audio_data), head=r.audio_data[:4].hex(), error=error_of(r))
     elif OP == "synthesize-twice":  # two synthesizers, so two connections, in one process
         res["turns"] = synthesize([ARGS[0]]) + synthesize([ARGS[0]])
     elif OP == "recognize":  # ARGS: wav
