@@ -57,13 +57,14 @@ def scenarios(fake, module_tmp):
     """name -> (proxy address as clients use it, proxy, what the proxy answers)."""
     started, stops = {}, []
     try:
-        # No token: az prints a token that leaves the proxy's expiry margin
-        # two seconds later, then fails; the test waits for /readyz to say so.
+        # No token: az prints a token that leaves the proxy's 10 s expiry
+        # margin five seconds later, then fails; the test waits for /readyz
+        # to say so.
         az = script_az(module_tmp, f"""
 mark={module_tmp}/az-used
 if [ -e "$mark" ]; then echo "ERROR: Please run 'az login' to setup account." >&2; exit 1; fi
 touch "$mark"
-printf '{{"accessToken":"eyJhbGciOiJub25lIn0.eyJhdWQiOiJ4In0.c2lnbmF0dXJl","expires_on":%d,"tokenType":"Bearer"}}\\n' $(( $(date +%s) + 12 ))
+printf '{{"accessToken":"eyJhbGciOiJub25lIn0.eyJhdWQiOiJ4In0.c2lnbmF0dXJl","expires_on":%d,"tokenType":"Bearer"}}\\n' $(( $(date +%s) + 15 ))
 """)
         p = Proxy(fake, module_tmp, az_dir=az)
         stops.append(p.stop)
