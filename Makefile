@@ -78,9 +78,9 @@ python-lock:
 	rm -rf e2e/python/.venv-tools
 	python3 -m venv e2e/python/.venv-tools
 	e2e/python/.venv-tools/bin/pip install --quiet pip-tools
-	cd e2e/python && for in in requirements.in requirements-speech-1.45.0.in; do \
+	cd e2e/python && for f in requirements.in requirements-speech-1.45.0.in; do \
 		.venv-tools/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
-			--no-emit-index-url --no-emit-find-links -o $${in%.in}.txt $$in || exit 1; done
+			--no-emit-index-url --no-emit-find-links -o $${f%.in}.txt $$f || exit 1; done
 	rm -rf e2e/python/.venv-tools
 
 # Try it without Azure: fake Azure + proxy + one synthesis (bin/demo.wav) and

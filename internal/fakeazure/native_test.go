@@ -206,8 +206,8 @@ func TestOutputFormats(t *testing.T) {
 		{"raw-24khz-16bit-mono-pcm", 28800, 0, nil},
 		{"RIFF-8khz-16bit-mono-pcm", 44 + 9600, 0, []byte("RIFF")},
 		{"raw-22050hz-16bit-mono-pcm", 2 * 13230, 0, nil},
-		{"audio-16khz-32kbitrate-mono-mp3", 17 * 144, 144, []byte{0xFF, 0xF3, 0x48, 0xC0}},   // 9600 samples, 576 a frame
-		{"audio-24khz-48kbitrate-mono-mp3", 25 * 144, 144, []byte{0xFF, 0xF3, 0x64, 0xC0}},   // 14400 samples
+		{"audio-16khz-32kbitrate-mono-mp3", 17 * 144, 144, []byte{0xFF, 0xF3, 0x48, 0xC0}},  // 9600 samples, 576 a frame
+		{"audio-24khz-48kbitrate-mono-mp3", 25 * 144, 144, []byte{0xFF, 0xF3, 0x64, 0xC0}},  // 14400 samples
 		{"audio-48khz-192kbitrate-mono-mp3", 25 * 576, 576, []byte{0xFF, 0xFB, 0xB4, 0xC0}}, // 28800 samples, 1152 a frame
 	}
 	for _, tc := range tests {
