@@ -171,5 +171,5 @@ FORMATS = [
 @pytest.mark.parametrize("version", VERSIONS)
 def test_output_formats(version, fmt, size, head, clean, proxy):
     res = run_client(SDK_VERSIONS[version], "speech.py", "host", proxy.ws, "synthesize-format", fmt, "Twelve chars")
-    assert (res["reason"], res["audio_bytes"], res["head"]) == ("SynthesizingAudioCompleted", size, head), res
+    assert (res["reason"], res["audio_bytes"], res["head"]) == ("SynthesizingAudioCompleted", size, head), res["error"]
     assert [r["path"] for r in service_requests(clean)] == ["/tts/cognitiveservices/websocket/v1"]

@@ -8,6 +8,7 @@ does; the result is printed as one JSON line. Runs under either SDK version's
 virtual environment."""
 
 import json
+import os
 import sys
 import threading
 
@@ -22,12 +23,22 @@ EVENT_TIMEOUT = 60
 
 def config(cls=speechsdk.SpeechConfig):
     if FORM == "host":
-        return cls(host=BASE)
-    if FORM == "host-key":
-        return cls(host=BASE, subscription=DUMMY_KEY)
-    if FORM == "endpoint":
-        return cls(endpoint=BASE)
-    raise SystemExit(f"unknown form {FORM!r}")
+        c = cls(host=BASE)
+    elif FORM == "host-key":
+        c = cls(host=BASE, subscription=DUMMY_KEY)
+    elif FORM == "endpoint":
+        c = cls(endpoint=BASE)
+    else:
+        raise SystemExit(f"unknown form {FORM!r}")
+    # The SDK gives up on a synthesis whose first audio comes later than a
+    # few seconds ("USP error: timeout waiting for the first audio chunk"),
+    # and reconnects. On a loaded 2-core machine the fake and the proxy can
+    # be that slow; a test must not depend on the machine's speed.
+    for name in ("SpeechSynthesis_FirstChunkTimeoutMs", "SpeechSynthesis_AllChunkTimeoutMs"):
+        c.set_property_by_name(name, str(EVENT_TIMEOUT * 1000))
+    if os.environ.get("SPEECH_SDK_LOG"):  # the SDK's own trace, for debugging a test
+        c.set_property(speechsdk.PropertyId.Speech_LogFilename, os.environ["SPEECH_SDK_LOG"])
+    return c
 
 
 def error_of(result):
@@ -75,7 +86,11 @@ def main():
     elif OP == "synthesize-format":  # ARGS: SpeechSynthesisOutputFormat member, text
         c = config()
         c.set_speech_synthesis_output_format(getattr(speechsdk.SpeechSynthesisOutputFormat, ARGS[0]))
-        r = speechsdk.SpeechSynthesizer(speech_config=c, audio_config=None).speak_text_async(ARGS[1]).get()
+        # The synthesizer must outlive the call: a temporary one is disposed
+        # by Python while its synthesis runs, and the SDK then hangs or
+        # cancels at random.
+        synth = speechsdk.SpeechSynthesizer(speech_config=c, audio_config=None)
+        r = synth.speak_text_async(ARGS[1]).get()
         res.update(reason=r.reason.name, audio_bytes=len(r.audio_data), head=r.audio_data[:4].hex(), error=error_of(r))
     elif OP == "synthesize-twice":  # two synthesizers, so two connections, in one process
         res["turns"] = synthesize([ARGS[0]]) + synthesize([ARGS[0]])
@@ -104,7 +119,8 @@ def main():
         res.update(continuous(t, lambda: t.start_transcribing_async().get(), lambda: t.stop_transcribing_async().get(), t.transcribed,
                               lambda r: {"reason": r.reason.name, "text": r.text, "speaker_id": r.speaker_id}))
     elif OP == "voices":
-        r = speechsdk.SpeechSynthesizer(speech_config=config(), audio_config=None).get_voices_async("").get()
+        synth = speechsdk.SpeechSynthesizer(speech_config=config(), audio_config=None)  # held, as above
+        r = synth.get_voices_async("").get()
         res.update(reason=r.reason.name, voices=[v.short_name for v in r.voices], error=r.error_details)
     elif OP == "errors":  # what an app reads when things fail: one TTS and one STT; ARGS: wav
         tts = synthesize(["Hello"])[0]
