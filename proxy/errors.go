@@ -86,11 +86,11 @@ func classify(err error) *apiError {
 }
 
 // writeError answers e to r and returns the status written and the body's
-// length. A refused WebSocket upgrade is answered as handshakeAnswer says;
-// everything else with e's own status.
+// length. A refused WebSocket handshake (a GET with Upgrade: websocket) is
+// answered as handshakeAnswer says; everything else with e's own status.
 func writeError(w http.ResponseWriter, r *http.Request, e *apiError) (status, n int) {
 	body, _ := json.Marshal(map[string]any{"error": map[string]string{"code": e.code, "message": e.message}})
-	if isWebSocketUpgrade(r) {
+	if r.Method == http.MethodGet && isWebSocketUpgrade(r) {
 		if status, ok := writeHandshakeRefusal(w, e, body); ok {
 			return status, len(body)
 		}
@@ -163,9 +163,15 @@ func writeHandshakeRefusal(w http.ResponseWriter, e *apiError, body []byte) (sta
 	}
 	defer conn.Close()
 	status, reason := handshakeAnswer(e)
+	h := w.Header().Clone() // what the caller set already (Allow, ...)
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Connection", "close")
 	fmt.Fprintf(brw, "HTTP/1.1 %03d %s\r\n", status, reason)
-	fmt.Fprintf(brw, "Content-Type: application/json\r\nContent-Length: %d\r\nCache-Control: no-store\r\n"+
-		"X-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n", len(body))
+	h.Write(brw)
+	brw.WriteString("\r\n")
 	brw.Write(body)
 	brw.Flush()
 	return status, true

@@ -386,24 +386,26 @@ func (e *wsEnv) rawUpgrade(t *testing.T, method, path string, edit func(http.Hea
 	return resp, body
 }
 
-// wsWantError checks a proxy-made refusal of a WebSocket handshake. status is
-// the contract's status for code; on a handshake it is answered as 400 (for
-// a 4xx) or 502 (for a 5xx), origin refusals keep their 403, so that the
-// native Speech SDK shows the message, which the reason phrase carries
-// (TestHandshakeRefusalReasonPhrase).
+// wsWantError checks a proxy-made refusal. status is the contract's status
+// for code; a WebSocket handshake (resp.Request a GET with Upgrade:
+// websocket) is answered 400 (for a 4xx) or 502 (for a 5xx), origin
+// refusals keep their 403, so that the native Speech SDK shows the message,
+// which the reason phrase carries (TestHandshakeRefusalReasonPhrase).
 func wsWantError(t *testing.T, resp *http.Response, body []byte, status int, code string) {
 	t.Helper()
-	want := http.StatusBadGateway
+	handshake := resp.Request != nil && resp.Request.Method == http.MethodGet && strings.EqualFold(resp.Request.Header.Get("Upgrade"), "websocket")
+	want := status
 	switch {
-	case code == "origin_not_allowed":
-		want = http.StatusForbidden
+	case !handshake, code == "origin_not_allowed":
 	case status < 500:
 		want = http.StatusBadRequest
+	default:
+		want = http.StatusBadGateway
 	}
 	if resp.StatusCode != want {
-		t.Errorf("status = %d, want %d for a handshake refused with %d %s (body %s)", resp.StatusCode, want, status, code, body)
+		t.Errorf("status = %d, want %d for a request refused with %d %s (body %s)", resp.StatusCode, want, status, code, body)
 	}
-	if prefix := fmt.Sprintf("%d entraproxy %s: ", want, code); !strings.HasPrefix(resp.Status, prefix) {
+	if prefix := fmt.Sprintf("%d entraproxy %s: ", want, code); handshake && !strings.HasPrefix(resp.Status, prefix) {
 		t.Errorf("status line = %q, want it to start with %q", resp.Status, prefix)
 	}
 	if got := resp.Header.Get("Content-Type"); got != "application/json" {
