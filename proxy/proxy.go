@@ -179,7 +179,8 @@ func New(opts Options) (*Proxy, error) {
 
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodConnect || r.URL.IsAbs() || r.URL.Host != "" || len(r.RequestURI) == 0 || r.RequestURI[0] != '/' {
-		// The client never chooses where traffic goes (rule 1).
+		// The client never chooses where traffic goes (README, "Fixed
+		// upstream").
 		p.refuse(w, r, errAbsoluteForm)
 		return
 	}

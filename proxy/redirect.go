@@ -8,10 +8,11 @@ import (
 	"github.com/entraproxy/entraproxy/internal/hosts"
 )
 
-// redirectPolicy is rule 6 of the contract, for HTTP and WebSocket alike: an
-// upstream 3xx is never handed to the client (it would then go to Azure
-// without the token); the proxy follows it, at most maxRedirects hops, only
-// to allowed hosts, and never from TLS to plain text.
+// redirectPolicy is the redirect rule (README, "Redirects never reach the
+// client"), for HTTP and WebSocket alike: an upstream 3xx is never handed to
+// the client (it would then go to Azure without the token); the proxy
+// follows it, at most maxRedirects hops, only to allowed hosts, and never
+// from TLS to plain text.
 type redirectPolicy struct {
 	allowed hosts.Patterns // ENTRAPROXY_REDIRECT_HOSTS
 }

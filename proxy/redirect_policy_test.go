@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// Rule 6 for answers the proxy cannot follow: no 3xx but 304 ever reaches
+// The redirect rule for answers the proxy cannot follow: no 3xx but 304 ever reaches
 // the client, on HTTP or on a WebSocket handshake.
 func TestUnfollowableRedirectsNeverPass(t *testing.T) {
 	tests := []struct {
