@@ -5,10 +5,10 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"reflect"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -23,6 +23,8 @@ import (
 // Config is every ENTRAPROXY_* setting. The struct tags are the single source
 // of the variable names, defaults and help text: Load reads them through
 // caarlos0/env, and Settings (used by -h and the README table) reflects them.
+// The one default a tag cannot hold, Azure's host names for
+// ENTRAPROXY_REDIRECT_HOSTS, comes from internal/hosts (derivedDefaults).
 type Config struct {
 	Upstream             string        `env:"ENTRAPROXY_UPSTREAM" help:"scheme://host[:port] of the Azure resource, e.g. https://NAME.cognitiveservices.azure.com; no path, query or user info. https required, except http to a loopback host (local testing)" default:"(required)"`
 	Listen               string        `env:"ENTRAPROXY_LISTEN" envDefault:"127.0.0.1:8080" help:"host:port where apps connect"`
@@ -32,7 +34,7 @@ type Config struct {
 	AuthFormat           string        `env:"ENTRAPROXY_AUTH_FORMAT" envDefault:"auto" help:"bearer: Authorization: Bearer <token>; aad: Bearer aad#<resource id>#<token> (Speech only); auto: bearer first, on an upstream 401 retry once with a fresh token and, where a resource id is set, the aad form, remembered per upstream host"`
 	ResourceID           string        `env:"ENTRAPROXY_RESOURCE_ID" help:"ARM id /subscriptions/S/resourceGroups/G/providers/Microsoft.CognitiveServices/accounts/A; required for aad"`
 	SpeechPaths          bool          `env:"ENTRAPROXY_SPEECH_PATHS" envDefault:"true" help:"rewrite regional / container style Speech paths to the custom-domain form (/cognitiveservices/websocket/v1 -> /tts/cognitiveservices/websocket/v1 ...)"`
-	RedirectHosts        []string      `env:"ENTRAPROXY_REDIRECT_HOSTS" envDefault:"*.cognitiveservices.azure.com,*.speech.microsoft.com,*.openai.azure.com,*.cognitiveservices.azure.us,*.speech.azure.us,*.cognitiveservices.azure.cn,*.speech.azure.cn" help:"comma-separated hosts an upstream redirect may lead to; *.domain matches one or more labels before a domain of at least two labels, on any port; exact hosts and host:port allowed; none: never follow redirects"`
+	RedirectHosts        []string      `env:"ENTRAPROXY_REDIRECT_HOSTS" help:"comma-separated hosts an upstream redirect may lead to; *.domain matches one or more labels before a domain of at least two labels, on any port; exact hosts and host:port allowed; none: never follow redirects"`
 	InboundKeys          []string      `env:"ENTRAPROXY_INBOUND_KEYS" help:"comma-separated secrets; when set, every request must present one (Ocp-Apim-Subscription-Key, api-key, Authorization: Bearer, or the same in the query; on a WebSocket also the subprotocol openai-insecure-api-key.<key>)"`
 	AllowUnauthenticated bool          `env:"ENTRAPROXY_ALLOW_UNAUTHENTICATED" envDefault:"false" help:"must be true to listen on a non-loopback address without inbound keys"`
 	TLSCertFile          string        `env:"ENTRAPROXY_TLS_CERT_FILE" help:"PEM certificate (leaf first, then intermediates): serve HTTPS and WSS on ENTRAPROXY_LISTEN; needs ENTRAPROXY_TLS_KEY_FILE. Both files are read again when they change (a renewal), without dropping connections"`
@@ -59,14 +61,24 @@ type Setting struct {
 func Settings() []Setting {
 	t := reflect.TypeFor[Config]()
 	out := make([]Setting, 0, t.NumField())
+	derived := derivedDefaults()
 	for f := range t.Fields() {
 		def, ok := f.Tag.Lookup("envDefault")
 		if !ok {
 			def = f.Tag.Get("default")
 		}
+		if d, ok := derived[envVar(f)]; ok {
+			def = d
+		}
 		out = append(out, Setting{Var: envVar(f), Default: def, Help: f.Tag.Get("help")})
 	}
 	return out
+}
+
+// derivedDefaults are the defaults, by variable, that live with the
+// knowledge they come from rather than in a struct tag.
+func derivedDefaults() map[string]string {
+	return map[string]string{"ENTRAPROXY_REDIRECT_HOSTS": strings.Join(hosts.DefaultRedirectHosts(), ",")}
 }
 
 func envVar(f reflect.StructField) string {
@@ -124,54 +136,76 @@ func load(getenv func(string) string, typos []Typo) (*Config, error) {
 			environ[s.Var] = v
 		}
 	}
-	var c Config
-	parseErr := env.ParseWithOptions(&c, env.Options{Environment: environ})
-	var problems []error
-	failed := make(map[string]bool)
-	var agg env.AggregateError
-	if errors.As(parseErr, &agg) {
-		for _, err := range agg.Errors {
-			problems = append(problems, describeParseError(err, environ))
-		}
-	} else if parseErr != nil {
-		return nil, fmt.Errorf("load settings: %w", parseErr)
+	c, problems, err := parse(environ)
+	if err != nil {
+		return nil, err
 	}
-	for _, p := range problems {
-		var e *Error
-		if errors.As(p, &e) {
-			failed[e.Var] = true
-		}
-	}
-	for _, list := range []*[]string{&c.RedirectHosts, &c.InboundKeys, &c.AllowedOrigins, &c.AllowedHosts} {
-		for i, v := range *list {
-			(*list)[i] = strings.TrimSpace(v)
-		}
-	}
-	// An empty variable gets the default list, so "none" is the way to say
-	// "never follow redirects".
-	if len(c.RedirectHosts) == 1 && strings.EqualFold(c.RedirectHosts[0], redirectNone) {
-		c.RedirectHosts = []string{}
-	}
+	c.trimLists()
 	// A variable that did not parse is reported once, not again for the
 	// zero value it left behind.
+	failed := make(map[string]bool)
+	for _, p := range problems {
+		failed[p.Var] = true
+	}
 	for _, p := range c.problems(environ) {
 		if !failed[p.Var] {
 			problems = append(problems, p)
 		}
 	}
 	if len(problems) > 0 {
-		for _, p := range problems {
-			var e *Error
-			if errors.As(p, &e) {
-				explain(e, environ, typos)
-			}
+		errs := make([]error, len(problems))
+		for i, p := range problems {
+			explain(p, environ, typos)
+			errs[i] = p
 		}
-		return nil, errors.Join(problems...)
+		return nil, errors.Join(errs...)
 	}
 	for i, o := range c.AllowedOrigins {
 		c.AllowedOrigins[i] = normalizeOrigin(o)
 	}
-	return &c, nil
+	return c, nil
+}
+
+// parse reads environ (the variables set, by name) into a Config, unset
+// variables at their defaults. problems are the values that did not parse,
+// one per variable.
+func parse(environ map[string]string) (c *Config, problems []*Error, err error) {
+	withDefaults := maps.Clone(environ)
+	for v, d := range derivedDefaults() {
+		if _, set := withDefaults[v]; !set {
+			withDefaults[v] = d
+		}
+	}
+	c = new(Config)
+	err = env.ParseWithOptions(c, env.Options{Environment: withDefaults})
+	var agg env.AggregateError
+	if err != nil && !errors.As(err, &agg) {
+		return nil, nil, fmt.Errorf("load settings: %w", err)
+	}
+	for _, e := range agg.Errors {
+		p, err := describeParseError(e, environ)
+		if err != nil {
+			return nil, nil, fmt.Errorf("load settings: %w", err)
+		}
+		problems = append(problems, p)
+	}
+	return c, problems, nil
+}
+
+// trimLists trims the entries of list settings of spaces ("k1, k2" is the
+// keys k1 and k2: net/http trims header values, so a key with a leading
+// space could never match), and makes ENTRAPROXY_REDIRECT_HOSTS=none the
+// empty list. An empty variable gets the default list, so "none" is the way
+// to say "never follow redirects".
+func (c *Config) trimLists() {
+	for _, list := range []*[]string{&c.RedirectHosts, &c.InboundKeys, &c.AllowedOrigins, &c.AllowedHosts} {
+		for i, v := range *list {
+			(*list)[i] = strings.TrimSpace(v)
+		}
+	}
+	if len(c.RedirectHosts) == 1 && strings.EqualFold(c.RedirectHosts[0], redirectNone) {
+		c.RedirectHosts = []string{}
+	}
 }
 
 // explain adds to e what the user may not see: spaces around the value, and
@@ -193,10 +227,14 @@ func explain(e *Error, environ map[string]string, typos []Typo) {
 // redirectNone is the ENTRAPROXY_REDIRECT_HOSTS value that turns redirects off.
 const redirectNone = "none"
 
-func describeParseError(err error, environ map[string]string) error {
+// describeParseError turns caarlos0/env's error for one variable into the
+// problem to report. The settings are durations, booleans, strings and
+// lists of strings, which fail only as ParseError; any other error is
+// returned as it is.
+func describeParseError(err error, environ map[string]string) (*Error, error) {
 	var pe env.ParseError
 	if !errors.As(err, &pe) {
-		return err
+		return nil, err
 	}
 	f, _ := reflect.TypeFor[Config]().FieldByName(pe.Name)
 	name := envVar(f)
@@ -207,102 +245,153 @@ func describeParseError(err error, environ map[string]string) error {
 	case reflect.TypeFor[bool]():
 		problem = "not a boolean; use true or false"
 	}
-	return &Error{Var: name, Value: environ[name], Problem: problem}
+	return &Error{Var: name, Value: environ[name], Problem: problem}, nil
 }
 
-// problems reports every problem of c. environ holds the values as written,
-// which the messages quote (a duration of "0" is shown as "0", not "0s").
+// problems reports every problem of c, in the order of the settings table.
+// environ holds the values as written, which the messages quote (a
+// duration of "0" is shown as "0", not "0s").
 func (c *Config) problems(environ map[string]string) []*Error {
-	var errs []*Error
-	add := func(variable, value, format string, args ...any) {
-		errs = append(errs, &Error{Var: variable, Value: value, Problem: fmt.Sprintf(format, args...)})
-	}
-	raw := func(variable string, parsed time.Duration) string {
-		if v, ok := environ[variable]; ok {
-			return v
+	r := &report{environ: environ}
+	c.upstreamProblems(r)
+	c.listenerProblems(r)
+	c.authProblems(r)
+	c.hostListProblems(r)
+	c.inboundProblems(r)
+	r.errs = append(r.errs, c.tlsProblems()...)
+	for _, o := range c.AllowedOrigins {
+		if p := originProblem(o); p != "" {
+			r.add("ENTRAPROXY_ALLOWED_ORIGINS", o, "%s", p)
 		}
-		return parsed.String()
 	}
+	c.timeoutProblems(r)
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.LogLevel) {
+		r.add("ENTRAPROXY_LOG_LEVEL", c.LogLevel, "use debug, info, warn or error")
+	}
+	if !slices.Contains([]string{"auto", "text", "json"}, c.LogFormat) {
+		r.add("ENTRAPROXY_LOG_FORMAT", c.LogFormat, "use auto, text or json")
+	}
+	return r.errs
+}
 
+// report collects the problems of one Config.
+type report struct {
+	environ map[string]string
+	errs    []*Error
+}
+
+func (r *report) add(variable, value, format string, args ...any) {
+	r.errs = append(r.errs, &Error{Var: variable, Value: value, Problem: fmt.Sprintf(format, args...)})
+}
+
+// duration is a duration setting's value as written, or parsed's when it
+// is unset.
+func (r *report) duration(variable string, parsed time.Duration) string {
+	if v, ok := r.environ[variable]; ok {
+		return v
+	}
+	return parsed.String()
+}
+
+func (c *Config) upstreamProblems(r *report) {
 	if p := upstreamProblem(c.Upstream); p != "" {
-		add("ENTRAPROXY_UPSTREAM", redactUserInfo(c.Upstream), "%s", p)
+		r.add("ENTRAPROXY_UPSTREAM", redactUserInfo(c.Upstream), "%s", p)
 	}
+}
+
+func (c *Config) listenerProblems(r *report) {
 	if p := listenProblem(c.Listen); p != "" {
-		add("ENTRAPROXY_LISTEN", c.Listen, "%s", p)
+		r.add("ENTRAPROXY_LISTEN", c.Listen, "%s", p)
 	}
-	if c.AdminListen != "off" {
-		if p := listenProblem(c.AdminListen); p != "" {
-			add("ENTRAPROXY_ADMIN_LISTEN", c.AdminListen, "%s; or off to disable the admin listener", p)
-		} else if c.AdminListen == c.Listen && !strings.HasSuffix(c.Listen, ":0") {
-			add("ENTRAPROXY_ADMIN_LISTEN", c.AdminListen, "same address as ENTRAPROXY_LISTEN; pick another port, e.g. 127.0.0.1:9090")
-		}
+	if c.AdminListen == "off" {
+		return
 	}
+	if p := listenProblem(c.AdminListen); p != "" {
+		r.add("ENTRAPROXY_ADMIN_LISTEN", c.AdminListen, "%s; or off to disable the admin listener", p)
+	} else if c.AdminListen == c.Listen && !strings.HasSuffix(c.Listen, ":0") {
+		r.add("ENTRAPROXY_ADMIN_LISTEN", c.AdminListen, "same address as ENTRAPROXY_LISTEN; pick another port, e.g. 127.0.0.1:9090")
+	}
+}
+
+// authProblems checks how tokens are got and written: the credential, the
+// scope, the form and the resource id the aad form carries.
+func (c *Config) authProblems(r *report) {
 	if kinds := tokens.Kinds(); !slices.Contains(kinds, c.Credential) {
-		add("ENTRAPROXY_CREDENTIAL", c.Credential, "unknown credential; use one of %s", strings.Join(kinds, ", "))
+		r.add("ENTRAPROXY_CREDENTIAL", c.Credential, "unknown credential; use one of %s", strings.Join(kinds, ", "))
 	}
 	if c.Scope == "" || strings.ContainsAny(c.Scope, " \t\r\n") {
-		add("ENTRAPROXY_SCOPE", c.Scope, "want one scope such as https://cognitiveservices.azure.com/.default")
+		r.add("ENTRAPROXY_SCOPE", c.Scope, "want one scope such as https://cognitiveservices.azure.com/.default")
 	}
 	switch c.AuthFormat {
 	case "bearer", "auto":
 	case "aad":
 		if c.ResourceID == "" {
-			add("ENTRAPROXY_AUTH_FORMAT", c.AuthFormat, "the aad form needs ENTRAPROXY_RESOURCE_ID (the Speech resource's ARM id, shown under Properties in the portal or by az cognitiveservices account show --query id)")
+			r.add("ENTRAPROXY_AUTH_FORMAT", c.AuthFormat, "the aad form needs ENTRAPROXY_RESOURCE_ID (the Speech resource's ARM id, shown under Properties in the portal or by az cognitiveservices account show --query id)")
+		}
+		if host := c.upstreamHost(); hosts.IsOpenAI(host) {
+			r.add("ENTRAPROXY_AUTH_FORMAT", c.AuthFormat, "the aad form is Speech's, and Azure OpenAI (%s) refuses it; set ENTRAPROXY_AUTH_FORMAT=bearer (auto never sends aad to Azure OpenAI either)", host)
 		}
 	default:
-		add("ENTRAPROXY_AUTH_FORMAT", c.AuthFormat, "use bearer, aad or auto")
+		r.add("ENTRAPROXY_AUTH_FORMAT", c.AuthFormat, "use bearer, aad or auto")
 	}
 	if c.ResourceID != "" {
 		if err := tokens.CheckResourceID(c.ResourceID); err != nil {
-			add("ENTRAPROXY_RESOURCE_ID", c.ResourceID, "%v", err)
+			r.add("ENTRAPROXY_RESOURCE_ID", c.ResourceID, "%v", err)
 		}
 	}
+}
+
+// upstreamHost is ENTRAPROXY_UPSTREAM's host name, or "" when it is not a
+// valid upstream.
+func (c *Config) upstreamHost() string {
+	if upstreamProblem(c.Upstream) != "" {
+		return ""
+	}
+	return c.UpstreamURL().Hostname()
+}
+
+func (c *Config) hostListProblems(r *report) {
 	for _, h := range c.RedirectHosts {
 		if strings.EqualFold(h, redirectNone) {
-			add("ENTRAPROXY_REDIRECT_HOSTS", h, "none turns redirects off and must be the only entry")
+			r.add("ENTRAPROXY_REDIRECT_HOSTS", h, "none turns redirects off and must be the only entry")
 		} else if p := hosts.PatternProblem(h); p != "" {
-			add("ENTRAPROXY_REDIRECT_HOSTS", h, "%s", p)
+			r.add("ENTRAPROXY_REDIRECT_HOSTS", h, "%s", p)
 		}
 	}
 	for _, h := range c.AllowedHosts {
 		if p := hosts.PatternProblem(h); p != "" {
-			add("ENTRAPROXY_ALLOWED_HOSTS", h, "%s", p)
+			r.add("ENTRAPROXY_ALLOWED_HOSTS", h, "%s", p)
 		}
 	}
+}
+
+// inboundProblems checks who may use the proxy: the inbound keys, and a
+// listener others can reach without one.
+func (c *Config) inboundProblems(r *report) {
 	for i, k := range c.InboundKeys {
 		if strings.TrimSpace(k) == "" {
-			errs = append(errs, &Error{Var: "ENTRAPROXY_INBOUND_KEYS", Secret: true, Problem: fmt.Sprintf("entry %d is empty; remove the extra comma", i+1)})
+			r.errs = append(r.errs, &Error{Var: "ENTRAPROXY_INBOUND_KEYS", Secret: true, Problem: fmt.Sprintf("entry %d is empty; remove the extra comma", i+1)})
 		}
 	}
 	if listenProblem(c.Listen) == "" && !c.ListenIsLoopback() && len(c.InboundKeys) == 0 && !c.AllowUnauthenticated {
-		add("ENTRAPROXY_LISTEN", c.Listen, "not a loopback address, so anyone who can reach it would spend this proxy's Azure identity; "+
+		r.add("ENTRAPROXY_LISTEN", c.Listen, "not a loopback address, so anyone who can reach it would spend this proxy's Azure identity; "+
 			"set ENTRAPROXY_INBOUND_KEYS to require a key from clients, or ENTRAPROXY_ALLOW_UNAUTHENTICATED=true if the network already restricts who connects")
 	}
-	errs = append(errs, c.tlsProblems()...)
-	for _, o := range c.AllowedOrigins {
-		if p := originProblem(o); p != "" {
-			add("ENTRAPROXY_ALLOWED_ORIGINS", o, "%s", p)
-		}
-	}
+}
+
+func (c *Config) timeoutProblems(r *report) {
 	if c.UpstreamTimeout <= 0 {
-		add("ENTRAPROXY_UPSTREAM_TIMEOUT", raw("ENTRAPROXY_UPSTREAM_TIMEOUT", c.UpstreamTimeout), "must be more than 0, e.g. 30s")
+		r.add("ENTRAPROXY_UPSTREAM_TIMEOUT", r.duration("ENTRAPROXY_UPSTREAM_TIMEOUT", c.UpstreamTimeout), "must be more than 0, e.g. 30s")
 	}
 	if c.ResponseTimeout < 0 {
-		add("ENTRAPROXY_RESPONSE_TIMEOUT", raw("ENTRAPROXY_RESPONSE_TIMEOUT", c.ResponseTimeout), "must not be negative; 0 means no limit")
+		r.add("ENTRAPROXY_RESPONSE_TIMEOUT", r.duration("ENTRAPROXY_RESPONSE_TIMEOUT", c.ResponseTimeout), "must not be negative; 0 means no limit")
 	}
 	if c.DrainDelay < 0 {
-		add("ENTRAPROXY_DRAIN_DELAY", raw("ENTRAPROXY_DRAIN_DELAY", c.DrainDelay), "must not be negative")
+		r.add("ENTRAPROXY_DRAIN_DELAY", r.duration("ENTRAPROXY_DRAIN_DELAY", c.DrainDelay), "must not be negative")
 	}
 	if c.ShutdownTimeout <= 0 {
-		add("ENTRAPROXY_SHUTDOWN_TIMEOUT", raw("ENTRAPROXY_SHUTDOWN_TIMEOUT", c.ShutdownTimeout), "must be more than 0, e.g. 30s")
+		r.add("ENTRAPROXY_SHUTDOWN_TIMEOUT", r.duration("ENTRAPROXY_SHUTDOWN_TIMEOUT", c.ShutdownTimeout), "must be more than 0, e.g. 30s")
 	}
-	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.LogLevel) {
-		add("ENTRAPROXY_LOG_LEVEL", c.LogLevel, "use debug, info, warn or error")
-	}
-	if !slices.Contains([]string{"auto", "text", "json"}, c.LogFormat) {
-		add("ENTRAPROXY_LOG_FORMAT", c.LogFormat, "use auto, text or json")
-	}
-	return errs
 }
 
 // tlsProblems checks the TLS pair: both files or neither, readable, a
@@ -384,11 +473,11 @@ func upstreamProblem(s string) string {
 	case u.Fragment != "":
 		return "must not have a fragment"
 	}
-	host := strings.ToLower(u.Hostname())
-	if customDomain, ok := RegionalEndpoint(host); ok {
-		return "a regional endpoint; Entra ID needs the resource's custom subdomain, " + customDomain
+	host := hosts.Classify(u.Host)
+	if host.Kind == hosts.Regional {
+		return "a regional endpoint; Entra ID needs the resource's custom subdomain, " + host.Cloud.CustomDomainURL("NAME")
 	}
-	if u.Scheme == "http" && !hosts.IsLoopback(host) {
+	if u.Scheme == "http" && host.Kind != hosts.Loopback {
 		return "http is allowed only to a loopback host (local testing); use https"
 	}
 	return ""
@@ -412,31 +501,6 @@ func redactUserInfo(s string) string {
 	}
 	start := len(s) - len(rest)
 	return s[:start] + "REDACTED" + s[start+at:]
-}
-
-// regionalEndpoint matches Azure AI services' shared regional endpoints, in
-// the public, US Government and China clouds
-// (https://learn.microsoft.com/azure/ai-services/cognitive-services-custom-subdomains).
-var regionalEndpoint = regexp.MustCompile(`^[a-z0-9-]+\.(api\.cognitive\.microsoft\.(com|us)|api\.cognitive\.azure\.cn|(tts|stt|s2s)\.speech\.(microsoft\.com|azure\.us|azure\.cn))$`)
-
-// RegionalEndpoint reports whether host is a shared regional endpoint
-// (eastus.api.cognitive.microsoft.com, westeurope.tts.speech.microsoft.com,
-// and their US Government and China cloud siblings). Those reject Entra ID
-// tokens for a resource; customDomain is the form to use instead, in the
-// same cloud: https://NAME.cognitiveservices.azure.com (.us, .cn).
-func RegionalEndpoint(host string) (customDomain string, ok bool) {
-	host = strings.TrimSuffix(strings.ToLower(host), ".")
-	if !regionalEndpoint.MatchString(host) {
-		return "", false
-	}
-	suffix := "com"
-	switch {
-	case strings.HasSuffix(host, ".us"):
-		suffix = "us"
-	case strings.HasSuffix(host, ".cn"):
-		suffix = "cn"
-	}
-	return "https://NAME.cognitiveservices.azure." + suffix, true
 }
 
 func listenProblem(addr string) string {

@@ -108,6 +108,10 @@ func TestLoadReportsBadValue(t *testing.T) {
 		{"auth format", []string{"ENTRAPROXY_UPSTREAM", up, "ENTRAPROXY_AUTH_FORMAT", "basic"}, "ENTRAPROXY_AUTH_FORMAT", "bearer, aad or auto"},
 		{"aad without resource id", []string{"ENTRAPROXY_UPSTREAM", up, "ENTRAPROXY_AUTH_FORMAT", "aad"}, "ENTRAPROXY_AUTH_FORMAT", "ENTRAPROXY_RESOURCE_ID"},
 		{"resource id", []string{"ENTRAPROXY_UPSTREAM", up, "ENTRAPROXY_RESOURCE_ID", "/subscriptions/x/speech"}, "ENTRAPROXY_RESOURCE_ID", "/subscriptions/"},
+		{"aad to Azure OpenAI", []string{"ENTRAPROXY_UPSTREAM", "https://myaoai.openai.azure.com", "ENTRAPROXY_AUTH_FORMAT", "aad", "ENTRAPROXY_RESOURCE_ID", validResourceID},
+			"ENTRAPROXY_AUTH_FORMAT", `"aad": the aad form is Speech's, and Azure OpenAI (myaoai.openai.azure.com) refuses it; set ENTRAPROXY_AUTH_FORMAT=bearer`},
+		{"aad to Azure OpenAI in Azure Government", []string{"ENTRAPROXY_UPSTREAM", "https://gov.openai.azure.us:443", "ENTRAPROXY_AUTH_FORMAT", "aad", "ENTRAPROXY_RESOURCE_ID", validResourceID},
+			"ENTRAPROXY_AUTH_FORMAT", "Azure OpenAI (gov.openai.azure.us)"},
 		{"redirect host", []string{"ENTRAPROXY_UPSTREAM", up, "ENTRAPROXY_REDIRECT_HOSTS", "https://a.example.com"}, "ENTRAPROXY_REDIRECT_HOSTS", "without scheme"},
 		{"redirect wildcard inside", []string{"ENTRAPROXY_UPSTREAM", up, "ENTRAPROXY_REDIRECT_HOSTS", "a.*.example.com"}, "ENTRAPROXY_REDIRECT_HOSTS", "leading"},
 		{"redirect wildcard over a top-level domain", []string{"ENTRAPROXY_UPSTREAM", up, "ENTRAPROXY_REDIRECT_HOSTS", "*.com"}, "ENTRAPROXY_REDIRECT_HOSTS", `"*.com": a wildcard needs a domain of at least two labels`},
@@ -177,6 +181,26 @@ func TestLoadReportsEveryProblemTogether(t *testing.T) {
 	}
 	if len(lines) != 4 {
 		t.Errorf("got %d problems, want 4:\n%s", len(lines), err)
+	}
+}
+
+// The aad form is refused only where it would reach Azure OpenAI; bearer
+// and auto (which never retries OpenAI with aad) are fine there, and aad is
+// fine for Speech.
+func TestAuthFormatsForAzureOpenAI(t *testing.T) {
+	for _, e := range [][]string{
+		{"ENTRAPROXY_UPSTREAM", "https://myaoai.openai.azure.com", "ENTRAPROXY_AUTH_FORMAT", "bearer"},
+		{"ENTRAPROXY_UPSTREAM", "https://myaoai.openai.azure.com", "ENTRAPROXY_AUTH_FORMAT", "auto", "ENTRAPROXY_RESOURCE_ID", validResourceID},
+		{"ENTRAPROXY_UPSTREAM", "https://myspeech.cognitiveservices.azure.com", "ENTRAPROXY_AUTH_FORMAT", "aad", "ENTRAPROXY_RESOURCE_ID", validResourceID},
+	} {
+		if _, err := Load(environ(e...)); err != nil {
+			t.Errorf("Load(%q): %v", e, err)
+		}
+	}
+	// An invalid upstream is reported once, as itself, not again as aad.
+	_, err := Load(environ("ENTRAPROXY_UPSTREAM", "https://myaoai.openai.azure.com/openai", "ENTRAPROXY_AUTH_FORMAT", "aad", "ENTRAPROXY_RESOURCE_ID", validResourceID))
+	if err == nil || strings.Contains(err.Error(), "ENTRAPROXY_AUTH_FORMAT") {
+		t.Errorf("error = %v, want ENTRAPROXY_UPSTREAM's path only", err)
 	}
 }
 
@@ -283,35 +307,6 @@ func TestUpstreamUserInfoNeverQuoted(t *testing.T) {
 				t.Errorf("error = %q, want it to contain %q", err, "ENTRAPROXY_UPSTREAM "+tc.want)
 			}
 		})
-	}
-}
-
-func TestRegionalEndpoint(t *testing.T) {
-	for _, tc := range []struct {
-		host   string
-		want   string
-		wantOK bool
-	}{
-		{"eastus.api.cognitive.microsoft.com", "https://NAME.cognitiveservices.azure.com", true},
-		{"EastUS.API.Cognitive.Microsoft.com.", "https://NAME.cognitiveservices.azure.com", true},
-		{"westeurope.tts.speech.microsoft.com", "https://NAME.cognitiveservices.azure.com", true},
-		{"westeurope.stt.speech.microsoft.com", "https://NAME.cognitiveservices.azure.com", true},
-		{"westeurope.s2s.speech.microsoft.com", "https://NAME.cognitiveservices.azure.com", true},
-		{"usgovvirginia.api.cognitive.microsoft.us", "https://NAME.cognitiveservices.azure.us", true},
-		{"usgovarizona.tts.speech.azure.us", "https://NAME.cognitiveservices.azure.us", true},
-		{"chinaeast2.api.cognitive.azure.cn", "https://NAME.cognitiveservices.azure.cn", true},
-		{"chinaeast2.stt.speech.azure.cn", "https://NAME.cognitiveservices.azure.cn", true},
-		{"name.cognitiveservices.azure.com", "", false},
-		{"name.openai.azure.com", "", false},
-		{"a.b.api.cognitive.microsoft.com", "", false},
-		{"api.cognitive.microsoft.com", "", false},
-		{"eastus.voice.speech.microsoft.com", "", false},
-		{"127.0.0.1", "", false},
-	} {
-		got, ok := RegionalEndpoint(tc.host)
-		if got != tc.want || ok != tc.wantOK {
-			t.Errorf("RegionalEndpoint(%q) = %q, %v, want %q, %v", tc.host, got, ok, tc.want, tc.wantOK)
-		}
 	}
 }
 

@@ -56,30 +56,33 @@ func TestClockSkew(t *testing.T) {
 	}
 }
 
-func TestClassifyHost(t *testing.T) {
-	for host, want := range map[string]hostKind{
-		"myspeech.cognitiveservices.azure.com":      hostCustomDomain,
-		"MyAOAI.openai.azure.com":                   hostCustomDomain,
-		"gov.cognitiveservices.azure.us":            hostCustomDomain,
-		"eastus.api.cognitive.microsoft.com":        hostRegional,
-		"westeurope.tts.speech.microsoft.com":       hostRegional,
-		"usgovvirginia.api.cognitive.microsoft.us":  hostRegional,
-		"a.privatelink.cognitiveservices.azure.com": hostOther,
-		"cognitiveservices.azure.com":               hostOther,
-		"127.0.0.1":                                 hostLoopback,
-		"localhost":                                 hostLoopback,
-		"10.0.0.4":                                  hostOther,
+// Doctor's suggestions follow the upstream's cloud (internal/hosts owns
+// the classification and tests it).
+func TestSuggestionsFollowTheCloud(t *testing.T) {
+	const rid = "/subscriptions/x/resourceGroups/g/providers/Microsoft.CognitiveServices/accounts/MySpeech"
+	for _, tc := range []struct{ host, resourceID, domain, audience string }{
+		{"eastus.api.cognitive.microsoft.com", rid, "https://myspeech.cognitiveservices.azure.com", "https://cognitiveservices.azure.com"},
+		{"usgovvirginia.api.cognitive.microsoft.us", "", "https://NAME.cognitiveservices.azure.us", "https://cognitiveservices.azure.us"},
+		{"chinaeast2.tts.speech.azure.cn", rid, "https://myspeech.cognitiveservices.azure.cn", "https://cognitiveservices.azure.cn"},
+		{"myspeech.cognitiveservices.azure.us", "", "https://NAME.cognitiveservices.azure.us", "https://cognitiveservices.azure.us"},
+		{"proxy.internal", "", "https://NAME.cognitiveservices.azure.com", "https://cognitiveservices.azure.com"},
 	} {
-		if got := classifyHost(host); got != want {
-			t.Errorf("classifyHost(%q) = %d, want %d", host, got, want)
+		if got := customDomainFor(tc.host, tc.resourceID); got != tc.domain {
+			t.Errorf("customDomainFor(%q, %q) = %q, want %q", tc.host, tc.resourceID, got, tc.domain)
+		}
+		if got := expectedAudience(tc.host); got != tc.audience {
+			t.Errorf("expectedAudience(%q) = %q, want %q", tc.host, got, tc.audience)
 		}
 	}
-	if got, want := customDomainFor("eastus.api.cognitive.microsoft.com", "/subscriptions/x/resourceGroups/g/providers/Microsoft.CognitiveServices/accounts/MySpeech"),
-		"https://myspeech.cognitiveservices.azure.com"; got != want {
-		t.Errorf("customDomainFor = %q, want %q", got, want)
-	}
-	if got := serviceFor("x.openai.azure.com"); got != ServiceOpenAI {
-		t.Errorf("serviceFor(openai host) = %q", got)
+	for host, want := range map[string]Service{
+		"x.openai.azure.com":            ServiceOpenAI,
+		"x.openai.azure.cn":             ServiceOpenAI,
+		"x.cognitiveservices.azure.com": ServiceSpeech,
+		"127.0.0.1":                     ServiceSpeech,
+	} {
+		if got := serviceFor(host); got != want {
+			t.Errorf("serviceFor(%q) = %q, want %q", host, got, want)
+		}
 	}
 }
 

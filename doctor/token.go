@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/entraproxy/entraproxy/internal/hosts"
 )
 
 // claims are the parts of an Entra ID access token doctor reports. See
@@ -207,14 +209,7 @@ func (c *claims) principalType() string {
 // expectedAudience is the audience Cognitive Services accepts in the cloud
 // host belongs to (https://learn.microsoft.com/azure/ai-services/authentication).
 func expectedAudience(host string) string {
-	host = strings.ToLower(host)
-	switch {
-	case strings.HasSuffix(host, ".azure.us"):
-		return "https://cognitiveservices.azure.us"
-	case strings.HasSuffix(host, ".azure.cn"):
-		return "https://cognitiveservices.azure.cn"
-	}
-	return "https://cognitiveservices.azure.com"
+	return hosts.Classify(host).Cloud.Audience
 }
 
 // scopeResource is the resource a scope names: https://x/.default -> https://x.

@@ -15,79 +15,27 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/entraproxy/entraproxy/config"
 	"github.com/entraproxy/entraproxy/internal/hosts"
 )
 
-// hostKind is what an upstream host name says about the endpoint.
-type hostKind int
-
-const (
-	// hostOther is anything else: a gateway, a private alias, a typo.
-	hostOther hostKind = iota
-	// hostCustomDomain is NAME.cognitiveservices.azure.com and its
-	// siblings: what Entra ID auth needs.
-	hostCustomDomain
-	// hostRegional is a shared regional endpoint, which rejects Entra ID
-	// tokens unless the request names the custom domain.
-	hostRegional
-	hostLoopback
-)
-
-// customDomainSuffixes are the hosts of resources' custom subdomains, in
-// the public, US Government and China clouds.
-var customDomainSuffixes = []string{
-	".cognitiveservices.azure.com", ".openai.azure.com",
-	".cognitiveservices.azure.us", ".openai.azure.us",
-	".cognitiveservices.azure.cn", ".openai.azure.cn",
-}
-
-func classifyHost(host string) hostKind {
-	host = strings.TrimSuffix(strings.ToLower(host), ".")
-	if hosts.IsLoopback(host) {
-		return hostLoopback
-	}
-	if net.ParseIP(host) != nil {
-		return hostOther
-	}
-	// The same test config applies, so doctor and start-up never disagree.
-	if _, ok := config.RegionalEndpoint(host); ok {
-		return hostRegional
-	}
-	for _, s := range customDomainSuffixes {
-		if name, ok := strings.CutSuffix(host, s); ok && name != "" && !strings.Contains(name, ".") {
-			return hostCustomDomain
-		}
-	}
-	return hostOther
-}
-
-// serviceFor picks the probes for a host: Azure OpenAI's own domain gets
+// serviceFor picks the probes for a host: Azure OpenAI's own domains get
 // the OpenAI probe; everything else, including the multi-service
 // cognitiveservices domain, Speech's.
 func serviceFor(host string) Service {
-	host = strings.ToLower(host)
-	if strings.Contains(host, ".openai.azure.") {
+	if hosts.IsOpenAI(host) {
 		return ServiceOpenAI
 	}
 	return ServiceSpeech
 }
 
-// customDomainFor is the custom-domain URL to suggest instead of a regional
-// host, named after the account in resourceID when there is one.
-func customDomainFor(regionalHost, resourceID string) string {
+// customDomainFor is the custom-domain URL to suggest instead of host, in
+// host's cloud, named after the account in resourceID when there is one.
+func customDomainFor(host, resourceID string) string {
 	name := "NAME"
 	if _, acct, ok := strings.Cut(resourceID, "/accounts/"); ok && acct != "" && !strings.Contains(acct, "/") {
 		name = strings.ToLower(acct)
 	}
-	suffix := ".cognitiveservices.azure.com"
-	switch h := strings.ToLower(regionalHost); {
-	case strings.HasSuffix(h, ".us"):
-		suffix = ".cognitiveservices.azure.us"
-	case strings.HasSuffix(h, ".cn"):
-		suffix = ".cognitiveservices.azure.cn"
-	}
-	return "https://" + name + suffix
+	return hosts.Classify(host).Cloud.CustomDomainURL(name)
 }
 
 // endpointCommand prints a resource's endpoint, its custom domain.
@@ -103,7 +51,7 @@ const customDomainHowTo = endpointCommand + " prints it; " +
 // empty for other problems, whose config message already says it all.
 func upstreamFix(value, resourceID string) (fix, suggested string) {
 	u, err := url.Parse(value)
-	if err != nil || classifyHost(u.Hostname()) != hostRegional {
+	if err != nil || hosts.Classify(u.Host).Kind != hosts.Regional {
 		return "", ""
 	}
 	suggested = customDomainFor(u.Hostname(), resourceID)
@@ -129,12 +77,12 @@ func (d *doctor) checkUpstream(ctx context.Context, c *Check) {
 	// warn and hostFix are about the host name; they follow any failure's
 	// own fix, which is more urgent.
 	var warn, hostFix string
-	switch classifyHost(host) {
-	case hostCustomDomain:
+	switch hosts.Classify(host).Kind {
+	case hosts.CustomDomain, hosts.OpenAI:
 		c.Evidence = append(c.Evidence, "host "+host+" is a custom domain, as Entra ID auth needs")
-	case hostLoopback:
+	case hosts.Loopback:
 		c.Evidence = append(c.Evidence, "host "+host+" is loopback (local testing)")
-	case hostRegional:
+	case hosts.Regional:
 		warn = "host " + host + " is a regional endpoint, which rejects Entra ID tokens"
 		hostFix = fmt.Sprintf("set ENTRAPROXY_UPSTREAM=%s; %s", customDomainFor(host, d.cfg.ResourceID), customDomainHowTo)
 	default:

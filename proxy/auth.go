@@ -2,12 +2,12 @@ package proxy
 
 import (
 	"context"
-	"strings"
 	"sync"
 	"sync/atomic"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 
+	"github.com/entraproxy/entraproxy/internal/hosts"
 	"github.com/entraproxy/entraproxy/tokens"
 )
 
@@ -100,16 +100,7 @@ func (a *authorizer) worthRetrying(host string, form tokens.Form, stale, fresh s
 }
 
 func isOpenAIHost(host string) bool {
-	h := strings.ToLower(host)
-	if i := strings.LastIndexByte(h, ':'); i > 0 && !strings.HasSuffix(h, "]") {
-		h = h[:i]
-	}
-	for _, suffix := range []string{".openai.azure.com", ".openai.azure.us", ".openai.azure.cn"} {
-		if strings.HasSuffix(h, suffix) {
-			return true
-		}
-	}
-	return false
+	return hosts.IsOpenAI(host)
 }
 
 func (a *authorizer) value(form tokens.Form, token string) string {

@@ -1,5 +1,7 @@
 // Package hosts owns what entraproxy knows about host names: which ones are
-// loopback, the host patterns of ENTRAPROXY_REDIRECT_HOSTS and
+// loopback, what an Azure host name is (a resource's custom domain, Azure
+// OpenAI's, a shared regional endpoint, in which cloud), the host patterns
+// of ENTRAPROXY_REDIRECT_HOSTS (and their default) and
 // ENTRAPROXY_ALLOWED_HOSTS, and which Host header values a listener accepts
 // (DNS rebinding protection). Config, the proxy, the admin listener and the
 // doctor all decide through it, so they never disagree.
