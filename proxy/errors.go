@@ -17,6 +17,7 @@ type apiError struct {
 	status  int
 	code    string
 	message string
+	target  string // what the error is about, for programs (codes.go); "" for none
 	cause   error
 }
 
@@ -50,10 +51,10 @@ func (e *apiError) logLevel() slog.Level {
 	return slog.LevelWarn
 }
 
-const codeTokenUnavailable = "token_unavailable"
+const codeTokenUnavailable = CodeTokenUnavailable
 
 // codeOriginNotAllowed is the refusal of a browser origin.
-const codeOriginNotAllowed = "origin_not_allowed"
+const codeOriginNotAllowed = CodeOriginNotAllowed
 
 func tokenUnavailable(err error) *apiError {
 	return &apiError{status: http.StatusServiceUnavailable, code: codeTokenUnavailable,
@@ -61,7 +62,7 @@ func tokenUnavailable(err error) *apiError {
 }
 
 func redirectNotAllowed(host string) *apiError {
-	return &apiError{status: http.StatusBadGateway, code: "redirect_not_allowed",
+	return &apiError{status: http.StatusBadGateway, code: CodeRedirectNotAllowed, target: host,
 		message: "the upstream redirected to " + strconv.Quote(host) + ", which ENTRAPROXY_REDIRECT_HOSTS does not allow"}
 }
 
@@ -89,7 +90,11 @@ func classify(err error) *apiError {
 // length. A refused WebSocket handshake (a GET with Upgrade: websocket) is
 // answered as handshakeAnswer says; everything else with e's own status.
 func writeError(w http.ResponseWriter, r *http.Request, e *apiError) (status, n int) {
-	body, _ := json.Marshal(map[string]any{"error": map[string]string{"code": e.code, "message": e.message}})
+	fields := map[string]string{"code": e.code, "message": e.message}
+	if e.target != "" {
+		fields["target"] = e.target
+	}
+	body, _ := json.Marshal(map[string]any{"error": fields})
 	if r.Method == http.MethodGet && isWebSocketUpgrade(r) {
 		if status, ok := writeHandshakeRefusal(w, e, body); ok {
 			return status, len(body)
