@@ -10,7 +10,7 @@ import (
 	"log"
 	"net"
 	"net/http"
-	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -163,11 +163,12 @@ func (d *doctor) probe(ctx context.Context, tr http.RoundTripper, addr, form str
 	p.Duration = time.Since(start)
 	p.DurationMS = p.Duration.Milliseconds()
 	if err != nil {
-		p.Verdict, p.Detail = Fail, "the probe failed before an answer: "+err.Error()
+		p.Verdict, p.cause, p.rule = Fail, causeUnreachable, "no answer"
+		p.Detail = "the probe failed before an answer: " + err.Error()
 		return p
 	}
-	code, message := azureError(body)
-	p.Code = code
+	var message string
+	p.Code, message, p.Target = azureError(body)
 	translate(&p, message)
 	return p
 }
@@ -209,13 +210,15 @@ func probeWebSocket(ctx context.Context, addr, path string) (int, []byte, error)
 	return resp.StatusCode, body, nil
 }
 
-// azureError reads Azure's error envelope {"error":{"code","message"}}
+// azureError reads Azure's error envelope {"error":{"code","message","target"}}
 // (also the flat {"code","message"}), or the first line of a text body.
-func azureError(body []byte) (code, message string) {
+// The proxy's own errors carry their target there (proxy.CodeRedirectNotAllowed).
+func azureError(body []byte) (code, message, target string) {
 	var env struct {
 		Error *struct {
 			Code    any    `json:"code"`
 			Message string `json:"message"`
+			Target  string `json:"target"`
 		} `json:"error"`
 		Code    any    `json:"code"`
 		Message string `json:"message"`
@@ -223,17 +226,17 @@ func azureError(body []byte) (code, message string) {
 	if json.Unmarshal(body, &env) == nil {
 		switch {
 		case env.Error != nil:
-			return codeString(env.Error.Code), truncate(firstLine(env.Error.Message), maxLine)
+			return codeString(env.Error.Code), truncate(firstLine(env.Error.Message), maxLine), truncate(firstLine(env.Error.Target), maxLine)
 		case env.Message != "":
-			return codeString(env.Code), truncate(firstLine(env.Message), maxLine)
+			return codeString(env.Code), truncate(firstLine(env.Message), maxLine), ""
 		}
-		return "", ""
+		return "", "", ""
 	}
 	text := firstLine(string(body))
 	if strings.HasPrefix(text, "<") {
-		return "", "" // an HTML page says nothing useful in one line
+		return "", "", "" // an HTML page says nothing useful in one line
 	}
-	return "", truncate(text, maxLine)
+	return "", truncate(text, maxLine), ""
 }
 
 func codeString(v any) string {
@@ -246,260 +249,105 @@ func codeString(v any) string {
 	return ""
 }
 
-// Codes the proxy itself answers with (README, Errors).
-const (
-	codeRedirectNotAllowed  = "redirect_not_allowed"
-	codeUpstreamUnreachable = "upstream_unreachable"
-	codeUpstreamTimeout     = "upstream_timeout"
-)
-
-// permissionDenied reports whether a 401 is really a missing role: Azure
-// OpenAI answers 401 PermissionDenied, "The principal ... lacks the
-// required data action ...", where other services say 403.
-func permissionDenied(code, message string) bool {
-	return strings.EqualFold(code, "PermissionDenied") || strings.Contains(message, "lacks the required data action")
-}
-
-// networkDenied reports whether a 403 comes from the resource's firewall
-// ("Access denied due to Virtual Network/Firewall rules.") rather than from
-// a missing role.
-func networkDenied(message string) bool {
-	return strings.Contains(message, "Virtual Network") || strings.Contains(message, "Firewall")
-}
-
-// translate sets the probe's verdict and says what its answer means.
-func translate(p *Probe, message string) {
-	says := ""
-	if message != "" {
-		says = "; Azure says: " + message
-	}
-	status := fmt.Sprintf("%d %s", p.Status, http.StatusText(p.Status))
-	switch {
-	case p.Status == http.StatusSwitchingProtocols || (p.Status >= 200 && p.Status < 300):
-		p.Verdict, p.Detail = Pass, status+": accepted"
-	case p.Status == http.StatusTooManyRequests:
-		p.Verdict, p.Detail = Warn, status+": accepted, but throttled by the resource's rate limit"
-	case p.Status == http.StatusUnauthorized && permissionDenied(p.Code, message):
-		p.Verdict, p.Detail = Fail, status+": the token is valid but its principal lacks a role on the resource"+says
-		p.roleMissing = true
-	case p.Status == http.StatusUnauthorized:
-		p.Verdict, p.Detail = Fail, status+": the "+p.Form+" form was refused"+says
-	case p.Status == http.StatusForbidden && networkDenied(message):
-		p.Verdict, p.Detail = Fail, status+": the resource's network rules refuse this machine"+says
-		p.networkDenied = true
-	case p.Status == http.StatusForbidden:
-		p.Verdict, p.Detail = Fail, status+": the principal lacks a role on the resource"+says
-		p.roleMissing = true
-	case p.Status == http.StatusNotFound:
-		p.Verdict, p.Detail = Fail, status+": the upstream does not serve "+p.Path+says
-	case p.Code == codeRedirectNotAllowed || p.Code == codeUpstreamUnreachable || p.Code == codeUpstreamTimeout:
-		p.Verdict, p.Detail = Fail, status+": the proxy says "+p.Code+": "+message
-	default:
-		p.Verdict, p.Detail = Fail, status+": unexpected answer"+says
-	}
-}
-
 // works reports whether an app's request in p's form would get through.
 func works(p Probe) bool { return p.Verdict == Pass || p.Verdict == Warn }
 
-var redirectHostPattern = regexp.MustCompile(`redirected to "([^"]+)"`)
+// formResults is what the probes say of each Authorization form.
+type formResults struct {
+	// bearer and aad: every probe got through in that form (aad is false
+	// when it was not probed).
+	bearer, aad bool
+	// auto: every request got through in one form or the other, as auto
+	// would after a 401.
+	auto bool
+	// throttled: some answer was a 429.
+	throttled bool
+}
+
+// resultsOf reads probes, n per form in forms' order.
+func resultsOf(probes []Probe, forms []proxy.AuthFormat, n int) formResults {
+	r := formResults{auto: true}
+	for j := range n {
+		some := false
+		for i := range forms {
+			some = some || works(probes[i*n+j])
+		}
+		r.auto = r.auto && some
+	}
+	for i, f := range forms {
+		all := !slices.ContainsFunc(probes[i*n:(i+1)*n], func(p Probe) bool { return !works(p) })
+		switch f {
+		case proxy.FormatBearer:
+			r.bearer = all
+		case proxy.FormatAAD:
+			r.aad = all
+		}
+	}
+	for _, p := range probes {
+		r.throttled = r.throttled || p.Verdict == Warn
+	}
+	return r
+}
 
 // judgeAuth turns the probes into check 5's verdict, evidence and fixes.
 func (d *doctor) judgeAuth(c *Check, forms []proxy.AuthFormat, specs []probeSpec) {
-	n := len(specs)
-	byForm := map[proxy.AuthFormat][]Probe{}
-	for i, f := range forms {
-		byForm[f] = c.Probes[i*n : (i+1)*n]
-	}
-	formWorks := func(f proxy.AuthFormat) bool {
-		ps, ok := byForm[f]
-		if !ok {
-			return false
-		}
-		for _, p := range ps {
-			if !works(p) {
-				return false
-			}
-		}
-		return true
-	}
-	autoWorks := true
-	for j := range specs {
-		ok := works(byForm[proxy.FormatBearer][j])
-		if aad, probed := byForm[proxy.FormatAAD]; probed && works(aad[j]) {
-			ok = true
-		}
-		autoWorks = autoWorks && ok
-	}
-	bearerOK, aadOK := formWorks(proxy.FormatBearer), formWorks(proxy.FormatAAD)
-	throttled := false
 	for _, p := range c.Probes {
 		c.Evidence = append(c.Evidence, fmt.Sprintf("%-6s %-13s %s", p.Form, p.Name, p.Detail))
-		throttled = throttled || p.Verdict == Warn
 	}
-	if _, ok := byForm[proxy.FormatAAD]; !ok && d.service == ServiceSpeech {
+	if !slices.Contains(forms, proxy.FormatAAD) && d.service == ServiceSpeech {
 		c.Evidence = append(c.Evidence, "aad form not probed: ENTRAPROXY_RESOURCE_ID is empty")
 	}
+	d.decideAuth(c, resultsOf(c.Probes, forms, len(specs)))
+}
 
+// decideAuth judges ENTRAPROXY_AUTH_FORMAT by what each form got: it works,
+// it works with a caveat, another value works (the fix), or nothing does
+// (diagnose says why).
+func (d *doctor) decideAuth(c *Check, r formResults) {
 	configured := proxy.AuthFormat(d.cfg.AuthFormat)
-	var ok bool
-	switch configured {
-	case proxy.FormatBearer:
-		ok = bearerOK
-	case proxy.FormatAAD:
-		ok = aadOK
-	default:
-		ok = autoWorks
-	}
+	ok := map[proxy.AuthFormat]bool{proxy.FormatBearer: r.bearer, proxy.FormatAAD: r.aad, proxy.FormatAuto: r.auto}[configured]
 	setFormat := func(f proxy.AuthFormat, why string) {
 		c.Fix = append(c.Fix, "set ENTRAPROXY_AUTH_FORMAT="+string(f))
 		d.recommend("ENTRAPROXY_AUTH_FORMAT", string(f), "check 5: "+why)
 	}
-
+	c.Verdict = Fail
 	switch {
-	case ok && configured == proxy.FormatAuto && !bearerOK && aadOK:
+	case ok && configured == proxy.FormatAuto && !r.bearer && r.aad:
 		c.Verdict = Warn
 		c.Summary = "only the aad form is accepted; auto gets there after a 401 on the first request"
 		setFormat(proxy.FormatAAD, "only the aad form was accepted")
 	case ok:
-		c.Verdict = Pass
-		switch {
-		case configured == proxy.FormatAuto && !bearerOK:
-			c.Summary = "auto works: some requests need the aad form, others bearer"
-		default:
-			c.Summary = fmt.Sprintf("ENTRAPROXY_AUTH_FORMAT=%s works for every probe", configured)
-		}
-		if throttled {
-			c.Verdict = Warn
-			c.Summary += ", but the resource throttled (429)"
-			c.Fix = append(c.Fix, "the credential works; the resource's rate limit was hit: retry later, or raise the deployment's or resource's quota")
-		}
-	case bearerOK:
-		c.Verdict = Fail
+		d.passAuth(c, configured, r)
+	case r.bearer && configured == proxy.FormatAAD && d.service == ServiceOpenAI:
+		// Only --service openai on a host that is not Azure OpenAI's own
+		// gets here: config refuses aad with an Azure OpenAI upstream.
+		c.Summary = "ENTRAPROXY_AUTH_FORMAT=aad sends Speech's aad form, which Azure OpenAI does not accept (not probed); the bearer form is accepted"
+		setFormat(proxy.FormatBearer, "Azure OpenAI needs the bearer form")
+	case r.bearer:
 		c.Summary = fmt.Sprintf("ENTRAPROXY_AUTH_FORMAT=%s is refused; the bearer form is accepted", configured)
-		if configured == proxy.FormatAAD && d.service == ServiceOpenAI {
-			c.Summary = "the aad form is Speech only and is never sent to Azure OpenAI; the bearer form is accepted"
-		}
 		setFormat(proxy.FormatBearer, "only the bearer form was accepted")
-	case aadOK:
-		c.Verdict = Fail
+	case r.aad:
 		c.Summary = fmt.Sprintf("ENTRAPROXY_AUTH_FORMAT=%s is refused; the aad form is accepted", configured)
 		setFormat(proxy.FormatAAD, "only the aad form was accepted")
-	case autoWorks:
-		c.Verdict = Fail
+	case r.auto:
 		c.Summary = fmt.Sprintf("ENTRAPROXY_AUTH_FORMAT=%s is refused for some requests; auto, which tries both forms, works", configured)
 		setFormat(proxy.FormatAuto, "requests need different forms")
 	default:
-		c.Verdict = Fail
 		c.Summary = d.diagnose(c)
 	}
 }
 
-// diagnose explains probes that no form got through, most specific cause
-// first, and adds the fixes.
-func (d *doctor) diagnose(c *Check) string {
-	var redirect, role, network, notFound, unauthorized, unreachable, other bool
-	var redirectHost string
-	for _, p := range c.Probes {
-		switch {
-		case works(p):
-		case p.Code == codeRedirectNotAllowed:
-			redirect = true
-			if m := redirectHostPattern.FindStringSubmatch(p.Detail); m != nil {
-				redirectHost = m[1]
-			}
-		case p.roleMissing:
-			role = true
-		case p.networkDenied:
-			network = true
-		case p.Status == http.StatusNotFound:
-			notFound = true
-		case p.Status == http.StatusUnauthorized:
-			unauthorized = true
-		case p.Code == codeUpstreamUnreachable || p.Code == codeUpstreamTimeout || p.Status == 0:
-			unreachable = true
-		default:
-			other = true
-		}
+// passAuth is the verdict when the configured form works: a pass, or a
+// warning when the resource throttled.
+func (d *doctor) passAuth(c *Check, configured proxy.AuthFormat, r formResults) {
+	c.Verdict = Pass
+	c.Summary = fmt.Sprintf("ENTRAPROXY_AUTH_FORMAT=%s works for every probe", configured)
+	if configured == proxy.FormatAuto && !r.bearer {
+		c.Summary = "auto works: some requests need the aad form, others bearer"
 	}
-	var causes []string
-	if redirect {
-		causes = append(causes, "the upstream redirects to a host ENTRAPROXY_REDIRECT_HOSTS does not allow")
-		host := redirectHost
-		if host == "" {
-			host = "HOST"
-		}
-		c.Fix = append(c.Fix, fmt.Sprintf("add %s to ENTRAPROXY_REDIRECT_HOSTS if it is your resource's Azure host (such as eastus.tts.speech.microsoft.com): the proxy sends the token there", host))
-		if redirectHost != "" {
-			d.recommend("ENTRAPROXY_REDIRECT_HOSTS", strings.Join(append(append([]string(nil), d.cfg.RedirectHosts...), redirectHost), ","), "check 5: the upstream redirects to "+redirectHost)
-		}
+	if r.throttled {
+		c.Verdict = Warn
+		c.Summary += ", but the resource throttled (429)"
+		c.Fix = append(c.Fix, "the credential works; the resource's rate limit was hit: retry later, or raise the deployment's or resource's quota")
 	}
-	if role {
-		roleName := "Cognitive Services Speech User"
-		if d.service == ServiceOpenAI {
-			roleName = "Cognitive Services OpenAI User"
-		}
-		oid, ptype := "OBJECT_ID", ""
-		if d.claims != nil && d.claims.Oid != "" {
-			oid = d.claims.Oid
-			if t := d.claims.principalType(); t != "" {
-				ptype = " --assignee-principal-type " + t
-			}
-		}
-		scope := d.cfg.ResourceID
-		if scope == "" {
-			scope = "RESOURCE_ID"
-		}
-		causes = append(causes, fmt.Sprintf("principal %s lacks the %q role on the resource", oid, roleName))
-		fix := fmt.Sprintf("grant the role: az role assignment create --role %q --assignee-object-id %s%s --scope %s", roleName, oid, ptype, scope)
-		if scope == "RESOURCE_ID" {
-			fix += " (RESOURCE_ID: `az cognitiveservices account show -n NAME -g GROUP --query id -o tsv`)"
-		}
-		c.Fix = append(c.Fix, fix, "role assignments take a few minutes to apply; run doctor again after that")
-	}
-	if network {
-		causes = append(causes, "the resource's network rules refuse this machine")
-		c.Fix = append(c.Fix, "allow this machine's outbound IP address or virtual network under the resource's Networking settings, or reach it through a private endpoint")
-	}
-	if notFound {
-		if d.service == ServiceOpenAI {
-			causes = append(causes, "the upstream does not serve Azure OpenAI")
-			c.Fix = append(c.Fix, "set ENTRAPROXY_UPSTREAM to the endpoint of the Azure OpenAI resource (https://NAME.openai.azure.com) or of the AI Services resource that hosts the deployments (https://NAME.cognitiveservices.azure.com)")
-		} else {
-			causes = append(causes, "the upstream does not serve Speech at its custom-domain paths")
-			c.Fix = append(c.Fix, "set ENTRAPROXY_UPSTREAM to the custom domain of the Speech (or AI Services) resource; if this endpoint is for Azure OpenAI, run `entraproxy doctor --service openai`")
-		}
-	}
-	if unauthorized {
-		causes = append(causes, "Azure refused the token in every form (401)")
-		switch {
-		case d.tokenProblem != "":
-			c.Fix = append(c.Fix, "fix the token first (check 3): "+d.tokenProblem)
-		default:
-			if d.service == ServiceSpeech && d.cfg.ResourceID == "" {
-				c.Fix = append(c.Fix, "set ENTRAPROXY_RESOURCE_ID to the Speech resource's ARM id (`az cognitiveservices account show -n NAME -g GROUP --query id -o tsv`), so that the aad form can be tried")
-			}
-			if d.cfg.ResourceID != "" && d.service == ServiceSpeech {
-				c.Fix = append(c.Fix, "check that ENTRAPROXY_RESOURCE_ID is the id of this very resource: the aad form carries it")
-			}
-			tenant := "TENANT"
-			if d.claims != nil && d.claims.Tid != "" {
-				tenant = d.claims.Tid
-			}
-			c.Fix = append(c.Fix, fmt.Sprintf("the token is from tenant %s: if the resource is in another tenant, sign in there (AZURE_TENANT_ID, or `az login --tenant` with the resource's tenant)", tenant))
-			c.Fix = append(c.Fix, "make sure the resource allows Entra ID auth: ENTRAPROXY_UPSTREAM must be its custom domain (check 4)")
-		}
-	}
-	if unreachable {
-		causes = append(causes, "the proxy could not reach the upstream")
-		c.Fix = append(c.Fix, "see check 4; a probe that timed out may mean the upstream is slow: raise ENTRAPROXY_UPSTREAM_TIMEOUT only if Azure is known to be slow here")
-	}
-	if other {
-		causes = append(causes, "the upstream answered something unexpected")
-		c.Fix = append(c.Fix, "see the probes' answers above; a 5xx is Azure's side: retry later")
-	}
-	if len(causes) == 0 {
-		return "no probe got through"
-	}
-	return strings.Join(causes, "; ")
 }

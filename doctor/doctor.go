@@ -52,8 +52,8 @@ const (
 type Service string
 
 const (
-	// ServiceAuto picks OpenAI for *.openai.azure.com hosts and Speech
-	// otherwise.
+	// ServiceAuto picks OpenAI for Azure OpenAI's hosts
+	// (*.openai.azure.com, .us, .cn: hosts.IsOpenAI) and Speech otherwise.
 	ServiceAuto   Service = "auto"
 	ServiceSpeech Service = "speech"
 	ServiceOpenAI Service = "openai"
@@ -154,19 +154,21 @@ type Probe struct {
 	// WebSocket); 0 when the request itself failed.
 	Status int `json:"status"`
 	// Code is the error code of the answer's Azure error envelope, or the
-	// proxy's own code such as redirect_not_allowed.
-	Code    string  `json:"code,omitempty"`
+	// proxy's own code such as redirect_not_allowed (proxy.Code*).
+	Code string `json:"code,omitempty"`
+	// Target is the envelope's error target: for the proxy's
+	// redirect_not_allowed, the host the refused redirect led to.
+	Target  string  `json:"target,omitempty"`
 	Verdict Verdict `json:"verdict"`
 	// Detail translates the answer into what it means.
 	Detail     string        `json:"detail"`
 	Duration   time.Duration `json:"-"`
 	DurationMS int64         `json:"duration_ms"`
 
-	// roleMissing: the answer says the principal lacks a role (403, or
-	// Azure OpenAI's 401 PermissionDenied).
-	roleMissing bool
-	// networkDenied: a 403 from the resource's firewall.
-	networkDenied bool
+	// rule is the name of the answer rule that matched (rules.go), and
+	// cause why the probe did not get through: noCause when it did.
+	rule  string
+	cause cause
 }
 
 // Setting is one environment variable the summary recommends.

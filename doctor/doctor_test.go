@@ -173,6 +173,80 @@ var scenarios = []scenario{
 		},
 	},
 	{
+		// A 403 from the resource's firewall is not a missing role.
+		name: "network_denied_403",
+		setup: func(t *testing.T, log *tokenLog) (Options, []string) {
+			srv, _ := upstreamWithMI(t, http.StatusForbidden,
+				`{"error":{"code":"403","message":"Access denied due to Virtual Network/Firewall rules."}}`)
+			return miOptions(log, "ENTRAPROXY_UPSTREAM", srv.URL), nil
+		},
+		check: func(t *testing.T, rep Report) {
+			wantVerdicts(t, rep, Pass, Pass, Pass, Pass, Fail)
+			wantFix(t, rep, "auth", "Networking settings")
+			for _, f := range rep.Check("auth").Fix {
+				if strings.Contains(f, "az role assignment") {
+					t.Errorf("fix %q: a firewall refusal is not a missing role", f)
+				}
+			}
+		},
+	},
+	{
+		// The upstream accepts connections (check 4's GET / is answered)
+		// but drops every probe's: the proxy's 502 upstream_unreachable.
+		name: "upstream_drops_requests",
+		setup: func(t *testing.T, log *tokenLog) (Options, []string) {
+			fakeWithMI(t, fakeazure.Settings{})
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/" {
+					w.WriteHeader(http.StatusNotFound)
+					return
+				}
+				if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+					conn.Close()
+				}
+			}))
+			t.Cleanup(srv.Close)
+			return miOptions(log, "ENTRAPROXY_UPSTREAM", srv.URL), nil
+		},
+		check: func(t *testing.T, rep Report) {
+			wantVerdicts(t, rep, Pass, Pass, Pass, Pass, Fail)
+			for _, p := range rep.Check("auth").Probes {
+				if p.Code != "upstream_unreachable" {
+					t.Errorf("%s %s = %d %q, want upstream_unreachable", p.Form, p.Name, p.Status, p.Code)
+				}
+			}
+			wantFix(t, rep, "auth", "see check 4")
+		},
+	},
+	{
+		// A 500 is none of the known causes: Azure's side.
+		name: "server_error_500",
+		setup: func(t *testing.T, log *tokenLog) (Options, []string) {
+			srv, _ := upstreamWithMI(t, http.StatusInternalServerError, `{"error":{"code":"InternalServerError","message":"An internal server error occurred."}}`)
+			return miOptions(log, "ENTRAPROXY_UPSTREAM", srv.URL), nil
+		},
+		check: func(t *testing.T, rep Report) {
+			wantVerdicts(t, rep, Pass, Pass, Pass, Pass, Fail)
+			wantFix(t, rep, "auth", "a 5xx is Azure's side")
+		},
+	},
+	{
+		// --service openai on an AI Services host with
+		// ENTRAPROXY_AUTH_FORMAT=aad (config refuses aad only with an Azure
+		// OpenAI host): the OpenAI probe is bearer, which works.
+		name: "aad_configured_openai_service",
+		setup: func(t *testing.T, log *tokenLog) (Options, []string) {
+			fake := fakeWithMI(t, fakeazure.Settings{})
+			o := miOptions(log, "ENTRAPROXY_UPSTREAM", fake.URL(), "ENTRAPROXY_AUTH_FORMAT", "aad", "ENTRAPROXY_RESOURCE_ID", fakeazure.DefaultResourceID)
+			o.Service = ServiceOpenAI
+			return o, nil
+		},
+		check: func(t *testing.T, rep Report) {
+			wantVerdicts(t, rep, Pass, Pass, Pass, Pass, Fail)
+			wantSetting(t, rep, "ENTRAPROXY_AUTH_FORMAT", "bearer")
+		},
+	},
+	{
 		name: "not_found_404",
 		setup: func(t *testing.T, log *tokenLog) (Options, []string) {
 			srv, _ := upstreamWithMI(t, http.StatusNotFound, `{"error":{"code":"404","message":"Resource not found"}}`)
@@ -420,8 +494,13 @@ var scenarios = []scenario{
 }
 
 func TestScenarios(t *testing.T) {
+	// shown collects the answer rules and causes each golden file shows
+	// (rules.go): every rule must be pinned by one.
+	shown := map[string]bool{}
+	ran := 0
 	for _, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {
+			ran++
 			log := &tokenLog{}
 			opts, secrets := sc.setup(t, log)
 			out := runDoctor(t, opts)
@@ -433,7 +512,28 @@ func TestScenarios(t *testing.T) {
 					t.Errorf("check %s is %s without a fix", c.Name, c.Verdict)
 				}
 			}
+			if auth := out.rep.Check("auth"); auth != nil {
+				for _, p := range auth.Probes {
+					shown["rule "+p.rule] = true
+					shown["cause "+p.cause.String()] = true
+				}
+			}
 		})
+	}
+	if ran < len(scenarios) {
+		return // a -run filter chose some; the rule check needs them all
+	}
+	var want []string
+	for _, r := range answerRules() {
+		want = append(want, "rule "+r.name)
+	}
+	for k := causeRedirect; k <= causeOther; k++ {
+		want = append(want, "cause "+k.String())
+	}
+	for _, w := range want {
+		if !shown[w] {
+			t.Errorf("no golden scenario shows %s", w)
+		}
 	}
 }
 

@@ -38,6 +38,7 @@ func (d *doctor) scrub(rep *Report) {
 		for j := range c.Probes {
 			clean(&c.Probes[j].Detail)
 			clean(&c.Probes[j].Code)
+			clean(&c.Probes[j].Target)
 		}
 	}
 	clean(&rep.Summary.Message)

@@ -130,87 +130,87 @@ func (d *doctor) checkUpstream(ctx context.Context, c *Check) {
 
 // checkNetwork runs DNS, TCP and TLS; false means one failed and c says so.
 func (d *doctor) checkNetwork(ctx context.Context, c *Check, u *url.URL, host, addr string, fail func(string, string)) bool {
-	t := d.timeout()
-	if ip := net.ParseIP(host); ip != nil {
-		c.Evidence = append(c.Evidence, "DNS: skipped, "+host+" is an IP address")
-	} else {
-		dctx, cancel := context.WithTimeout(ctx, t)
-		start := time.Now()
-		addrs, err := net.DefaultResolver.LookupHost(dctx, host)
-		cancel()
-		if err != nil {
-			c.Evidence = append(c.Evidence, "DNS: "+err.Error())
-			var de *net.DNSError
-			if errors.As(err, &de) && de.IsNotFound {
-				fail(host+" does not resolve (no such host)",
-					"check the name in ENTRAPROXY_UPSTREAM: "+endpointCommand+" prints the resource's endpoint; behind a private endpoint, this machine's DNS must resolve the privatelink zone")
-			} else {
-				fail("DNS lookup of "+host+" failed", "check this machine's DNS resolver, or set HTTPS_PROXY if only an outbound proxy can reach outside names")
-			}
-			return false
-		}
-		note := ""
-		if ip := net.ParseIP(addrs[0]); ip != nil && ip.IsPrivate() {
-			note = " (a private address: a private endpoint or a local network)"
-		}
-		c.Evidence = append(c.Evidence, fmt.Sprintf("DNS: %s resolves to %s in %s%s", host, strings.Join(addrs[:min(len(addrs), 3)], ", "), round(time.Since(start)), note))
+	if !d.checkDNS(ctx, c, host, fail) {
+		return false
 	}
-
-	tctx, cancel := context.WithTimeout(ctx, t)
+	tctx, cancel := context.WithTimeout(ctx, d.timeout())
 	defer cancel()
-	start := time.Now()
-	conn, err := d.dialer().DialContext(tctx, "tcp", addr)
-	if err != nil {
-		c.Evidence = append(c.Evidence, "TCP: "+err.Error())
-		var ne net.Error
-		switch {
-		case connectionRefused(err):
-			fail("connection refused by "+addr,
-				"nothing accepts connections at "+addr+": check the port in ENTRAPROXY_UPSTREAM (Azure listens on 443) and any firewall; if this network allows only an outbound proxy, set HTTPS_PROXY")
-		case errors.As(err, &ne) && ne.Timeout():
-			fail("no TCP answer from "+addr+" within "+t.String(),
-				"a firewall or network rule drops the traffic to "+addr+", or this network needs an outbound proxy (HTTPS_PROXY)")
-		default:
-			fail("cannot connect to "+addr, "check the network path to "+addr+" (routes, firewall), or set HTTPS_PROXY")
-		}
+	conn, ok := d.checkTCP(tctx, c, addr, fail)
+	if !ok {
 		return false
 	}
 	defer conn.Close()
-	c.Evidence = append(c.Evidence, fmt.Sprintf("TCP: connected to %s in %s", conn.RemoteAddr(), round(time.Since(start))))
-
 	if u.Scheme == "http" {
 		c.Evidence = append(c.Evidence, "TLS: skipped, http:// to a loopback host (local testing only)")
 		return true
 	}
+	return d.checkTLS(tctx, c, conn, host, fail)
+}
+
+// checkDNS resolves host, as the proxy's dialer will.
+func (d *doctor) checkDNS(ctx context.Context, c *Check, host string, fail func(string, string)) bool {
+	if ip := net.ParseIP(host); ip != nil {
+		c.Evidence = append(c.Evidence, "DNS: skipped, "+host+" is an IP address")
+		return true
+	}
+	dctx, cancel := context.WithTimeout(ctx, d.timeout())
+	defer cancel()
+	start := time.Now()
+	addrs, err := net.DefaultResolver.LookupHost(dctx, host)
+	if err != nil {
+		c.Evidence = append(c.Evidence, "DNS: "+err.Error())
+		var de *net.DNSError
+		if errors.As(err, &de) && de.IsNotFound {
+			fail(host+" does not resolve (no such host)",
+				"check the name in ENTRAPROXY_UPSTREAM: "+endpointCommand+" prints the resource's endpoint; behind a private endpoint, this machine's DNS must resolve the privatelink zone")
+		} else {
+			fail("DNS lookup of "+host+" failed", "check this machine's DNS resolver, or set HTTPS_PROXY if only an outbound proxy can reach outside names")
+		}
+		return false
+	}
+	note := ""
+	if ip := net.ParseIP(addrs[0]); ip != nil && ip.IsPrivate() {
+		note = " (a private address: a private endpoint or a local network)"
+	}
+	c.Evidence = append(c.Evidence, fmt.Sprintf("DNS: %s resolves to %s in %s%s", host, strings.Join(addrs[:min(len(addrs), 3)], ", "), round(time.Since(start)), note))
+	return true
+}
+
+// checkTCP connects to addr; the caller closes the connection.
+func (d *doctor) checkTCP(ctx context.Context, c *Check, addr string, fail func(string, string)) (net.Conn, bool) {
+	start := time.Now()
+	conn, err := d.dialer().DialContext(ctx, "tcp", addr)
+	if err == nil {
+		c.Evidence = append(c.Evidence, fmt.Sprintf("TCP: connected to %s in %s", conn.RemoteAddr(), round(time.Since(start))))
+		return conn, true
+	}
+	c.Evidence = append(c.Evidence, "TCP: "+err.Error())
+	var ne net.Error
+	switch {
+	case connectionRefused(err):
+		fail("connection refused by "+addr,
+			"nothing accepts connections at "+addr+": check the port in ENTRAPROXY_UPSTREAM (Azure listens on 443) and any firewall; if this network allows only an outbound proxy, set HTTPS_PROXY")
+	case errors.As(err, &ne) && ne.Timeout():
+		fail("no TCP answer from "+addr+" within "+d.timeout().String(),
+			"a firewall or network rule drops the traffic to "+addr+", or this network needs an outbound proxy (HTTPS_PROXY)")
+	default:
+		fail("cannot connect to "+addr, "check the network path to "+addr+" (routes, firewall), or set HTTPS_PROXY")
+	}
+	return nil, false
+}
+
+// checkTLS makes the TLS handshake on conn and says who the certificate
+// is for and from.
+func (d *doctor) checkTLS(ctx context.Context, c *Check, conn net.Conn, host string, fail func(string, string)) bool {
 	cfg := d.tlsConfig.Clone()
 	if cfg.ServerName == "" {
 		cfg.ServerName = host
 	}
-	start = time.Now()
+	start := time.Now()
 	tc := tls.Client(conn, cfg)
-	if err := tc.HandshakeContext(tctx); err != nil {
+	if err := tc.HandshakeContext(ctx); err != nil {
 		c.Evidence = append(c.Evidence, "TLS: "+err.Error())
-		var (
-			unknown  x509.UnknownAuthorityError
-			hostname x509.HostnameError
-			invalid  x509.CertificateInvalidError
-		)
-		switch {
-		case errors.As(err, &unknown):
-			issuer := "an unknown issuer"
-			if unknown.Cert != nil {
-				issuer = fmt.Sprintf("%q", unknown.Cert.Issuer.String())
-			}
-			fail("the certificate of "+host+" is not trusted (issued by "+strings.Trim(issuer, `"`)+")",
-				"the certificate is signed by "+issuer+", which this machine does not trust: a TLS-inspecting proxy or a private CA sits in the way; "+trustFix(runtime.GOOS))
-		case errors.As(err, &hostname):
-			fail("the certificate is not valid for "+host,
-				"ENTRAPROXY_UPSTREAM must use the name the certificate is for, the resource's custom domain, not an IP address or another alias")
-		case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
-			fail("the certificate of "+host+" is expired or not yet valid", "check this machine's clock; if it is right, something in the way serves an expired certificate")
-		default:
-			fail("the TLS handshake with "+host+" failed", "check that ENTRAPROXY_UPSTREAM is an https endpoint, and any proxy or firewall that intercepts TLS")
-		}
+		fail(tlsFailure(err, host))
 		return false
 	}
 	st := tc.ConnectionState()
@@ -225,6 +225,30 @@ func (d *doctor) checkNetwork(ctx context.Context, c *Check, u *url.URL, host, a
 	}
 	c.Evidence = append(c.Evidence, ev)
 	return true
+}
+
+// tlsFailure is the summary and fix of a failed TLS handshake with host.
+func tlsFailure(err error, host string) (summary, fix string) {
+	var (
+		unknown  x509.UnknownAuthorityError
+		hostname x509.HostnameError
+		invalid  x509.CertificateInvalidError
+	)
+	switch {
+	case errors.As(err, &unknown):
+		issuer := "an unknown issuer"
+		if unknown.Cert != nil {
+			issuer = fmt.Sprintf("%q", unknown.Cert.Issuer.String())
+		}
+		return "the certificate of " + host + " is not trusted (issued by " + strings.Trim(issuer, `"`) + ")",
+			"the certificate is signed by " + issuer + ", which this machine does not trust: a TLS-inspecting proxy or a private CA sits in the way; " + trustFix(runtime.GOOS)
+	case errors.As(err, &hostname):
+		return "the certificate is not valid for " + host,
+			"ENTRAPROXY_UPSTREAM must use the name the certificate is for, the resource's custom domain, not an IP address or another alias"
+	case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
+		return "the certificate of " + host + " is expired or not yet valid", "check this machine's clock; if it is right, something in the way serves an expired certificate"
+	}
+	return "the TLS handshake with " + host + " failed", "check that ENTRAPROXY_UPSTREAM is an https endpoint, and any proxy or firewall that intercepts TLS"
 }
 
 // checkHTTP sends one unauthenticated GET /: any HTTP answer shows the
