@@ -357,3 +357,63 @@ func TestManagedIdentityFixes(t *testing.T) {
 		})
 	}
 }
+
+// Every rule of fix, and the order between them: which failure gets which
+// fix. A want of "" means no fix; otherwise the fix must contain want.
+func TestFixRules(t *testing.T) {
+	const (
+		cli      = "AzureCLICredential"
+		azd      = "AzureDeveloperCLICredential"
+		pwsh     = "AzurePowerShellCredential"
+		mi       = "ManagedIdentityCredential"
+		wi       = "WorkloadIdentityCredential"
+		env      = "EnvironmentCredential"
+		notFound = "executable not found on path"
+	)
+	for _, tc := range []struct {
+		name string
+		src  source
+		want string
+	}{
+		{"az passes an AADSTS code on", source{name: cli, aadsts: "700082"}, "run `az login` as the user"},
+		{"az asks for az login", source{name: cli, text: "ERROR: Please run 'az login' to setup account."}, "run `az login` as the user"},
+		{"az login beats a secret code", source{name: cli, aadsts: "7000215"}, "run `az login` as the user"},
+		{"azd passes an AADSTS code on", source{name: azd, aadsts: "700082"}, "run `azd auth login`"},
+		{"wrong client secret", source{name: "ClientSecretCredential", aadsts: "7000215"}, "is not a valid secret of the app AZURE_CLIENT_ID"},
+		{"expired client secret", source{name: env, aadsts: "7000222"}, "the client secret has expired"},
+		{"unknown application", source{name: mi, aadsts: "700016", status: 400}, "is not an application in tenant AZURE_TENANT_ID"},
+		{"unknown tenant", source{aadsts: "90002"}, "tenant AZURE_TENANT_ID does not exist"},
+		{"federated credential 70021", source{name: wi, aadsts: "70021"}, "the federated identity credential of AZURE_CLIENT_ID"},
+		{"federated credential 700211", source{name: wi, aadsts: "700211"}, "the federated identity credential of AZURE_CLIENT_ID"},
+		{"federated credential 700212", source{name: wi, aadsts: "700212"}, "the federated identity credential of AZURE_CLIENT_ID"},
+		{"federated credential 700213", source{name: wi, aadsts: "700213"}, "the federated identity credential of AZURE_CLIENT_ID"},
+		{"other AADSTS code", source{name: "ClientSecretCredential", aadsts: "50126"}, ""},
+		{"no az", source{name: cli, text: notFound}, "install the Azure CLI (https://learn.microsoft.com/cli/azure/install-azure-cli)"},
+		{"az fails otherwise", source{name: cli, text: "ERROR: something"}, "check that `az account get-access-token"},
+		{"no azd", source{name: azd, text: notFound}, "install the Azure Developer CLI (https://learn.microsoft.com/azure/developer/azure-developer-cli/install-azd)"},
+		{"azd fails otherwise", source{name: azd, text: "something"}, "run `azd auth login`"},
+		{"no PowerShell: rarely the one meant", source{name: pwsh, text: notFound}, ""},
+		{"PowerShell fails otherwise", source{name: pwsh, text: "something"}, "run `Connect-AzAccount`"},
+		{"user-assigned identity not assigned", source{name: mi, status: 400, text: "the requested identity isn't assigned to this resource"}, "assign the user-assigned identity AZURE_CLIENT_ID"},
+		{"no system-assigned identity", source{name: mi, status: 400, text: "no system assigned identity"}, "turn on this Azure resource's system-assigned identity"},
+		{"identity not assigned beats a 5xx", source{name: mi, status: 500, text: "isn't assigned to this resource"}, "assign the user-assigned identity"},
+		{"identity endpoint 5xx", source{name: mi, status: 503, text: "timed out"}, "the managed identity endpoint failed; entraproxy retries"},
+		{"identity endpoint refuses", source{name: mi, status: 403, text: "timed out"}, "the managed identity endpoint refused (HTTP 403). On Azure"},
+		{"identity endpoint unreachable", source{name: mi, text: "dial tcp 169.254.169.254:80: connect: no route to host"}, "no managed identity endpoint answers here"},
+		{"identity endpoint timed out", source{name: mi, text: "managed identity timed out"}, "no managed identity endpoint answers here"},
+		{"managed identity otherwise", source{name: mi, text: "something"}, ""},
+		{"workload identity unconfigured", source{name: wi, text: "no client ID specified"}, "set AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_FEDERATED_TOKEN_FILE"},
+		{"workload identity token file", source{name: wi, text: "failed to read token file"}, "set AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_FEDERATED_TOKEN_FILE"},
+		{"workload identity otherwise", source{name: wi, text: "something"}, ""},
+		{"environment unconfigured", source{name: env, text: "missing environment variable AZURE_TENANT_ID"}, "set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET"},
+		{"environment otherwise", source{name: env, text: "something"}, ""},
+		{"unknown credential", source{name: "FakeCredential", text: "az login"}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := tc.src.fix()
+			if tc.want == "" && got != "" || !strings.Contains(got, tc.want) {
+				t.Errorf("fix() = %q, want one containing %q", got, tc.want)
+			}
+		})
+	}
+}
