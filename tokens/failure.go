@@ -234,79 +234,121 @@ const (
 	installAzd      = "https://learn.microsoft.com/azure/developer/azure-developer-cli/install-azd"
 )
 
-// fix is the likely fix for one credential's failure. The patterns are
-// azidentity v1.15's own messages: "executable not found on path" when the
-// shell cannot find az or azd (developer_credential_util.go), az's and azd's
-// own stderr ("Please run 'az login'"), "managed identity timed out" and the
-// dial errors when no managed identity endpoint answers
-// (managed_identity_client.go), "missing environment variable" and "no ...
-// specified" for unset AZURE_* variables (environment_credential.go,
-// workload_identity.go); and Entra ID's AADSTS codes
-// (https://learn.microsoft.com/entra/identity-platform/reference-error-codes).
+// fix is the likely fix for one credential's failure: that of the first of
+// fixRules that matches it, or none.
 func (s source) fix() string {
-	t := s.text
-	switch {
-	case s.name == "AzureCLICredential" && (s.aadsts != "" || strings.Contains(t, "az login")):
-		// az's own sign-in no longer works (expired, revoked, MFA): az says
-		// "Please run 'az login'", or passes Entra ID's AADSTS code on.
-		return "run `az login` as the user entraproxy runs as; `az account get-access-token --resource https://cognitiveservices.azure.com` must work"
-	case s.name == "AzureDeveloperCLICredential" && s.aadsts != "":
-		return "run `azd auth login` as the user entraproxy runs as"
-	}
-	switch s.aadsts {
-	case "7000215":
-		return "AZURE_CLIENT_SECRET is not a valid secret of the app AZURE_CLIENT_ID: use the secret's value (not its id), from Certificates & secrets of the app registration"
-	case "7000222":
-		return "the client secret has expired: create a new one in the app registration and set AZURE_CLIENT_SECRET"
-	case "700016":
-		return "AZURE_CLIENT_ID is not an application in tenant AZURE_TENANT_ID: check both"
-	case "90002":
-		return "tenant AZURE_TENANT_ID does not exist: check its value (a tenant id or domain)"
-	case "70021", "700211", "700212", "700213":
-		return "the federated identity credential of AZURE_CLIENT_ID does not match this workload's token (issuer, subject, audience): check the federated credential's subject names this service account"
-	}
-	switch s.name {
-	case "AzureCLICredential":
-		switch {
-		case strings.Contains(t, "executable not found on path"):
-			return "install the Azure CLI (" + installAzureCLI + "), run `az login`, then start entraproxy from that shell (az must be on its PATH)"
-		}
-		return "check that `az account get-access-token --resource https://cognitiveservices.azure.com` works as the user entraproxy runs as"
-	case "AzureDeveloperCLICredential":
-		if strings.Contains(t, "executable not found on path") {
-			return "install the Azure Developer CLI (" + installAzd + ") and run `azd auth login`, or use ENTRAPROXY_CREDENTIAL=azure-cli"
-		}
-		return "run `azd auth login` as the user entraproxy runs as"
-	case "AzurePowerShellCredential":
-		if strings.Contains(t, "executable not found on path") {
-			return "" // rarely the one meant; the other sources say more
-		}
-		return "run `Connect-AzAccount` in PowerShell as the user entraproxy runs as"
-	case "ManagedIdentityCredential":
-		switch {
-		case strings.Contains(t, "isn't assigned to this resource"):
-			return "assign the user-assigned identity AZURE_CLIENT_ID to this Azure resource, or unset AZURE_CLIENT_ID to use its system-assigned identity"
-		case strings.Contains(t, "system assigned identity"):
-			return "turn on this Azure resource's system-assigned identity, or set AZURE_CLIENT_ID to a user-assigned identity assigned to it"
-		case s.status >= 500:
-			return "the managed identity endpoint failed; entraproxy retries. If it persists, check the identity of this Azure resource"
-		case s.status != 0:
-			return fmt.Sprintf("the managed identity endpoint refused (HTTP %d). On Azure, assign a managed identity to this resource "+
-				"(and set AZURE_CLIENT_ID to its client id if it is user-assigned); elsewhere something else answers at its address: %s", s.status, otherCredential)
-		case unreachable(t):
-			return "no managed identity endpoint answers here, so this is no Azure resource with a managed identity: " + otherCredential
-		}
-		return ""
-	case "WorkloadIdentityCredential":
-		if strings.Contains(t, "specified") || strings.Contains(t, "token file") {
-			return "set AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_FEDERATED_TOKEN_FILE (on AKS the workload identity webhook sets them for a pod labelled azure.workload.identity/use=true whose service account names the identity)"
-		}
-	case "EnvironmentCredential":
-		if strings.Contains(t, "environment variable") {
-			return "set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (or AZURE_CLIENT_CERTIFICATE_PATH) for a service principal"
+	for _, r := range fixRules {
+		if (r.credential == "" || r.credential == s.name) && (r.match == nil || r.match(s)) {
+			if r.fixFor != nil {
+				return r.fixFor(s)
+			}
+			return r.fix
 		}
 	}
 	return ""
+}
+
+// fixRule is one row of fixRules.
+type fixRule struct {
+	// credential is the failed credential's name; empty matches any.
+	credential string
+	// match reports whether the rule applies to a failure of that
+	// credential; nil matches every one.
+	match func(source) bool
+	// fix is what to do; empty means no advice (and stops the search).
+	fix string
+	// fixFor, when set, is used instead of fix: for advice that quotes the
+	// failure.
+	fixFor func(source) string
+}
+
+// fixRules is the table fix reads, first match wins: Entra ID's AADSTS codes
+// (https://learn.microsoft.com/entra/identity-platform/reference-error-codes),
+// then each credential's own messages. The messages are azidentity v1.15's
+// (docs/AZIDENTITY.md, "How a failure is recognised"): "executable not found
+// on path" when the shell cannot find az, azd or pwsh; az's and azd's own
+// stderr ("Please run 'az login'"); "managed identity timed out" and the dial
+// errors when no managed identity endpoint answers; "missing environment
+// variable" and "no ... specified" for unset AZURE_* variables.
+var fixRules = []fixRule{
+	// az's own sign-in no longer works (expired, revoked, MFA): az says
+	// "Please run 'az login'", or passes Entra ID's AADSTS code on. Before
+	// the codes: whatever the code, it is az's sign-in that needs renewing.
+	{credential: "AzureCLICredential", match: anyOf(hasAADSTS, says("az login")),
+		fix: "run `az login` as the user entraproxy runs as; `az account get-access-token --resource https://cognitiveservices.azure.com` must work"},
+	{credential: "AzureDeveloperCLICredential", match: hasAADSTS,
+		fix: "run `azd auth login` as the user entraproxy runs as"},
+
+	{match: aadsts("7000215"),
+		fix: "AZURE_CLIENT_SECRET is not a valid secret of the app AZURE_CLIENT_ID: use the secret's value (not its id), from Certificates & secrets of the app registration"},
+	{match: aadsts("7000222"),
+		fix: "the client secret has expired: create a new one in the app registration and set AZURE_CLIENT_SECRET"},
+	{match: aadsts("700016"),
+		fix: "AZURE_CLIENT_ID is not an application in tenant AZURE_TENANT_ID: check both"},
+	{match: aadsts("90002"),
+		fix: "tenant AZURE_TENANT_ID does not exist: check its value (a tenant id or domain)"},
+	{match: aadsts("70021", "700211", "700212", "700213"),
+		fix: "the federated identity credential of AZURE_CLIENT_ID does not match this workload's token (issuer, subject, audience): check the federated credential's subject names this service account"},
+
+	{credential: "AzureCLICredential", match: says(executableNotFound),
+		fix: "install the Azure CLI (" + installAzureCLI + "), run `az login`, then start entraproxy from that shell (az must be on its PATH)"},
+	{credential: "AzureCLICredential",
+		fix: "check that `az account get-access-token --resource https://cognitiveservices.azure.com` works as the user entraproxy runs as"},
+
+	{credential: "AzureDeveloperCLICredential", match: says(executableNotFound),
+		fix: "install the Azure Developer CLI (" + installAzd + ") and run `azd auth login`, or use ENTRAPROXY_CREDENTIAL=azure-cli"},
+	{credential: "AzureDeveloperCLICredential",
+		fix: "run `azd auth login` as the user entraproxy runs as"},
+
+	// No PowerShell is rarely the one meant; the other sources say more.
+	{credential: "AzurePowerShellCredential", match: says(executableNotFound)},
+	{credential: "AzurePowerShellCredential",
+		fix: "run `Connect-AzAccount` in PowerShell as the user entraproxy runs as"},
+
+	{credential: "ManagedIdentityCredential", match: says("isn't assigned to this resource"),
+		fix: "assign the user-assigned identity AZURE_CLIENT_ID to this Azure resource, or unset AZURE_CLIENT_ID to use its system-assigned identity"},
+	{credential: "ManagedIdentityCredential", match: says("system assigned identity"),
+		fix: "turn on this Azure resource's system-assigned identity, or set AZURE_CLIENT_ID to a user-assigned identity assigned to it"},
+	{credential: "ManagedIdentityCredential", match: func(s source) bool { return s.status >= 500 },
+		fix: "the managed identity endpoint failed; entraproxy retries. If it persists, check the identity of this Azure resource"},
+	{credential: "ManagedIdentityCredential", match: func(s source) bool { return s.status != 0 },
+		fixFor: func(s source) string {
+			return fmt.Sprintf("the managed identity endpoint refused (HTTP %d). On Azure, assign a managed identity to this resource "+
+				"(and set AZURE_CLIENT_ID to its client id if it is user-assigned); elsewhere something else answers at its address: %s", s.status, otherCredential)
+		}},
+	{credential: "ManagedIdentityCredential", match: func(s source) bool { return unreachable(s.text) },
+		fix: "no managed identity endpoint answers here, so this is no Azure resource with a managed identity: " + otherCredential},
+
+	{credential: "WorkloadIdentityCredential", match: says("specified", "token file"),
+		fix: "set AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_FEDERATED_TOKEN_FILE (on AKS the workload identity webhook sets them for a pod labelled azure.workload.identity/use=true whose service account names the identity)"},
+	{credential: "EnvironmentCredential", match: says("environment variable"),
+		fix: "set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (or AZURE_CLIENT_CERTIFICATE_PATH) for a service principal"},
+}
+
+// executableNotFound is azidentity's message when the shell cannot find the
+// developer tool a credential runs (exit status 127, or cmd.exe's "is not
+// recognized").
+const executableNotFound = "executable not found on path"
+
+// says matches a failure whose message contains any of texts.
+func says(texts ...string) func(source) bool {
+	return func(s source) bool {
+		return slices.ContainsFunc(texts, func(t string) bool { return strings.Contains(s.text, t) })
+	}
+}
+
+// aadsts matches a failure with one of Entra ID's error codes (the digits
+// after AADSTS).
+func aadsts(codes ...string) func(source) bool {
+	return func(s source) bool { return slices.Contains(codes, s.aadsts) }
+}
+
+func hasAADSTS(s source) bool { return s.aadsts != "" }
+
+func anyOf(matches ...func(source) bool) func(source) bool {
+	return func(s source) bool {
+		return slices.ContainsFunc(matches, func(m func(source) bool) bool { return m(s) })
+	}
 }
 
 // otherCredential is the way out when managed identity cannot work here.
