@@ -21,12 +21,6 @@ var ErrUnavailable = errors.New("no valid token")
 // that diagnoses the credential, token and upstream step by step.
 const DoctorHint = "run `entraproxy doctor` with the same settings for a step-by-step diagnosis"
 
-// Results passed to Options.OnRefresh.
-const (
-	ResultSuccess = "success"
-	ResultFailure = "failure"
-)
-
 const (
 	defaultFetchTimeout = 30 * time.Second
 	defaultWaitTimeout  = 10 * time.Second
@@ -70,14 +64,14 @@ type Options struct {
 	// ErrUnavailable. Zero means 10s.
 	WaitTimeout time.Duration
 	// OnRefresh, when set, is called on Run's goroutine after each
-	// credential call: with ResultSuccess and the new token's expiry, or
-	// with ResultFailure and the zero time (a failure changes no expiry;
-	// State says whether an older token still serves). It must not block.
-	// For metrics and the ready log line.
-	OnRefresh func(result string, expiresOn time.Time)
+	// credential call: with the new token's expiry and a nil error, or with
+	// the zero time and the call's *CredentialError (a failure changes no
+	// expiry; State says whether an older token still serves). It must not
+	// block. For metrics.
+	OnRefresh func(expiresOn time.Time, err error)
 }
 
-// State is a snapshot of a Source, for /readyz, metrics and doctor.
+// State is a snapshot of a Source, for /readyz and the ready log line.
 type State struct {
 	// Valid reports whether Token would return a token now without waiting.
 	Valid bool
@@ -86,19 +80,10 @@ type State struct {
 	// Credential names the credential that produced the held token, such
 	// as "AzureCLICredential"; empty when none was fetched.
 	Credential string
-	// NextFetch is when Run plans its next credential call; zero when Run
-	// is not running.
-	NextFetch time.Time
-	// LastSuccess is when the held token was fetched; zero when none was.
-	LastSuccess time.Time
-	// LastError is the latest failed fetch's *CredentialError, whose Error
-	// is a bounded, redacted summary safe to show; it is kept after later
-	// successes (compare LastErrorAt with LastSuccess); nil when none failed.
+	// LastError is the *CredentialError of the latest credential call when
+	// that call failed; its Error is a bounded, redacted summary safe to
+	// show. Nil before the first call ends and after a call succeeds.
 	LastError error
-	// LastErrorAt is when LastError happened.
-	LastErrorAt time.Time
-	// Successes and Failures count finished credential calls by result.
-	Successes, Failures uint64
 }
 
 // Source is the one token cache in front of a credential. Run, on one
@@ -113,36 +98,44 @@ type Source struct {
 	log          *slog.Logger
 	fetchTimeout time.Duration
 	waitTimeout  time.Duration
-	onRefresh    func(string, time.Time)
+	onRefresh    func(time.Time, error)
 
 	// wake asks Run for a fetch now; one slot, so any number of askers
 	// coalesce into one request.
 	wake chan struct{}
+	// ready is closed by Run once the first token is held (Ready).
+	ready chan struct{}
 
 	mu sync.Mutex
-	// tok is the latest token fetched; it may have expired.
+	// tok is the latest token fetched, from the credential named name; it
+	// may have expired.
 	tok  azcore.AccessToken
 	name string
+	// lastErr is the latest call's error if that call failed, else nil.
+	lastErr error
 	// started and finished count credential calls; waiters compare them
 	// with the call they need.
 	started, finished uint64
 	// fetched is closed, and replaced, when a call finishes or Run stops.
 	fetched chan struct{}
-	// forced makes Run fetch on wake even while tok is valid (Renew).
-	forced bool
-	// renewNeed is the call a pending Renew waits for, renewStale the token
-	// it replaces, lastRenew when Renew last asked for a call.
+	// renewNeed is the call a pending Renew waits for: until that call has
+	// started (renewNeed > started), a wake makes Run fetch even while tok
+	// is valid. renewStale is the token it replaces, lastRenew when Renew
+	// last asked for a call.
 	renewNeed  uint64
 	renewStale string
 	lastRenew  time.Time
-	running    bool
-	stopped    bool
-	next       time.Time
-
-	lastSuccess, lastErrAt time.Time
-	lastErr                error
-	successes, failures    uint64
+	phase      phase
 }
+
+// phase is where a Source stands in its one Run.
+type phase int
+
+const (
+	beforeRun phase = iota
+	running
+	stopped // Run has returned: nobody answers a wake any more
+)
 
 // NewSource returns a Source; call Run to start fetching.
 func NewSource(opts Options) *Source {
@@ -154,6 +147,7 @@ func NewSource(opts Options) *Source {
 		waitTimeout:  opts.WaitTimeout,
 		onRefresh:    opts.OnRefresh,
 		wake:         make(chan struct{}, 1),
+		ready:        make(chan struct{}),
 		fetched:      make(chan struct{}),
 	}
 	if s.log == nil {
@@ -190,7 +184,6 @@ func (s *Source) Run(ctx context.Context) error {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
-		s.setNext(next)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -225,14 +218,14 @@ func (s *Source) start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
-	case s.running || s.stopped:
+	case s.phase != beforeRun:
 		return errors.New("run token source: Run called twice")
 	case s.cred == nil || s.scope == "":
-		s.stopped = true
+		s.phase = stopped
 		close(s.fetched)
 		return errors.New("run token source: Options.Credential and Options.Scope are required")
 	}
-	s.running = true
+	s.phase = running
 	return nil
 }
 
@@ -240,25 +233,18 @@ func (s *Source) start() error {
 func (s *Source) stop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.stopped = true
-	s.next = time.Time{}
+	s.phase = stopped
 	close(s.fetched)
 }
 
-func (s *Source) setNext(t time.Time) {
-	s.mu.Lock()
-	s.next = t
-	s.mu.Unlock()
-}
-
 // wanted reports whether a wake calls for a fetch: a waiter exists only if
-// no valid token is held or Renew forced one. Wakes left over from callers
+// no valid token is held or a Renew waits for a call not yet started. Wakes left over from callers
 // that the previous fetch already served are dropped here, which is what
 // makes N cold callers cost one credential call.
 func (s *Source) wanted(now time.Time) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.forced || !s.validLocked(now)
+	return s.renewNeed > s.started || !s.validLocked(now)
 }
 
 // fetch makes one credential call, records the result, releases waiters and
@@ -266,7 +252,6 @@ func (s *Source) wanted(now time.Time) bool {
 func (s *Source) fetch(ctx context.Context, failures *int) time.Duration {
 	s.mu.Lock()
 	s.started++
-	s.forced = false
 	s.mu.Unlock()
 
 	fctx, cancel := context.WithTimeout(ctx, s.fetchTimeout)
@@ -302,20 +287,18 @@ func (s *Source) fetch(ctx context.Context, failures *int) time.Duration {
 	var delay time.Duration
 	s.mu.Lock()
 	s.finished++
+	first := s.tok.Token == ""
+	s.lastErr = err
 	if err == nil {
 		if tok.Token != s.renewStale {
 			// A call that started before Renew asked already replaced the
-			// stale token: the forced call is no longer needed.
-			s.forced, s.renewNeed = false, min(s.renewNeed, s.finished)
+			// stale token: the call Renew asked for is no longer needed.
+			s.renewNeed = min(s.renewNeed, s.finished)
 		}
 		s.tok, s.name = tok, name
-		s.lastSuccess = now
-		s.successes++
 		*failures = 0
 		delay = refreshDelay(tok, now)
 	} else {
-		s.lastErr, s.lastErrAt = err, now
-		s.failures++
 		*failures++
 		delay = backoff(*failures)
 	}
@@ -332,7 +315,10 @@ func (s *Source) fetch(ctx context.Context, failures *int) time.Duration {
 			"duration", took,
 			"refresh_in", delay)
 		if s.onRefresh != nil {
-			s.onRefresh(ResultSuccess, tok.ExpiresOn)
+			s.onRefresh(tok.ExpiresOn, nil)
+		}
+		if first {
+			close(s.ready)
 		}
 		return delay
 	}
@@ -353,7 +339,7 @@ func (s *Source) fetch(ctx context.Context, failures *int) time.Duration {
 	s.log.Warn("token fetch failed", attrs...)
 	s.log.Debug("token fetch failed: the credential's whole message, redacted", "credential", failure.Credential, "detail", failure.Detail())
 	if s.onRefresh != nil {
-		s.onRefresh(ResultFailure, time.Time{})
+		s.onRefresh(time.Time{}, failure)
 	}
 	return delay
 }
@@ -441,7 +427,7 @@ func (s *Source) Renew(ctx context.Context, stale string) (azcore.AccessToken, e
 		// A call already running may have started before the upstream
 		// rejected stale and return it again: wait for the next one.
 		need = s.started + 1
-		s.renewNeed, s.renewStale, s.lastRenew, s.forced = need, stale, now, true
+		s.renewNeed, s.renewStale, s.lastRenew = need, stale, now
 	}
 	s.mu.Unlock()
 	s.askRun()
@@ -464,12 +450,12 @@ func (s *Source) await(ctx context.Context, need uint64, stale string) (azcore.A
 	for {
 		s.mu.Lock()
 		valid := s.validLocked(time.Now())
-		if s.finished >= need || s.stopped || valid && s.tok.Token != stale {
+		if s.finished >= need || s.phase == stopped || valid && s.tok.Token != stale {
 			defer s.mu.Unlock()
 			if valid {
 				return s.tok, nil
 			}
-			if s.stopped {
+			if s.phase == stopped {
 				return azcore.AccessToken{}, fmt.Errorf("get token for %s: %w: token source stopped", s.scope, ErrUnavailable)
 			}
 			return azcore.AccessToken{}, s.unavailableLocked("")
@@ -490,12 +476,9 @@ func (s *Source) await(ctx context.Context, need uint64, stale string) (azcore.A
 }
 
 // unavailableLocked is the error for a caller left without a token: why,
-// and the credential's last error if it is newer than the last success.
+// and the latest call's error if that call failed.
 func (s *Source) unavailableLocked(why string) error {
-	var last error
-	if s.lastErr != nil && !s.lastErrAt.Before(s.lastSuccess) {
-		last = s.lastErr
-	}
+	last := s.lastErr
 	switch {
 	case why != "" && last != nil:
 		return fmt.Errorf("get token for %s: %w: %s (last error: %w)", s.scope, ErrUnavailable, why, last)
@@ -508,19 +491,19 @@ func (s *Source) unavailableLocked(why string) error {
 	}
 }
 
-// State returns a snapshot for /readyz, metrics and doctor.
+// State returns a snapshot for /readyz and the ready log line.
 func (s *Source) State() State {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return State{
-		Valid:       s.validLocked(time.Now()),
-		ExpiresOn:   s.tok.ExpiresOn,
-		Credential:  s.name,
-		NextFetch:   s.next,
-		LastSuccess: s.lastSuccess,
-		LastError:   s.lastErr,
-		LastErrorAt: s.lastErrAt,
-		Successes:   s.successes,
-		Failures:    s.failures,
+		Valid:      s.validLocked(time.Now()),
+		ExpiresOn:  s.tok.ExpiresOn,
+		Credential: s.name,
+		LastError:  s.lastErr,
 	}
 }
+
+// Ready returns a channel that Run closes once it holds its first token,
+// after that token's log line and OnRefresh call. It stays open while no
+// token has come, also after Run stops.
+func (s *Source) Ready() <-chan struct{} { return s.ready }

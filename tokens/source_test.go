@@ -245,9 +245,8 @@ func TestRefreshFailureKeepsTokenAndBacksOff(t *testing.T) {
 			}
 		}
 
-		st := s.State()
-		if !st.Valid || st.Failures != uint64(len(calls)-1) || st.Successes != 1 || !errors.Is(st.LastError, errBoom) {
-			t.Errorf("State() = %+v, want Valid, %d failures, 1 success, LastError %v", st, len(calls)-1, errBoom)
+		if st := s.State(); !st.Valid || !errors.Is(st.LastError, errBoom) {
+			t.Errorf("State() = %+v, want Valid, LastError %v", st, errBoom)
 		}
 	})
 }
@@ -571,9 +570,6 @@ func TestRunStops(t *testing.T) {
 				if tok.Token != tc.want || (err != nil) != tc.wantErr {
 					t.Errorf("Token() after stop = %q, %v, want %q, error %v", tok.Token, err, tc.want, tc.wantErr)
 				}
-				if st := s.State(); !st.NextFetch.IsZero() {
-					t.Errorf("State().NextFetch after stop = %v, want zero", st.NextFetch)
-				}
 				if err := s.Run(context.Background()); err == nil {
 					t.Errorf("second Run = nil, want error")
 				}
@@ -621,7 +617,7 @@ func TestTokenCallerContext(t *testing.T) {
 				t.Errorf("%s: Token() returned after %v, want 1s", name, d)
 			}
 		}
-		if st := notRunning.State(); st.Valid || st.Credential != "" || !st.NextFetch.IsZero() {
+		if st := notRunning.State(); st != (State{}) {
 			t.Errorf("State() of a Source never run = %+v, want zero", st)
 		}
 	})
@@ -633,51 +629,116 @@ func TestStateAndOnRefresh(t *testing.T) {
 		exp := t0.Add(time.Hour)
 		errBoom := errors.New("boom")
 		type event struct {
-			result    string
 			expiresOn time.Time
+			err       error
 		}
 		var (
 			mu     sync.Mutex
 			events []event
 		)
 		cred := &fakeCredential{fn: func(ctx context.Context, n int) (azcore.AccessToken, error) {
-			if n == 1 {
+			switch {
+			case n == 1:
 				return token(1, exp), nil
+			case n < 6:
+				return azcore.AccessToken{}, errBoom
 			}
-			return azcore.AccessToken{}, errBoom
+			return token(n, time.Now().Add(time.Hour)), nil
 		}}
-		s, stop := startSource(t, Options{Credential: cred, OnRefresh: func(result string, expiresOn time.Time) {
+		s, stop := startSource(t, Options{Credential: cred, OnRefresh: func(expiresOn time.Time, err error) {
 			mu.Lock()
-			events = append(events, event{result, expiresOn})
+			events = append(events, event{expiresOn, err})
 			mu.Unlock()
 		}})
 		defer stop()
 
 		synctest.Wait()
-		st := s.State()
-		want := State{Valid: true, ExpiresOn: exp, Credential: "FakeCredential", NextFetch: t0.Add(55 * time.Minute), LastSuccess: t0, Successes: 1}
-		if st != want {
+		if st, want := s.State(), (State{Valid: true, ExpiresOn: exp, Credential: "FakeCredential"}); st != want {
 			t.Errorf("State() = %+v, want %+v", st, want)
 		}
 
-		sleepUntil(exp.Add(time.Minute)) // refresh fails until past expiry, retrying every 30s
-		st = s.State()
-		if st.Valid || !errors.Is(st.LastError, errBoom) || st.LastErrorAt.Before(exp.Add(-time.Minute)) || st.Successes != 1 || st.Failures < 2 {
-			t.Errorf("State() after expiry = %+v, want not Valid, LastError %v, 1 success, some failures", st, errBoom)
+		// The refresh at 55m fails 4 times (1s, 2s, 4s, 8s apart), then
+		// succeeds: while it fails, the old token serves and LastError
+		// says why; the success clears it.
+		sleepUntil(t0.Add(55*time.Minute + 4*time.Second))
+		if st := s.State(); !st.Valid || st.ExpiresOn != exp || !errors.Is(st.LastError, errBoom) {
+			t.Errorf("State() while the refresh fails = %+v, want Valid, the first token's expiry, LastError %v", st, errBoom)
+		}
+		sleepUntil(t0.Add(56 * time.Minute))
+		if st := s.State(); !st.Valid || st.ExpiresOn == exp || st.LastError != nil {
+			t.Errorf("State() after the refresh = %+v, want Valid, a new expiry, no LastError", st)
 		}
 
 		mu.Lock()
 		defer mu.Unlock()
-		if len(events) < 3 || events[0] != (event{ResultSuccess, exp}) {
-			t.Fatalf("OnRefresh events = %v, want success then failures", events)
+		if len(events) != 6 || events[0] != (event{exp, nil}) || events[5].expiresOn.IsZero() || events[5].err != nil {
+			t.Fatalf("OnRefresh events = %v, want a success, 4 failures, a success", events)
 		}
-		// A failure carries no expiry, whether the old token still serves
-		// (the first failures) or not (the last).
-		for i, e := range events[1:] {
-			if e != (event{ResultFailure, time.Time{}}) {
-				t.Errorf("OnRefresh event %d = %v, want failure with zero expiry", i+1, e)
+		// A failure carries no expiry, and the call's *CredentialError.
+		for i, e := range events[1:5] {
+			var ce *CredentialError
+			if !e.expiresOn.IsZero() || !errors.As(e.err, &ce) || !errors.Is(e.err, errBoom) {
+				t.Errorf("OnRefresh event %d = %v, want zero expiry and a *CredentialError wrapping %v", i+1, e, errBoom)
 			}
 		}
+	})
+}
+
+// Ready is closed once the first token is held, after its OnRefresh call
+// returned, and never before: not while the first calls fail, not when Run
+// stops without a token.
+func TestReady(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		failFirst int // calls that fail before the first token
+	}{
+		{"first call succeeds", 0},
+		{"after failures", 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				cred := &fakeCredential{fn: func(ctx context.Context, n int) (azcore.AccessToken, error) {
+					if n <= tc.failFirst {
+						return azcore.AccessToken{}, errors.New("AzureCLICredential: please run 'az login'")
+					}
+					return token(n, time.Now().Add(time.Hour)), nil
+				}}
+				succeeded, release := make(chan struct{}), make(chan struct{})
+				s, stop := startSource(t, Options{Credential: cred, OnRefresh: func(_ time.Time, err error) {
+					if err == nil {
+						succeeded <- struct{}{}
+						<-release
+					}
+				}})
+				defer stop()
+				<-succeeded // after the failures' backoff: 1s, 2s, 4s
+				select {
+				case <-s.Ready():
+					t.Errorf("Ready closed before OnRefresh returned")
+				default:
+				}
+				if n := cred.count(); n != tc.failFirst+1 {
+					t.Errorf("credential calls = %d, want %d", n, tc.failFirst+1)
+				}
+				close(release)
+				<-s.Ready() // synctest reports a Ready that never closes
+			})
+		})
+	}
+	t.Run("Run stops before any token", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			cred := &fakeCredential{fn: func(ctx context.Context, n int) (azcore.AccessToken, error) {
+				return azcore.AccessToken{}, errors.New("AzureCLICredential: please run 'az login'")
+			}}
+			s, stop := startSource(t, Options{Credential: cred})
+			time.Sleep(time.Minute)
+			stop()
+			select {
+			case <-s.Ready():
+				t.Errorf("Ready closed without a token after %d calls", cred.count())
+			default:
+			}
+		})
 	})
 }
 
@@ -778,8 +839,8 @@ func TestUnusableTokenIsAFailure(t *testing.T) {
 				if tok.Token != "" || !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Errorf("Token() = %q, %v, want ErrUnavailable with %q", tok.Token, err, tc.wantErr)
 				}
-				if st := s.State(); st.Successes != 0 || st.Failures == 0 {
-					t.Errorf("State() = %+v, want failures only", st)
+				if st := s.State(); st.Valid || st.Credential != "" || st.LastError == nil {
+					t.Errorf("State() = %+v, want no token, a LastError", st)
 				}
 			})
 		})

@@ -197,9 +197,9 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		Credential: cred,
 		Scope:      cfg.Scope,
 		Logger:     logger,
-		OnRefresh: func(result string, expiresOn time.Time) {
-			m.TokenRefreshed(result, expiresOn)
-			if result == tokens.ResultSuccess {
+		OnRefresh: func(expiresOn time.Time, err error) {
+			m.TokenRefreshed(refreshResult(err), expiresOn)
+			if err == nil {
 				announce.Do(func() { logReady(logger, cfg, ln.Addr().String(), adminAddr, source.State()) })
 			}
 		},
@@ -311,6 +311,14 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	wg.Wait()
 	logger.Info("stopped")
 	return errors.Join(runErr, cutRequests, cutSessions)
+}
+
+// refreshResult is the metrics result of a token fetch that ended with err.
+func refreshResult(err error) string {
+	if err != nil {
+		return metrics.ResultFailure
+	}
+	return metrics.ResultSuccess
 }
 
 // loadTLS reads the listener's certificate pair when TLS is configured (nil

@@ -17,8 +17,6 @@ import (
 
 	"github.com/entraproxy/entraproxy/config"
 	"github.com/entraproxy/entraproxy/internal/fakeazure"
-	"github.com/entraproxy/entraproxy/metrics"
-	"github.com/entraproxy/entraproxy/tokens"
 )
 
 func environ(kv ...string) func(string) string {
@@ -206,19 +204,6 @@ func TestWaitReadyzURL(t *testing.T) {
 		got, err := readyzURL(environ("ENTRAPROXY_ADMIN_LISTEN", tc.admin))
 		if got != tc.want || (err == nil) != (tc.wantErr == "") || (err != nil && !strings.Contains(err.Error(), tc.wantErr)) {
 			t.Errorf("readyzURL(ENTRAPROXY_ADMIN_LISTEN=%q) = %q, %v, want %q, %q", tc.admin, got, err, tc.want, tc.wantErr)
-		}
-	}
-}
-
-// tokens and metrics name refresh results alike: cmd hands one's result to
-// the other (tokens must not import metrics).
-func TestRefreshResultsMatchMetrics(t *testing.T) {
-	for _, tc := range []struct{ tokens, metrics string }{
-		{tokens.ResultSuccess, metrics.ResultSuccess},
-		{tokens.ResultFailure, metrics.ResultFailure},
-	} {
-		if tc.tokens != tc.metrics {
-			t.Errorf("tokens result %q, want metrics' %q", tc.tokens, tc.metrics)
 		}
 	}
 }
