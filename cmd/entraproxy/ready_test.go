@@ -92,3 +92,42 @@ func TestReadinessStates(t *testing.T) {
 		synctest.Wait()
 	})
 }
+
+// A token that expires while its refresh is still running: /readyz says
+// so, rather than "starting" (the last call succeeded, so there is no
+// error to quote).
+func TestReadinessTokenExpiresDuringRefresh(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		t0 := time.Now()
+		cred := tokenThenStuck{expiresOn: t0.Add(time.Minute)}
+		source := tokens.NewSource(tokens.Options{Credential: cred, Scope: "s", FetchTimeout: time.Hour})
+		var draining atomic.Bool
+		ready := readiness(source, &draining)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- source.Run(ctx) }()
+
+		// The refresh starts at 25s (half the token's 50 s of use) and
+		// never answers; at 50s the token is no longer handed out.
+		time.Sleep(55 * time.Second)
+		synctest.Wait()
+		want := "token_unavailable: the token expires at " + cred.expiresOn.UTC().Format(time.RFC3339) + " and its refresh has not finished"
+		if err := ready(); err == nil || err.Error() != want {
+			t.Errorf("ready = %v, want %s", err, want)
+		}
+		cancel()
+		<-done
+	})
+}
+
+// tokenThenStuck answers its first call with a token that expires at
+// expiresOn, and every later call never (until its context ends).
+type tokenThenStuck struct{ expiresOn time.Time }
+
+func (c tokenThenStuck) GetToken(ctx context.Context, _ policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	if time.Now().Before(c.expiresOn.Add(-50 * time.Second)) {
+		return azcore.AccessToken{Token: "t", ExpiresOn: c.expiresOn}, nil
+	}
+	<-ctx.Done()
+	return azcore.AccessToken{}, ctx.Err()
+}

@@ -167,9 +167,11 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
 }
 
-// serve runs the proxy until ctx ends, then shuts down in order: readiness
-// off, drain delay, stop accepting, finish in-flight requests, close
-// WebSocket sessions with 1001.
+// serve runs the proxy until ctx ends or a server fails, in four steps that
+// read top to bottom: build the graph (config -> logger -> credential ->
+// token source -> proxy -> listeners), start the goroutines (each waited for
+// before serve returns), serve until stopped (the ready line once the first
+// token is held), then shutdown. Its error decides the exit code (exitCode).
 func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) error {
 	cfg, typos, err := loadConfig(getenv, os.Environ())
 	if err != nil {
@@ -185,24 +187,11 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 
 	registry := prometheus.NewRegistry()
 	m := metrics.New(registry, metrics.BuildInfo{Version: version, Commit: commit, GoVersion: runtime.Version()})
-	// The listeners are opened once the proxy is built; the first token's
-	// arrival (on Run's goroutine, started after them) announces them.
-	var (
-		ln, adminLn net.Listener
-		adminAddr   = "off"
-		source      *tokens.Source
-		announce    sync.Once
-	)
-	source = tokens.NewSource(tokens.Options{
+	source := tokens.NewSource(tokens.Options{
 		Credential: cred,
 		Scope:      cfg.Scope,
 		Logger:     logger,
-		OnRefresh: func(expiresOn time.Time, err error) {
-			m.TokenRefreshed(refreshResult(err), expiresOn)
-			if err == nil {
-				announce.Do(func() { logReady(logger, cfg, ln.Addr().String(), adminAddr, source.State()) })
-			}
-		},
+		OnRefresh:  func(expiresOn time.Time, err error) { m.TokenRefreshed(refreshResult(err), expiresOn) },
 	})
 	p, err := proxy.New(proxy.Options{
 		Upstream:        cfg.UpstreamURL(),
@@ -227,90 +216,148 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-
-	if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
-		return fmt.Errorf("listen on ENTRAPROXY_LISTEN %s: %w", cfg.Listen, err)
+	ln, adminLn, err := listen(cfg)
+	if err != nil {
+		return err
 	}
-	if cfg.AdminListen != "off" {
-		if adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
-			ln.Close()
-			return fmt.Errorf("listen on ENTRAPROXY_ADMIN_LISTEN %s: %w", cfg.AdminListen, err)
-		}
+	adminAddr := "off"
+	if adminLn != nil {
 		adminAddr = adminLn.Addr().String()
 	}
-
 	// Where apps connect, before any token: the first one may take a while
 	// (az takes a second; a broken credential never gives one), and the
 	// ready line waits for it.
 	logger.Info("listening", "listen", ln.Addr().String(), "admin", adminAddr, "tls", cfg.TLS(), "upstream", cfg.Upstream, "credential", cfg.Credential)
 
-	var draining atomic.Bool
-	ready := readiness(source, &draining)
 	errorLog := slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
-	srv := newProxyServer(p, errorLog)
-	serveProxy := func() error { return srv.Serve(ln) }
+	svc := &services{proxy: p, server: newProxyServer(p, errorLog)}
 	if certs != nil {
-		srv.TLSConfig = certs.TLSConfig()
-		serveProxy = func() error { return srv.ServeTLS(ln, "", "") }
+		svc.server.TLSConfig = certs.TLSConfig()
 	}
-	var adminSrv *http.Server
 	if adminLn != nil {
-		adminSrv = &http.Server{Handler: admin.GuardHost(cfg.AdminHostCheck(), admin.Handler(ready, registry)), ReadHeaderTimeout: 5 * time.Second, ErrorLog: errorLog}
+		svc.admin = &http.Server{Handler: admin.GuardHost(cfg.AdminHostCheck(), admin.Handler(readiness(source, &svc.draining), registry)),
+			ReadHeaderTimeout: 5 * time.Second, ErrorLog: errorLog}
 	}
 
-	tokenCtx, stopTokens := context.WithCancel(context.WithoutCancel(ctx))
+	// Start. The token source and the certificate reloader run until
+	// shutdown is over (requests in flight still need tokens); a server or
+	// the token source that ends before then reports why on failed.
+	background, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
-	serveErr := make(chan error, 2)
-	wg.Go(func() { source.Run(tokenCtx) })
-	wg.Go(func() { serveErr <- serveProxy() })
+	failed := make(chan error, 3) // one slot per sender: none blocks
+	wg.Go(func() {
+		if err := source.Run(background); err != nil {
+			failed <- err
+		}
+	})
 	if certs != nil {
-		wg.Go(func() { certs.Run(tokenCtx) }) // ends with the token source, at shutdown
+		wg.Go(func() { certs.Run(background) })
 	}
-	if adminSrv != nil {
-		wg.Go(func() { serveErr <- adminSrv.Serve(adminLn) })
+	wg.Go(func() {
+		if certs != nil {
+			failed <- fmt.Errorf("serve: %w", svc.server.ServeTLS(ln, "", ""))
+		} else {
+			failed <- fmt.Errorf("serve: %w", svc.server.Serve(ln))
+		}
+	})
+	if svc.admin != nil {
+		wg.Go(func() { failed <- fmt.Errorf("serve: %w", svc.admin.Serve(adminLn)) })
 	}
 
-	var runErr error
-	select {
-	case <-ctx.Done():
-	case err := <-serveErr:
-		runErr = fmt.Errorf("serve: %w", err)
-	}
+	// Serve until the signal or a failure.
+	runErr := serveUntilStopped(ctx, failed, source.Ready(), func() {
+		logReady(logger, cfg, ln.Addr().String(), adminAddr, source.State())
+	})
 
-	// Shutdown, in order.
-	draining.Store(true)
+	cutErr := shutdown(svc, cfg, logger, runErr == nil)
+	stopBackground()
+	wg.Wait()
+	logger.Info("stopped")
+	return errors.Join(runErr, cutErr)
+}
+
+// listen opens ENTRAPROXY_LISTEN and, unless it is off,
+// ENTRAPROXY_ADMIN_LISTEN (adminLn nil). On an error none stays open.
+func listen(cfg *config.Config) (ln, adminLn net.Listener, err error) {
+	if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return nil, nil, fmt.Errorf("listen on ENTRAPROXY_LISTEN %s: %w", cfg.Listen, err)
+	}
+	if cfg.AdminListen == "off" {
+		return ln, nil, nil
+	}
+	if adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
+		ln.Close()
+		return nil, nil, fmt.Errorf("listen on ENTRAPROXY_ADMIN_LISTEN %s: %w", cfg.AdminListen, err)
+	}
+	return ln, adminLn, nil
+}
+
+// serveUntilStopped waits while the servers serve: for ctx to end (the
+// signal: nil) or for an error on failed (a server or the token source
+// ended: that error). The first time ready is closed it calls announce.
+func serveUntilStopped(ctx context.Context, failed <-chan error, ready <-chan struct{}, announce func()) error {
+	for {
+		select {
+		case <-ready:
+			announce()
+			ready = nil // never selected again
+		case <-ctx.Done():
+			return nil
+		case err := <-failed:
+			return err
+		}
+	}
+}
+
+// services is what shutdown stops.
+type services struct {
+	// server serves apps; proxy is its handler, whose WebSocket sessions
+	// server.Shutdown does not see (hijacked connections).
+	server *http.Server
+	proxy  *proxy.Proxy
+	// admin serves /healthz, /readyz and /metrics; nil when
+	// ENTRAPROXY_ADMIN_LISTEN is off.
+	admin *http.Server
+	// draining makes /readyz answer 503 from the start of shutdown on.
+	draining atomic.Bool
+}
+
+// shutdown stops svc in order: /readyz says 503; when drain, serving goes on
+// for ENTRAPROXY_DRAIN_DELAY while load balancers notice (not after a
+// failure); then the listener stops accepting while in-flight requests
+// finish and WebSocket sessions close with 1001, both within
+// ENTRAPROXY_SHUTDOWN_TIMEOUT; then the admin listener closes. Work cut at
+// the timeout makes the shutdown unclean: its error (exit 1, not 0; README,
+// Exit codes), so an orchestrator or a deploy script sees that clients lost
+// requests.
+func shutdown(svc *services, cfg *config.Config, logger *slog.Logger, drain bool) error {
+	svc.draining.Store(true)
 	logger.Info("shutting down", "drain_delay", cfg.DrainDelay, "shutdown_timeout", cfg.ShutdownTimeout)
-	if runErr == nil && cfg.DrainDelay > 0 {
-		time.Sleep(cfg.DrainDelay) // keep serving while load balancers see /readyz 503
+	if drain && cfg.DrainDelay > 0 {
+		time.Sleep(cfg.DrainDelay)
 	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
-	// Work cut at the timeout makes the shutdown unclean: exit 1, not 0
-	// (README, Exit codes: 0 is for a clean shutdown), so an orchestrator or a
-	// deploy script sees that clients lost requests.
 	var cutRequests, cutSessions error
-	var sw sync.WaitGroup
-	sw.Go(func() {
-		if err := srv.Shutdown(shutdownCtx); err != nil {
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := svc.server.Shutdown(ctx); err != nil {
 			logger.Warn("in-flight requests cut at the shutdown timeout", "error", err)
-			srv.Close()
+			svc.server.Close()
 			cutRequests = fmt.Errorf("shutdown timeout (ENTRAPROXY_SHUTDOWN_TIMEOUT %v): cut in-flight requests: %w", cfg.ShutdownTimeout, err)
 		}
 	})
-	sw.Go(func() {
-		if err := p.Shutdown(shutdownCtx); err != nil {
+	wg.Go(func() {
+		if err := svc.proxy.Shutdown(ctx); err != nil {
 			logger.Warn("WebSocket sessions cut at the shutdown timeout", "error", err)
 			cutSessions = fmt.Errorf("shutdown timeout (ENTRAPROXY_SHUTDOWN_TIMEOUT %v): cut WebSocket sessions: %w", cfg.ShutdownTimeout, err)
 		}
 	})
-	sw.Wait()
-	if adminSrv != nil {
-		adminSrv.Close()
-	}
-	stopTokens()
 	wg.Wait()
-	logger.Info("stopped")
-	return errors.Join(runErr, cutRequests, cutSessions)
+	if svc.admin != nil {
+		svc.admin.Close()
+	}
+	return errors.Join(cutRequests, cutSessions)
 }
 
 // refreshResult is the metrics result of a token fetch that ended with err.

@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -371,5 +372,55 @@ func TestLogFormats(t *testing.T) {
 		if strings.Contains(buf.String(), "\x1b[") {
 			t.Errorf("format %s into a buffer (not a terminal) wrote colour codes: %q", tc.format, buf.String())
 		}
+	}
+}
+
+// serveUntilStopped announces the first token once, and returns nil at the
+// signal or the first failure reported.
+func TestServeUntilStopped(t *testing.T) {
+	errBoom := errors.New("serve: accept: boom")
+	for _, tc := range []struct {
+		name         string
+		ready        bool // the first token comes before the stop
+		signal, fail bool
+		want         error
+	}{
+		{"signal before any token", false, true, false, nil},
+		{"failure before any token", false, false, true, errBoom},
+		{"signal after the token", true, true, false, nil},
+		{"failure after the token", true, false, true, errBoom},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			failed := make(chan error, 1)
+			ready := make(chan struct{})
+			var announced atomic.Int32
+			firstAnnounce := make(chan struct{})
+			done := make(chan error, 1)
+			go func() {
+				done <- serveUntilStopped(ctx, failed, ready, func() {
+					if announced.Add(1) == 1 {
+						close(firstAnnounce)
+					}
+				})
+			}()
+			if tc.ready {
+				close(ready)
+				<-firstAnnounce
+			}
+			if tc.signal {
+				cancel()
+			}
+			if tc.fail {
+				failed <- errBoom
+			}
+			if got := <-done; got != tc.want {
+				t.Errorf("serveUntilStopped = %v, want %v", got, tc.want)
+			}
+			if got, want := announced.Load(), map[bool]int32{false: 0, true: 1}[tc.ready]; got != want {
+				t.Errorf("announced %d times, want %d", got, want)
+			}
+		})
 	}
 }
