@@ -16,7 +16,7 @@ import (
 
 // runDoctor implements `entraproxy doctor`: the report on stdout, the exit
 // code from the report (2 invalid settings, 1 a failed check, 0 otherwise).
-func runDoctor(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func runDoctor(ctx context.Context, args []string, getenv func(string) string, environ []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("doctor", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	asJSON := fs.Bool("json", false, "write the report as JSON, for scripts")
@@ -39,7 +39,7 @@ func runDoctor(ctx context.Context, args []string, getenv func(string) string, s
 
 	rep, err := doctor.Run(ctx, doctor.Options{
 		Getenv:          getenv,
-		Environ:         os.Environ(), // the names, for the typo check (loadConfig)
+		Environ:         environ, // the names, for the typo check
 		ObserveAzureLog: true,
 		Service:         doctor.Service(*service),
 		ProbeTimeout:    *timeout,

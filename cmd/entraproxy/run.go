@@ -59,8 +59,13 @@ func exitCode(err error, stderr io.Writer) int {
 }
 
 // run is the whole program: main only adds the process (signals, exit code).
-// ctx ending means "shut down gracefully".
-func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+// ctx ending means "shut down gracefully". environ is the environment,
+// NAME=value entries as os.Environ returns them: run reads the settings from
+// it, and the typo check needs its names too, which a getenv func cannot
+// list. (azidentity still reads the process environment itself; see
+// tokens.CredentialOptions.)
+func run(ctx context.Context, args []string, environ []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	getenv := getenvFunc(environ)
 	cmd := ""
 	if len(args) > 0 {
 		cmd = args[0]
@@ -70,7 +75,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		if err := noArguments(cmd, args); err != nil {
 			return err
 		}
-		return serve(ctx, getenv, stderr)
+		return serve(ctx, getenv, environ, stderr)
 	case "-h", "-help", "--help", "help":
 		printUsage(stdout)
 		return nil
@@ -83,11 +88,31 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	case "wait":
 		return waitReady(ctx, args[1:], getenv, stderr)
 	case "doctor":
-		return runDoctor(ctx, args[1:], getenv, stdout, stderr)
+		return runDoctor(ctx, args[1:], getenv, environ, stdout, stderr)
 	default:
 		printUsage(stderr)
 		return usageError{fmt.Errorf("unknown command %q", cmd)}
 	}
+}
+
+// getenvFunc returns a lookup in environ that answers as os.Getenv would in
+// a process with that environment: a later entry for a name wins (as in
+// exec.Cmd.Env), and on Windows names match in any letter case.
+func getenvFunc(environ []string) func(string) string {
+	vars := make(map[string]string, len(environ))
+	for _, kv := range environ {
+		if name, value, ok := strings.Cut(kv, "="); ok {
+			vars[envKey(name)] = value
+		}
+	}
+	return func(name string) string { return vars[envKey(name)] }
+}
+
+func envKey(name string) string {
+	if runtime.GOOS == "windows" {
+		return strings.ToUpper(name)
+	}
+	return name
 }
 
 // noArguments refuses anything after a command that takes none: a typo
@@ -133,9 +158,7 @@ HTTPS_PROXY, NO_PROXY, SSL_CERT_FILE.
 }
 
 // loadConfig reads the settings through getenv and checks the names in
-// environ (os.Environ's NAME=value entries) for mistyped settings: a getenv
-// cannot list what is set, so the names come from the process, the values
-// from getenv.
+// environ (the same environment's NAME=value entries) for mistyped settings.
 func loadConfig(getenv func(string) string, environ []string) (*config.Config, []config.Typo, error) {
 	cfg, typos, err := config.LoadWithTypos(getenv, environ)
 	if err != nil {
@@ -172,8 +195,8 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 // token source -> proxy -> listeners), start the goroutines (each waited for
 // before serve returns), serve until stopped (the ready line once the first
 // token is held), then shutdown. Its error decides the exit code (exitCode).
-func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) error {
-	cfg, typos, err := loadConfig(getenv, os.Environ())
+func serve(ctx context.Context, getenv func(string) string, environ []string, stderr io.Writer) error {
+	cfg, typos, err := loadConfig(getenv, environ)
 	if err != nil {
 		return err
 	}

@@ -20,12 +20,14 @@ import (
 	"github.com/entraproxy/entraproxy/internal/fakeazure"
 )
 
-func environ(kv ...string) func(string) string {
-	m := make(map[string]string)
+// environ is an environment for run of the name, value pairs kv, as
+// os.Environ would list it; a later pair for a name wins.
+func environ(kv ...string) []string {
+	var env []string
 	for i := 0; i+1 < len(kv); i += 2 {
-		m[kv[i]] = kv[i+1]
+		env = append(env, kv[i]+"="+kv[i+1])
 	}
-	return func(k string) string { return m[k] }
+	return env
 }
 
 // hangGuard bounds every wait in these tests so that a hang fails the test
@@ -202,7 +204,7 @@ func TestWaitReadyzURL(t *testing.T) {
 		{"off", "", "admin listener"},
 		{"9191", "", "want host:port"},
 	} {
-		got, err := readyzURL(environ("ENTRAPROXY_ADMIN_LISTEN", tc.admin))
+		got, err := readyzURL(getenvFunc(environ("ENTRAPROXY_ADMIN_LISTEN", tc.admin)))
 		if got != tc.want || (err == nil) != (tc.wantErr == "") || (err != nil && !strings.Contains(err.Error(), tc.wantErr)) {
 			t.Errorf("readyzURL(ENTRAPROXY_ADMIN_LISTEN=%q) = %q, %v, want %q, %q", tc.admin, got, err, tc.want, tc.wantErr)
 		}
@@ -227,7 +229,7 @@ func TestGlobalLoggingRestored(t *testing.T) {
 		name string
 		ctx  context.Context
 		args []string
-		env  func(string) string
+		env  []string
 	}{
 		{"serve", cancelled, nil, environ("ENTRAPROXY_UPSTREAM", fake.URL(), "ENTRAPROXY_LISTEN", "127.0.0.1:0",
 			"ENTRAPROXY_ADMIN_LISTEN", "off", "ENTRAPROXY_CREDENTIAL", "managed-identity", "ENTRAPROXY_LOG_FORMAT", "json",
@@ -422,5 +424,15 @@ func TestServeUntilStopped(t *testing.T) {
 				t.Errorf("announced %d times, want %d", got, want)
 			}
 		})
+	}
+}
+
+// getenvFunc answers as os.Getenv would in a process with that environment.
+func TestGetenvFunc(t *testing.T) {
+	getenv := getenvFunc([]string{"A=1", "B=x=y", "A=2", "EMPTY=", "NOEQUALS"})
+	for name, want := range map[string]string{"A": "2", "B": "x=y", "EMPTY": "", "NOEQUALS": "", "MISSING": ""} {
+		if got := getenv(name); got != want {
+			t.Errorf("getenv(%q) = %q, want %q", name, got, want)
+		}
 	}
 }

@@ -85,7 +85,6 @@ func TestStartupWithoutToken(t *testing.T) {
 	defer broken.Close()
 	t.Setenv("IDENTITY_ENDPOINT", broken.URL+"/msi/token")
 	t.Setenv("IDENTITY_HEADER", "identity-header-startup-test")
-	t.Setenv("ENTRAPROXY_LISTN", "127.0.0.1:8081") // names come from the process environment
 
 	logs := newJSONLog()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -99,6 +98,7 @@ func TestStartupWithoutToken(t *testing.T) {
 			"ENTRAPROXY_LOG_FORMAT", "json",
 			"ENTRAPROXY_LOG_LEVEL", "debug",
 			"AZURE_CLIENT_ID", uniqueClientID(),
+			"ENTRAPROXY_LISTN", "127.0.0.1:8081",
 		), nil, io.Discard, logs)
 	}()
 	stopped := false
@@ -189,9 +189,8 @@ func TestStartupWithoutToken(t *testing.T) {
 
 // A required setting missing while a look-alike is set: the error names it.
 func TestMissingUpstreamNamesLookalike(t *testing.T) {
-	t.Setenv("ENTRAPROXY_UPSTREM", "https://name.cognitiveservices.azure.com")
 	var stderr bytes.Buffer
-	err := run(context.Background(), nil, environ(), nil, io.Discard, &stderr)
+	err := run(context.Background(), nil, environ("ENTRAPROXY_UPSTREM", "https://name.cognitiveservices.azure.com"), nil, io.Discard, &stderr)
 	if code := exitCode(err, &stderr); code != exitUsage {
 		t.Errorf("exit code = %d, want %d", code, exitUsage)
 	}
@@ -199,5 +198,29 @@ func TestMissingUpstreamNamesLookalike(t *testing.T) {
 		"set it to your resource's endpoint, e.g. https://NAME.cognitiveservices.azure.com")
 	if !strings.Contains(stderr.String(), want) {
 		t.Errorf("stderr = %q, want it to contain %q", stderr.String(), want)
+	}
+}
+
+// run reads the environment it is given, names and values alike, never the
+// process's: what the test process holds reaches neither serve's settings
+// and typo check nor doctor's.
+func TestRunReadsOnlyItsEnvironment(t *testing.T) {
+	t.Setenv("ENTRAPROXY_UPSTREAM", "https://name.cognitiveservices.azure.com")
+	t.Setenv("ENTRAPROXY_UPSTREM", "https://name.cognitiveservices.azure.com")
+	for _, args := range [][]string{nil, {"doctor", "--json"}} {
+		t.Run(fmt.Sprint(args), func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			err := run(context.Background(), args, environ("ENTRAPROXY_LOG_FORMAT", "json"), nil, &stdout, &stderr)
+			if code := exitCode(err, &stderr); code != exitUsage {
+				t.Errorf("exit code = %d, want %d (ENTRAPROXY_UPSTREAM unset in run's environment)", code, exitUsage)
+			}
+			out := stdout.String() + stderr.String()
+			if !strings.Contains(out, `ENTRAPROXY_UPSTREAM \"\": required`) && !strings.Contains(out, `ENTRAPROXY_UPSTREAM "": required`) {
+				t.Errorf("output lacks the missing ENTRAPROXY_UPSTREAM:\n%s", out)
+			}
+			if strings.Contains(out, "ENTRAPROXY_UPSTREM") {
+				t.Errorf("output names the process's ENTRAPROXY_UPSTREM:\n%s", out)
+			}
+		})
 	}
 }
