@@ -47,7 +47,7 @@ fuzz:
 # The full soak: 2 minutes of 50 clients, 20 s tokens, a 30 s token-endpoint
 # outage (docs/RELIABILITY.md). `make test` runs a 20 s version of it.
 soak:
-	ENTRAPROXY_SOAK=2m $(GO) test -race -count=1 -run '^TestSoak$$' -timeout 10m -v ./cmd/entraproxy/
+	ENTRAPROXYTEST_SOAK=2m $(GO) test -race -count=1 -run '^TestSoak$$' -timeout 10m -v ./cmd/entraproxy/
 
 # The end-to-end suite: real Speech SDK, openai and curl clients through
 # bin/entraproxy to bin/fakeazure (e2e/README.md). npm ci runs when

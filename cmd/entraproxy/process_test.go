@@ -19,17 +19,27 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/entraproxy/entraproxy/config"
 	"github.com/entraproxy/entraproxy/internal/fakeazure"
 )
 
 // TestMain lets the test binary play entraproxy itself, so process-level
 // tests (signals, exit codes) run the real main without a separate build.
 func TestMain(m *testing.M) {
-	if os.Getenv("ENTRAPROXY_TEST_MAIN") == "1" {
+	if os.Getenv("ENTRAPROXYTEST_MAIN") == "1" {
 		main()
 		return
 	}
 	os.Exit(m.Run())
+}
+
+// The variables the tests set for themselves (ENTRAPROXYTEST_MAIN here,
+// ENTRAPROXYTEST_SOAK for make soak) stay outside the settings' namespace:
+// the processes they reach must not warn about them as mistyped settings.
+func TestTestVariablesAreNoTypos(t *testing.T) {
+	if typos := config.FindTypos([]string{"ENTRAPROXYTEST_MAIN=1", "ENTRAPROXYTEST_SOAK=2m"}); len(typos) > 0 {
+		t.Errorf("FindTypos = %v, want none", typos)
+	}
 }
 
 // proc is an entraproxy process started by a test.
@@ -73,7 +83,7 @@ func startProcess(t *testing.T, fake *fakeazure.Azure, env ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(),
-		"ENTRAPROXY_TEST_MAIN=1",
+		"ENTRAPROXYTEST_MAIN=1",
 		"ENTRAPROXY_LISTEN=127.0.0.1:0",
 		"ENTRAPROXY_ADMIN_LISTEN=127.0.0.1:0",
 		"ENTRAPROXY_CREDENTIAL=managed-identity",

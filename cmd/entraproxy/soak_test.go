@@ -44,17 +44,17 @@ type soakOp struct {
 // the counts of goroutines are polled until they settle.
 //
 // `go test` runs 20 s of it (tokens of 14 s, an 8 s outage);
-// ENTRAPROXY_SOAK=2m (make soak) runs the full 2 minutes (20 s tokens, a
+// ENTRAPROXYTEST_SOAK=2m (make soak) runs the full 2 minutes (20 s tokens, a
 // 30 s outage).
 func TestSoak(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs 20 s or more; skipped with -short")
 	}
 	total := 20 * time.Second
-	if v := os.Getenv("ENTRAPROXY_SOAK"); v != "" {
+	if v := os.Getenv("ENTRAPROXYTEST_SOAK"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d < 20*time.Second {
-			t.Fatalf("ENTRAPROXY_SOAK %q: want a duration of at least 20s, e.g. 2m", v)
+			t.Fatalf("ENTRAPROXYTEST_SOAK %q: want a duration of at least 20s, e.g. 2m", v)
 		}
 		total = d
 	}
