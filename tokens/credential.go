@@ -71,10 +71,9 @@ func NewCredential(kind string, opts CredentialOptions) (azcore.TokenCredential,
 	case "azure-cli":
 		name = "AzureCLICredential"
 		// No TenantID from AZURE_TENANT_ID: DefaultAzureCredential does not
-		// give one to its CLI sources either (azidentity v1.15
-		// default_azure_credential.go passes only options.TenantID), so
-		// default and azure-cli ask az for the same tenant, the one az is
-		// logged in to. TestCLITenantParity keeps it so.
+		// give one to its CLI sources either (docs/AZIDENTITY.md, Tenants),
+		// so default and azure-cli ask az for the same tenant, the one az
+		// is logged in to. TestCLITenantParity keeps it so.
 		cred, err = azidentity.NewAzureCLICredential(nil)
 	case "azure-developer-cli":
 		name = "AzureDeveloperCLICredential"

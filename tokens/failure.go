@@ -109,8 +109,8 @@ func DescribeCredentialError(credential string, err error) *CredentialError {
 
 	// DefaultAzureCredential (a ChainedTokenCredential) lists each source on
 	// a line of its own after "Attempted credentials:", indented by a tab,
-	// with continuation lines indented by two (createChainedErrorMessage in
-	// azidentity's chained_token_credential.go).
+	// with continuation lines indented by two (docs/AZIDENTITY.md, "How a
+	// failure is recognised").
 	var sources []source
 	var entry []string
 	flush := func() {
