@@ -190,11 +190,12 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
 }
 
-// serve runs the proxy until ctx ends or a server fails, in four steps that
-// read top to bottom: build the graph (config -> logger -> credential ->
-// token source -> proxy -> listeners), start the goroutines (each waited for
-// before serve returns), serve until stopped (the ready line once the first
-// token is held), then shutdown. Its error decides the exit code (exitCode).
+// serve runs the proxy until ctx ends or a server or the token source fails,
+// in four steps that read top to bottom: build the graph (config -> logger
+// -> credential -> token source -> proxy -> listeners), start the goroutines
+// (each waited for before serve returns), serve until stopped (the ready
+// line once the first token is held), then shutdown. Its error decides the
+// exit code (exitCode).
 func serve(ctx context.Context, getenv func(string) string, environ []string, stderr io.Writer) error {
 	cfg, typos, err := loadConfig(getenv, environ)
 	if err != nil {
