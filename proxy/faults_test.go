@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/entraproxy/entraproxy/internal/leakcheck"
 	"github.com/entraproxy/entraproxy/internal/testport"
 	"github.com/entraproxy/entraproxy/tokens"
 )
@@ -27,57 +27,10 @@ import (
 // that the proxy stays up, answers the contract's error, leaks no goroutine
 // or file descriptor, and recovers by itself once the fault clears.
 
-// leakBaseline is the goroutine and open-file count of a quiet process.
-type leakBaseline struct{ goroutines, fds int }
-
-// quiesce runs closers (which drop idle keep-alive connections, so that the
-// count does not depend on a pool's state) and waits until the counts stop
-// falling.
-func quiesce(t *testing.T, closers ...func()) leakBaseline {
-	t.Helper()
-	for _, c := range closers {
-		c()
-	}
-	last := leakBaseline{runtime.NumGoroutine(), wsOpenFDs(t)}
-	for stable := 0; stable < 3; {
-		time.Sleep(30 * time.Millisecond)
-		now := leakBaseline{runtime.NumGoroutine(), wsOpenFDs(t)}
-		if now == last {
-			stable++
-		} else {
-			stable = 0
-		}
-		last = now
-	}
-	return last
-}
-
-// wantNoLeak fails unless, after closers, goroutines and open files come back
-// to at most base plus slack. The slack is for lazily started runtime and
-// library goroutines; a leak per faulty request would exceed it many times
-// over. Goroutines end when the scheduler gets to them, which no event
-// announces: the counts are polled, and wsWait only turns a leak into a
-// failure (a busy machine may take seconds to wind down).
-func wantNoLeak(t *testing.T, base leakBaseline, closers ...func()) {
-	t.Helper()
-	const slack = 3
-	deadline := time.Now().Add(wsWait)
-	for {
-		for _, c := range closers {
-			c()
-		}
-		g, fd := runtime.NumGoroutine(), wsOpenFDs(t)
-		if g <= base.goroutines+slack && fd <= base.fds+slack {
-			return
-		}
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			t.Fatalf("leak: goroutines = %d (baseline %d), open files = %d (baseline %d)\n%s",
-				g, base.goroutines, fd, base.fds, buf[:runtime.Stack(buf, true)])
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
+// leakSlack is the goroutines and files a fault test may end with above its
+// baseline: runtime and library goroutines started lazily. A leak per faulty
+// request would exceed it many times over.
+const leakSlack = 3
 
 // faultRequests is how many requests each test sends while its fault lasts.
 const faultRequests = 5
@@ -285,7 +238,7 @@ func (e *tokenFaultEnv) closers() []func() {
 func (e *tokenFaultEnv) run(t *testing.T, clear func()) {
 	t.Helper()
 	e.get(t) // the first answer starts lazily made connections
-	base := quiesce(t, e.closers()...)
+	base := leakcheck.Quiet(t, e.closers()...)
 	for range faultRequests {
 		resp, body := e.f.get(t, "/openai/models")
 		wantProxyError(t, resp, body, http.StatusServiceUnavailable, "token_unavailable")
@@ -307,7 +260,7 @@ func (e *tokenFaultEnv) run(t *testing.T, clear func()) {
 	if toks := e.id.tokens(); len(toks) == 0 || e.f.seen.last(t).header.Get("Authorization") != "Bearer "+toks[len(toks)-1] {
 		t.Errorf("upstream Authorization is not the token the endpoint issued")
 	}
-	wantNoLeak(t, base, e.closers()...)
+	leakcheck.Check(t, "after the fault", base, leakSlack, e.closers()...)
 	for _, tok := range e.id.tokens() {
 		if strings.Contains(e.logs.String(), tok) {
 			t.Errorf("the log holds an issued token")
@@ -380,7 +333,7 @@ func TestUpstreamRefusesConnections(t *testing.T) {
 	t.Cleanup(up.Close)
 	f := newHTTPFixtureFor(t, up, seen, func(o *Options) { o.Upstream = &url.URL{Scheme: "http", Host: port.Addr()} })
 
-	base := quiesce(t, upstreamClosers(f)...)
+	base := leakcheck.Quiet(t, upstreamClosers(f)...)
 	for range faultRequests {
 		resp, body := f.get(t, "/openai/models")
 		wantProxyError(t, resp, body, http.StatusBadGateway, "upstream_unreachable")
@@ -392,7 +345,7 @@ func TestUpstreamRefusesConnections(t *testing.T) {
 	if resp, body := f.get(t, "/openai/models"); resp.StatusCode != http.StatusOK || body != "ok" {
 		t.Errorf("request after the upstream came back = %d %q, want 200 ok", resp.StatusCode, body)
 	}
-	wantNoLeak(t, base, upstreamClosers(f)...)
+	leakcheck.Check(t, "after the fault", base, leakSlack, upstreamClosers(f)...)
 }
 
 // resetAfter writes a response head promising 1000 bytes, sends n of them,
@@ -419,7 +372,7 @@ func resetAfter(n int) http.Handler {
 func TestUpstreamResetsMidResponse(t *testing.T) {
 	f, logs := newUpstreamFault(t, resetAfter(100), nil)
 	f.get(t, "/ok")
-	base := quiesce(t, upstreamClosers(f)...)
+	base := leakcheck.Quiet(t, upstreamClosers(f)...)
 	for range faultRequests {
 		// The proxy cannot take back a response it has begun: it drops
 		// the connection, so the client sees an error, never a short body
@@ -453,7 +406,7 @@ func TestUpstreamResetsMidResponse(t *testing.T) {
 	if !strings.Contains(logs.String(), "read error during body copy") {
 		t.Errorf("the log does not say what cut the response:\n%s", logs.String())
 	}
-	wantNoLeak(t, base, upstreamClosers(f)...)
+	leakcheck.Check(t, "after the fault", base, leakSlack, upstreamClosers(f)...)
 }
 
 // stallUntilGone is an upstream that, at /stall-head, never answers and, at
@@ -487,7 +440,7 @@ func TestUpstreamStallsBeforeHeaders(t *testing.T) {
 		released := make(chan string, faultRequests)
 		f, _ := newUpstreamFault(t, stallUntilGone(released), func(o *Options) { o.ResponseTimeout = timeout })
 		f.get(t, "/ok")
-		base := quiesce(t, upstreamClosers(f)...)
+		base := leakcheck.Quiet(t, upstreamClosers(f)...)
 		for range faultRequests {
 			start := time.Now()
 			resp, body := f.get(t, "/stall-head")
@@ -506,7 +459,7 @@ func TestUpstreamStallsBeforeHeaders(t *testing.T) {
 			}
 			t.Errorf("next request = %d %s, want 200", resp.StatusCode, body)
 		}
-		wantNoLeak(t, base, upstreamClosers(f)...)
+		leakcheck.Check(t, "after the fault", base, leakSlack, upstreamClosers(f)...)
 		return nil
 	})
 }
@@ -518,7 +471,7 @@ func TestUpstreamStallsMidBody(t *testing.T) {
 		released := make(chan string, faultRequests)
 		f, logs := newUpstreamFault(t, stallUntilGone(released), func(o *Options) { o.ResponseTimeout = timeout })
 		f.get(t, "/ok")
-		base := quiesce(t, upstreamClosers(f)...)
+		base := leakcheck.Quiet(t, upstreamClosers(f)...)
 		for range faultRequests {
 			ctx, cancel := context.WithCancel(context.Background())
 			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, f.url("/stall-body"), nil)
@@ -560,7 +513,7 @@ func TestUpstreamStallsMidBody(t *testing.T) {
 			t.Errorf("next request = %d %s, want 200", resp.StatusCode, body)
 		}
 		logs.waitFor(t, "log lines", func() bool { return len(requestLines(t, logs)) == faultRequests+2 })
-		wantNoLeak(t, base, upstreamClosers(f)...)
+		leakcheck.Check(t, "after the fault", base, leakSlack, upstreamClosers(f)...)
 		return nil
 	})
 }
@@ -589,7 +542,7 @@ func TestClientDisconnectsMidUpload(t *testing.T) {
 	})
 	f, logs := newUpstreamFault(t, up, nil)
 	f.get(t, "/ok")
-	base := quiesce(t, upstreamClosers(f)...)
+	base := leakcheck.Quiet(t, upstreamClosers(f)...)
 	for range faultRequests {
 		ctx, cancel := context.WithCancel(context.Background())
 		pr, pw := io.Pipe()
@@ -640,7 +593,7 @@ func TestClientDisconnectsMidUpload(t *testing.T) {
 			t.Errorf("abandoned upload logged status %v, want %d", l["status"], statusClientClosed)
 		}
 	}
-	wantNoLeak(t, base, upstreamClosers(f)...)
+	leakcheck.Check(t, "after the fault", base, leakSlack, upstreamClosers(f)...)
 }
 
 func TestClientDisconnectsMidDownload(t *testing.T) {
@@ -671,7 +624,7 @@ func TestClientDisconnectsMidDownload(t *testing.T) {
 	})
 	f, logs := newUpstreamFault(t, up, nil)
 	f.get(t, "/ok")
-	base := quiesce(t, upstreamClosers(f)...)
+	base := leakcheck.Quiet(t, upstreamClosers(f)...)
 	for range faultRequests {
 		resp, err := f.client.Do(newHTTPRequest(t, http.MethodPost, f.url("/cognitiveservices/v1"), strings.NewReader("<speak/>")))
 		if err != nil {
@@ -690,5 +643,5 @@ func TestClientDisconnectsMidDownload(t *testing.T) {
 		t.Errorf("next request = %d %s, want 200", resp.StatusCode, body)
 	}
 	logs.waitFor(t, "log lines", func() bool { return len(requestLines(t, logs)) == faultRequests+2 })
-	wantNoLeak(t, base, upstreamClosers(f)...)
+	leakcheck.Check(t, "after the fault", base, leakSlack, upstreamClosers(f)...)
 }

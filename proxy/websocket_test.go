@@ -17,8 +17,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,9 +25,11 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/entraproxy/entraproxy/internal/hosts"
 	"github.com/gorilla/websocket"
 
+	"github.com/entraproxy/entraproxy/internal/hosts"
+
+	"github.com/entraproxy/entraproxy/internal/leakcheck"
 	"github.com/entraproxy/entraproxy/internal/testport"
 )
 
@@ -1082,15 +1082,6 @@ func wsOnlySession(t *testing.T, p *Proxy) *wsSession {
 	return nil
 }
 
-func wsOpenFDs(t *testing.T) int {
-	t.Helper()
-	entries, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Skipf("cannot count open files: %v", err)
-	}
-	return len(entries)
-}
-
 func TestWebSocketDroppedSessionsDoNotLeak(t *testing.T) {
 	var upstreamSaw sync.Map // how each side saw the other drop, for the log
 	var handlers sync.WaitGroup
@@ -1143,8 +1134,7 @@ func TestWebSocketDroppedSessionsDoNotLeak(t *testing.T) {
 			t.Fatalf("warm-up %s: %v", path, err)
 		}
 	}
-	settle()
-	baseGoroutines, baseFDs := runtime.NumGoroutine(), wsOpenFDs(t)
+	base := leakcheck.Quiet(t, settle)
 
 	const perSide, workers = 100, 8
 	paths := make(chan string, 2*perSide)
@@ -1168,22 +1158,7 @@ func TestWebSocketDroppedSessionsDoNotLeak(t *testing.T) {
 	for err := range errs {
 		t.Errorf("session: %v", err)
 	}
-	settle()
-
-	var goroutines, fds int
-	deadline := time.Now().Add(wsWait)
-	for {
-		goroutines, fds = runtime.NumGoroutine(), wsOpenFDs(t)
-		if goroutines <= baseGoroutines && fds <= baseFDs {
-			break
-		}
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			t.Fatalf("after %d dropped sessions: goroutines = %d, want <= %d; open files = %d, want <= %d\n%s",
-				2*perSide, goroutines, baseGoroutines, fds, baseFDs, buf[:runtime.Stack(buf, true)])
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	leakcheck.Check(t, fmt.Sprintf("after %d dropped sessions", 2*perSide), base, 0, settle)
 	upstreamSaw.Range(func(k, v any) bool {
 		t.Logf("%s: %v", k, v)
 		return true

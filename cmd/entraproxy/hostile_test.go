@@ -12,8 +12,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -22,6 +20,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 
 	"github.com/entraproxy/entraproxy/internal/hosts"
+	"github.com/entraproxy/entraproxy/internal/leakcheck"
 	"github.com/entraproxy/entraproxy/proxy"
 )
 
@@ -495,37 +494,6 @@ func TestEncodedPathTricks(t *testing.T) {
 	}
 }
 
-// openFDs counts this process's open file descriptors.
-func openFDs(t *testing.T) int {
-	t.Helper()
-	entries, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Skipf("cannot count open files: %v", err)
-	}
-	return len(entries)
-}
-
-// settle polls until goroutines and open files are back to at most their
-// baselines plus slack, and fails with a goroutine dump if they are not
-// after hangGuard. Goroutines end when the scheduler gets to them, which
-// nothing announces; a busy machine may take seconds.
-func settle(t *testing.T, what string, baseG, baseFD, slack int) {
-	t.Helper()
-	deadline := time.Now().Add(hangGuard)
-	for {
-		g, fd := runtime.NumGoroutine(), openFDs(t)
-		if g <= baseG+slack && fd <= baseFD+slack {
-			return
-		}
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			t.Fatalf("%s: goroutines = %d (baseline %d), open files = %d (baseline %d), slack %d\n%s",
-				what, g, baseG, fd, baseFD, slack, buf[:runtime.Stack(buf, true)])
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // Thousands of connections that send nothing, half a header, or go idle
 // after one request: the proxy keeps answering others, drops each at its
 // timeout (never before it; how long after is the machine's business, and a
@@ -554,7 +522,7 @@ func TestThousandsOfIdleConnections(t *testing.T) {
 	if err := get(); err != nil { // warm: the upstream connection pool exists
 		t.Fatal(err)
 	}
-	baseG, baseFD := runtime.NumGoroutine(), openFDs(t)
+	base := leakcheck.Now(t)
 
 	start := time.Now()
 	conns := make([]net.Conn, 0, silent+half+keepAlive)
@@ -608,5 +576,5 @@ func TestThousandsOfIdleConnections(t *testing.T) {
 	// The upstream hangs up its side, so the proxy's pool lets go of the
 	// connections the keep-alive requests added.
 	env.upstream.CloseClientConnections()
-	settle(t, fmt.Sprintf("after %d idle connections", silent+half+keepAlive), baseG, baseFD, 2)
+	leakcheck.Check(t, fmt.Sprintf("after %d idle connections", silent+half+keepAlive), base, 2)
 }
