@@ -3,16 +3,52 @@ package proxy
 import (
 	"net/http"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
 
-// Whatever the query, no credential parameter survives, and every other
-// part keeps its bytes and order.
+// credentialParams are the query parameter names that carry a credential,
+// written out here rather than taken from the code under test, so that
+// dropping one from the proxy's list fails the fuzz test: the three the
+// README names, and API Management's Subscription-Key
+// (https://learn.microsoft.com/azure/api-management/api-management-subscriptions).
+var credentialParams = []string{"authorization", "ocp-apim-subscription-key", "api-key", "subscription-key"}
+
+// namesCredential reports whether one name=value piece of a query names a
+// credential, as a lenient server would read it: '+' is a space, a valid %XX
+// escape is its byte and an invalid one is left as it is, surrounding spaces
+// do not count, and letter case does not either.
+func namesCredential(piece string) bool {
+	name, _, _ := strings.Cut(piece, "=")
+	var b strings.Builder
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; {
+		case c == '+':
+			b.WriteByte(' ')
+		case c == '%' && i+2 < len(name) && isHex(name[i+1]) && isHex(name[i+2]):
+			v, _ := strconv.ParseUint(name[i+1:i+3], 16, 8)
+			b.WriteByte(byte(v))
+			i += 2
+		default:
+			b.WriteByte(c)
+		}
+	}
+	decoded := strings.TrimSpace(b.String())
+	return slices.ContainsFunc(credentialParams, func(c string) bool { return strings.EqualFold(decoded, c) })
+}
+
+func isHex(c byte) bool { return strings.IndexByte("0123456789abcdefABCDEF", c) >= 0 }
+
+// Whatever the query, no piece of the result names a credential, whether a
+// server splits pairs on '&' alone or on ';' too; and every '&' part that
+// names none (in any of its ';' pieces) is kept, with its bytes, in order.
 func FuzzStripCredentialQuery(f *testing.F) {
 	for _, seed := range []string{
 		"", "a=1", "Ocp-Apim-Subscription-Key=k&X-ConnectionId=1", "AUTHORIZATION=Bearer%20x", "api%2Dkey=k",
 		"a=1;api-key=k", "%41uthorization=x", "api-key", "&&", "=x", "a=%zz&api-key=k", "Api-Key =k", "language=en-US&format=simple",
+		"subscription-key=k", "+api-key+=k", "%61%70%69%2d%6b%65%79=k", "api-key%zz=k",
 	} {
 		f.Add(seed)
 	}
@@ -20,21 +56,17 @@ func FuzzStripCredentialQuery(f *testing.F) {
 		got := stripCredentialQuery(raw)
 		var kept []string
 		for part := range strings.SplitSeq(raw, "&") {
-			if !isCredentialParam(part) {
+			if !slices.ContainsFunc(strings.Split(part, ";"), namesCredential) {
 				kept = append(kept, part)
 			}
 		}
-		if want := strings.Join(kept, "&"); got != want && !(got == raw && len(kept) == strings.Count(raw, "&")+1) {
+		if want := strings.Join(kept, "&"); got != want {
 			t.Fatalf("stripCredentialQuery(%q) = %q, want %q", raw, got, want)
 		}
 		for part := range strings.SplitSeq(got, "&") {
 			for piece := range strings.SplitSeq(part, ";") {
-				name, _, _ := strings.Cut(piece, "=")
-				if decoded, err := url.QueryUnescape(name); err == nil {
-					name = decoded
-				}
-				if isCredentialName(strings.TrimSpace(name)) {
-					t.Fatalf("stripCredentialQuery(%q) = %q keeps credential %q", raw, got, name)
+				if namesCredential(piece) {
+					t.Fatalf("stripCredentialQuery(%q) = %q keeps credential %q", raw, got, piece)
 				}
 			}
 		}
