@@ -2,12 +2,14 @@ package proxy
 
 import (
 	"context"
+	"net/http"
 	"sync"
 	"sync/atomic"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 
 	"github.com/entraproxy/entraproxy/internal/hosts"
+	"github.com/entraproxy/entraproxy/metrics"
 	"github.com/entraproxy/entraproxy/tokens"
 )
 
@@ -32,12 +34,15 @@ const (
 	FormatAuto AuthFormat = "auto"
 )
 
-// authorizer writes the Authorization header for one upstream host. HTTP and
-// WebSocket share it, so a form learned on one is used by the other.
+// authorizer decides how the proxy authorizes itself to an upstream host:
+// the form and token of a first request, and what follows a 401. HTTP
+// (authTransport) and WebSocket (wsProxy.serve) ask it the same questions,
+// so a form learned on one is used by the other.
 type authorizer struct {
 	tokens     TokenSource
 	format     AuthFormat
 	resourceID string
+	metrics    *metrics.Metrics
 
 	mu      sync.Mutex
 	learned map[string]tokens.Form // by upstream host; auto only
@@ -50,64 +55,99 @@ type authorizer struct {
 
 type builtValue struct{ token, value string }
 
-func newAuthorizer(ts TokenSource, format AuthFormat, resourceID string) *authorizer {
-	return &authorizer{tokens: ts, format: format, resourceID: resourceID, learned: make(map[string]tokens.Form)}
+// credential is what authorizes one upstream request: a form and the token
+// written in it.
+type credential struct {
+	form  tokens.Form
+	token string
 }
 
-// form is the form to try first for host.
-func (a *authorizer) form(host string) tokens.Form {
+func newAuthorizer(ts TokenSource, format AuthFormat, resourceID string, m *metrics.Metrics) *authorizer {
+	return &authorizer{tokens: ts, format: format, resourceID: resourceID, metrics: m, learned: make(map[string]tokens.Form)}
+}
+
+// first is the credential of a first request to host: the configured form,
+// or under auto the form learned for host (bearer until one is), with the
+// current token. With no token it is the 503 token_unavailable, before
+// anything is sent.
+func (a *authorizer) first(ctx context.Context, host string) (credential, error) {
+	form := tokens.Bearer // auto, until a form is learned
 	switch a.format {
 	case FormatAAD:
-		return tokens.AAD
-	case FormatBearer:
-		return tokens.Bearer
+		form = tokens.AAD
+	case FormatAuto:
+		a.mu.Lock()
+		form = a.learned[host]
+		a.mu.Unlock()
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.learned[host] // zero value: Bearer
+	tok, err := a.tokens.Token(ctx)
+	if err != nil {
+		return credential{}, tokenUnavailable(err)
+	}
+	return credential{form: form, token: tok.Token}, nil
 }
 
-// retries reports whether a 401 earns one more try (auto only).
-func (a *authorizer) retries() bool { return a.format == FormatAuto }
-
-// retryForm is the form for the one retry after form got a 401 from host:
-// the other form when a resource id allows aad, else the same form with a
-// fresh token. Azure OpenAI never gets the aad form: it is Speech's alone
-// (docs/SPEECH-SDK-WIRE.md, Entra ID forms and redirects).
-func (a *authorizer) retryForm(host string, form tokens.Form) tokens.Form {
-	if a.resourceID == "" || isOpenAIHost(host) {
-		return tokens.Bearer
+// header is c as an Authorization value.
+func (a *authorizer) header(c credential) string {
+	if b := a.built[c.form].Load(); b != nil && b.token == c.token {
+		return b.value
 	}
-	if form == tokens.AAD {
-		return tokens.Bearer
-	}
-	return tokens.AAD
+	v := tokens.Authorization(c.form, a.resourceID, c.token)
+	a.built[c.form].Store(&builtValue{token: c.token, value: v})
+	return v
 }
 
-// learn remembers that form worked for host.
-func (a *authorizer) learn(host string, form tokens.Form) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.learned[host] = form
+// after401 decides what follows the upstream's 401 to a request to host
+// that carried sent. Only auto retries, once: with a renewed token, in the
+// other form where a resource id allows aad (Azure OpenAI never gets the
+// aad form: it is Speech's alone; docs/SPEECH-SDK-WIRE.md, Entra ID forms
+// and redirects), else in the same form. ok is false when no retry is
+// worth sending: the renewal failed (the upstream's own 401 then says
+// more), or it changed nothing, neither token nor form (Renew hands back
+// the same token within 10 s of the last renewal, and resending would only
+// double the upstream's load while a role is missing). A retry is counted
+// in the metrics here; the caller sends it and reports the answer with
+// answered, which remembers the form for host.
+func (a *authorizer) after401(ctx context.Context, host string, sent credential) (retry *authRetry, ok bool) {
+	if a.format != FormatAuto {
+		return nil, false
+	}
+	fresh, err := a.tokens.Renew(ctx, sent.token)
+	if err != nil {
+		return nil, false
+	}
+	form := tokens.Bearer
+	if sent.form == tokens.Bearer && a.resourceID != "" && !isOpenAIHost(host) {
+		form = tokens.AAD
+	}
+	if fresh.Token == sent.token && form == sent.form {
+		return nil, false
+	}
+	a.metrics.AuthRetry(form.String())
+	return &authRetry{credential: credential{form: form, token: fresh.Token}, a: a, host: host}, true
 }
 
-// worthRetrying reports whether a retry after a 401 could change anything:
-// a new token or another form. Renew may hand back the same token (it asks
-// the credential at most once per 10 s), and sending the same request again
-// would only double the upstream's load while a role is missing.
-func (a *authorizer) worthRetrying(host string, form tokens.Form, stale, fresh string) bool {
-	return fresh != stale || a.retryForm(host, form) != form
+// authRetry is the one retry after a 401, as after401 chose it.
+type authRetry struct {
+	credential
+	a    *authorizer
+	host string
+}
+
+// answered reports the upstream's status for the retry: anything but
+// another 401 means the upstream took its form, which later requests to
+// the host then start with (a WebSocket session reports its 101 before it
+// runs, so sessions opened meanwhile, while it lasts minutes, start with
+// it too).
+func (r *authRetry) answered(status int) {
+	if status == http.StatusUnauthorized {
+		return
+	}
+	r.a.mu.Lock()
+	defer r.a.mu.Unlock()
+	r.a.learned[r.host] = r.form
 }
 
 func isOpenAIHost(host string) bool {
 	return hosts.IsOpenAI(host)
-}
-
-func (a *authorizer) value(form tokens.Form, token string) string {
-	if b := a.built[form].Load(); b != nil && b.token == token {
-		return b.value
-	}
-	v := tokens.Authorization(form, a.resourceID, token)
-	a.built[form].Store(&builtValue{token: token, value: v})
-	return v
 }

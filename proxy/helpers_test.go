@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -28,14 +29,17 @@ const (
 )
 
 // fakeTokens is a TokenSource that counts its calls. Token hands out the
-// current token (or err); Renew replaces it with a different one.
+// current token (or err); Renew replaces it with a different one, or keeps
+// it with renewSame, as tokens.Source does within 10 s of its last renewal.
 type fakeTokens struct {
-	mu     sync.Mutex
-	base   string
-	token  string
-	err    error
-	tokens int // Token calls
-	renews int // Renew calls
+	mu        sync.Mutex
+	base      string
+	token     string
+	err       error // for Token and Renew
+	renewErr  error // for Renew only
+	renewSame bool
+	tokens    int // Token calls
+	renews    int // Renew calls
 }
 
 func newFakeTokens(token string) *fakeTokens {
@@ -56,10 +60,12 @@ func (f *fakeTokens) Renew(_ context.Context, stale string) (azcore.AccessToken,
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.renews++
-	if f.err != nil {
-		return azcore.AccessToken{}, f.err
+	if err := cmp.Or(f.err, f.renewErr); err != nil {
+		return azcore.AccessToken{}, err
 	}
-	f.token = fmt.Sprintf("%s.renewed%d", f.base, f.renews)
+	if !f.renewSame {
+		f.token = fmt.Sprintf("%s.renewed%d", f.base, f.renews)
+	}
 	return azcore.AccessToken{Token: f.token, ExpiresOn: time.Now().Add(time.Hour)}, nil
 }
 

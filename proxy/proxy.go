@@ -110,9 +110,8 @@ func New(opts Options) (*Proxy, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	proxyFunc := opts.Proxy
-	if proxyFunc == nil {
-		proxyFunc = http.ProxyFromEnvironment
+	if opts.Proxy == nil {
+		opts.Proxy = http.ProxyFromEnvironment
 	}
 	tlsConfig := opts.TLSConfig
 	if tlsConfig == nil {
@@ -128,7 +127,7 @@ func New(opts Options) (*Proxy, error) {
 		upstream:    upstream,
 		speechPaths: opts.SpeechPaths,
 		guard:       guard{inboundKeys: keys, allowedOrigins: opts.AllowedOrigins, hosts: opts.AllowedHosts},
-		auth:        newAuthorizer(opts.Tokens, format, opts.ResourceID),
+		auth:        newAuthorizer(opts.Tokens, format, opts.ResourceID, opts.Metrics),
 		redirects:   redirectPolicy{allowed: hosts.NewPatterns(opts.RedirectHosts)},
 		timeout:     timeout,
 		logger:      logger,
@@ -140,40 +139,17 @@ func New(opts Options) (*Proxy, error) {
 	}
 
 	dialer := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
-	base := &http.Transport{
-		Proxy:                 proxyFunc,
-		DialContext:           dialUpstream(dialer),
-		TLSClientConfig:       tlsConfig.Clone(), // Transport edits NextProtos in place; the WebSocket dialer shares tlsConfig
-		TLSHandshakeTimeout:   timeout,
-		ResponseHeaderTimeout: opts.ResponseTimeout,
-		ExpectContinueTimeout: time.Second,
-		ForceAttemptHTTP2:     true,
-		// One upstream host: keep enough idle connections for a busy app
-		// instead of http.Transport's default of 2 per host.
-		MaxIdleConns:        256,
-		MaxIdleConnsPerHost: 256,
-		// Under the 4-minute idle timeout of Azure's load balancers
-		// (https://learn.microsoft.com/azure/load-balancer/load-balancer-tcp-idle-timeout)
-		// and the 60 s many HTTP front ends keep; a connection closed
-		// sooner is caught before it is written to (upstreamTransport).
-		IdleConnTimeout: 50 * time.Second,
-		// With the 2 KB Authorization, http.Transport's 4 KiB buffers took
-		// two writes for a request with a few KiB of JSON and two reads for
-		// an answer of that size; 16 KiB takes one (BENCHMARKS.md).
-		WriteBufferSize: 16 << 10,
-		ReadBufferSize:  16 << 10,
-	}
 	p.httpProxy = &httputil.ReverseProxy{
 		Rewrite:        p.rewrite,
 		ModifyResponse: p.modifyResponse,
-		Transport:      newRedirectFollower(&authTransport{auth: p.auth, base: &upstreamTransport{base: base}, metrics: p.metrics}, p.redirects, p.metrics),
+		Transport:      newUpstreamStack(opts, timeout, dialer, tlsConfig, p.auth, p.redirects, p.metrics),
 		ErrorHandler:   p.proxyError,
 		ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		BufferPool:     p.buffers,
 		// FlushInterval stays 0: ReverseProxy already flushes at once for
 		// text/event-stream and for responses of unknown length.
 	}
-	p.ws = newWSProxy(p, dialer, proxyFunc, tlsConfig)
+	p.ws = newWSProxy(p, dialer, opts.Proxy, tlsConfig)
 	return p, nil
 }
 

@@ -17,20 +17,34 @@ type redirectPolicy struct {
 	allowed hosts.Patterns // ENTRAPROXY_REDIRECT_HOSTS
 }
 
-// check says whether the hop from -> to may be taken after hops earlier
-// ones, or the error to answer instead.
-func (rp redirectPolicy) check(from, to *url.URL, hops int) *apiError {
+// check decides an upstream redirect: the answer status with its location
+// to a request for from, after hops redirects already followed. It returns
+// where to go next, location resolved against from without its fragment
+// and without credential query parameters, or the error to answer instead.
+// HTTP (redirectFollower, through http.Client) and WebSocket
+// (wsProxy.serve) follow exactly the redirects it allows.
+func (rp redirectPolicy) check(from *url.URL, status int, location string, hops int) (*url.URL, *apiError) {
+	if !followable(status) || location == "" {
+		return nil, unfollowed(status, location)
+	}
+	loc, err := url.Parse(location)
+	if err != nil {
+		return nil, &apiError{status: http.StatusBadGateway, code: "upstream_unreachable", message: "the upstream sent an unreadable redirect", cause: err}
+	}
+	to := from.ResolveReference(loc)
 	switch {
 	case hops >= maxRedirects:
-		return &apiError{status: http.StatusBadGateway, code: "upstream_unreachable",
+		return nil, &apiError{status: http.StatusBadGateway, code: "upstream_unreachable",
 			message: "the upstream redirected more than " + strconv.Itoa(maxRedirects) + " times"}
 	case !rp.allowed.Match(to.Host):
-		return redirectNotAllowed(to.Host)
+		return nil, redirectNotAllowed(to.Host)
 	case isTLSScheme(from.Scheme) && !isTLSScheme(to.Scheme):
-		return &apiError{status: http.StatusBadGateway, code: "redirect_not_allowed",
+		return nil, &apiError{status: http.StatusBadGateway, code: "redirect_not_allowed",
 			message: "the upstream redirected from TLS to plain text; entraproxy sends its token over TLS only"}
 	}
-	return nil
+	to.RawQuery = stripCredentialQuery(to.RawQuery)
+	to.Fragment, to.RawFragment = "", ""
+	return to, nil
 }
 
 func isTLSScheme(scheme string) bool { return scheme == "https" || scheme == "wss" }

@@ -69,3 +69,36 @@ func wantErrorBody(t *testing.T, body, code string) {
 		t.Errorf("body = %s, want the JSON envelope with %s", body, want)
 	}
 }
+
+// A redirect's Location is followed without the credential parameters it
+// may carry, on HTTP and on a WebSocket handshake alike: the one credential
+// the next hop gets is the proxy's Authorization.
+func TestRedirectLocationLosesCredentials(t *testing.T) {
+	const query = "api-key=from-location&X-ConnectionId=abc&Authorization=Bearer%20x"
+	redirect := func(base string) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, base+"/landed?"+query+"#frag", http.StatusFound)
+		})
+	}
+	t.Run("http", func(t *testing.T) {
+		target := newRedirectTarget(t)
+		f := newHTTPFixture(t, redirect(target.srv.URL), func(o *Options) { o.RedirectHosts = []string{target.host()} })
+		if resp, body := f.get(t, "/x"); resp.StatusCode != http.StatusOK {
+			t.Fatalf("status = %d (body %s), want 200", resp.StatusCode, body)
+		}
+		got := target.seen.last(t)
+		if got.rawQuery != "X-ConnectionId=abc" {
+			t.Errorf("redirect target query = %q, want %q", got.rawQuery, "X-ConnectionId=abc")
+		}
+		wantOnlyProxyCredential(t, got, "Bearer "+plantedToken)
+	})
+	t.Run("websocket", func(t *testing.T) {
+		second := newWSUpstream(t, newWSAcceptor(t))
+		env := newWSEnv(t, newWSUpstream(t, redirect(second.URL)), func(o *Options) { o.RedirectHosts = []string{second.host} })
+		env.dial(t, "/x", nil)
+		seen := second.handshakes()
+		if len(seen) != 1 || seen[0].rawQuery != "X-ConnectionId=abc" {
+			t.Fatalf("redirect target handshakes = %+v, want one with query %q", seen, "X-ConnectionId=abc")
+		}
+	})
+}

@@ -1,14 +1,69 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"errors"
 	"io"
 	"maps"
+	"net"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/entraproxy/entraproxy/metrics"
 )
+
+// The upstream RoundTripper stack. httputil.ReverseProxy hands each
+// rewritten request (Proxy.rewrite) to the top layer; an error from any
+// layer reaches Proxy.proxyError, which answers classify(err). Top to
+// bottom:
+//
+//   - redirectFollower keeps a body of known length up to maxReplayBody as
+//     it is read (makeReplayable, reqbody.go), so the layers below may send
+//     it again, and follows the upstream's redirects through http.Client,
+//     each hop as redirectPolicy.check (redirect.go) allows; a 3xx never
+//     reaches the client. It relies on the layer below to authorize every
+//     hop, the first and each redirect alike.
+//   - authTransport sets the one Authorization (authorizer.first, auth.go)
+//     and, after a 401, sends the one retry authorizer.after401 chooses. It
+//     relies on the layer above for a replayable body (GetBody): a body
+//     without one was streamed and is sent once.
+//   - upstreamTransport (upstream.go) is http.Transport plus the proxy's
+//     connection care: a request of which nothing was written is sent again
+//     on another connection, closed idle connections are caught before use,
+//     and the two timeouts are told apart. It relies on the dialer's
+//     upstreamConn to count the bytes written, and on GetBody to resend.
+//
+// Each layer sees the request once per upstream request: the follower once
+// per client request, authTransport once per hop, upstreamTransport once
+// per hop and retry.
+func newUpstreamStack(opts Options, timeout time.Duration, dialer *net.Dialer, tlsConfig *tls.Config,
+	auth *authorizer, redirects redirectPolicy, m *metrics.Metrics) http.RoundTripper {
+	base := &http.Transport{
+		Proxy:                 opts.Proxy,
+		DialContext:           dialUpstream(dialer),
+		TLSClientConfig:       tlsConfig.Clone(), // Transport edits NextProtos in place; the WebSocket dialer shares tlsConfig
+		TLSHandshakeTimeout:   timeout,
+		ResponseHeaderTimeout: opts.ResponseTimeout,
+		ExpectContinueTimeout: time.Second,
+		ForceAttemptHTTP2:     true,
+		// One upstream host: keep enough idle connections for a busy app
+		// instead of http.Transport's default of 2 per host.
+		MaxIdleConns:        256,
+		MaxIdleConnsPerHost: 256,
+		// Under the 4-minute idle timeout of Azure's load balancers
+		// (https://learn.microsoft.com/azure/load-balancer/load-balancer-tcp-idle-timeout)
+		// and the 60 s many HTTP front ends keep; a connection closed
+		// sooner is caught before it is written to (upstreamTransport).
+		IdleConnTimeout: 50 * time.Second,
+		// With the 2 KB Authorization, http.Transport's 4 KiB buffers took
+		// two writes for a request with a few KiB of JSON and two reads for
+		// an answer of that size; 16 KiB takes one (BENCHMARKS.md).
+		WriteBufferSize: 16 << 10,
+		ReadBufferSize:  16 << 10,
+	}
+	return newRedirectFollower(&authTransport{auth: auth, base: &upstreamTransport{base: base}}, redirects, m)
+}
 
 // maxReplayBody is the largest request body kept for a retry or a 307/308
 // redirect (README, ENTRAPROXY_AUTH_FORMAT). SSML and chat JSON fit;
@@ -22,51 +77,50 @@ const maxRedirects = 3
 // is where a missing token can still become an error (503), never an
 // unauthenticated call to Azure.
 type authTransport struct {
-	auth    *authorizer
-	base    http.RoundTripper
-	metrics *metrics.Metrics
+	auth *authorizer
+	base http.RoundTripper
 }
 
 func (t *authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	host := req.URL.Host
-	form := t.auth.form(host)
 	facts := upstreamFactsOf(req.Context())
 	facts.attempt(host, req.URL.EscapedPath())
-	tok, err := t.auth.tokens.Token(req.Context())
+	cred, err := t.auth.first(req.Context(), host)
 	if err != nil {
-		return nil, tokenUnavailable(err)
+		return nil, err
 	}
-	facts.sending(form)
-	resp, err := t.base.RoundTrip(withAuthorization(req, t.auth.value(form, tok.Token)))
-	facts.answered(resp)
-	if err != nil || resp.StatusCode != http.StatusUnauthorized || !t.auth.retries() {
+	resp, err := t.send(req, cred)
+	if err != nil || resp.StatusCode != http.StatusUnauthorized {
 		return resp, err
 	}
 	if req.Body != nil && req.Body != http.NoBody && req.GetBody == nil {
 		return resp, nil // a streamed body was sent once and cannot be replayed
 	}
-
-	fresh, err := t.auth.tokens.Renew(req.Context(), tok.Token)
-	if err != nil || !t.auth.worthRetrying(host, form, tok.Token, fresh.Token) {
-		return resp, nil // the upstream's own 401 says more than our renewal failure
+	retry, ok := t.auth.after401(req.Context(), host, cred)
+	if !ok {
+		return resp, nil
 	}
-	retry := withAuthorization(req, "")
+	again := *req
 	if req.GetBody != nil {
-		if retry.Body, err = req.GetBody(); err != nil {
+		if again.Body, err = req.GetBody(); err != nil {
 			return resp, nil
 		}
 	}
 	discard(resp.Body)
-	form = t.auth.retryForm(host, form)
-	retry.Header["Authorization"] = []string{t.auth.value(form, fresh.Token)}
-	t.metrics.AuthRetry(form.String())
 	facts.retrying()
-	facts.sending(form)
-	resp, err = t.base.RoundTrip(retry)
-	facts.answered(resp)
-	if err == nil && resp.StatusCode != http.StatusUnauthorized {
-		t.auth.learn(host, form)
+	resp, err = t.send(&again, retry.credential)
+	if err == nil {
+		retry.answered(resp.StatusCode)
 	}
+	return resp, err
+}
+
+// send makes one upstream request with c, noting it for the access log.
+func (t *authTransport) send(req *http.Request, c credential) (*http.Response, error) {
+	facts := upstreamFactsOf(req.Context())
+	facts.sending(c.form)
+	resp, err := t.base.RoundTrip(withAuthorization(req, t.auth.header(c)))
+	facts.answered(resp)
 	return resp, err
 }
 
@@ -96,15 +150,18 @@ func discard(body io.ReadCloser) {
 // token (docs/SPEECH-SDK-WIRE.md, Entra ID forms and redirects).
 type redirectFollower struct {
 	next   http.RoundTripper
+	policy redirectPolicy
 	client *http.Client // its Transport is set per redirected request
 }
 
 func newRedirectFollower(next http.RoundTripper, policy redirectPolicy, m *metrics.Metrics) *redirectFollower {
-	return &redirectFollower{next: next, client: &http.Client{
+	return &redirectFollower{next: next, policy: policy, client: &http.Client{
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			if e := policy.check(via[len(via)-1].URL, req.URL, len(via)-1); e != nil {
+			to, e := policy.check(via[len(via)-1].URL, req.Response.StatusCode, req.Response.Header.Get("Location"), len(via)-1)
+			if e != nil {
 				return e
 			}
+			req.URL = to
 			m.RedirectFollowed()
 			return nil
 		},
@@ -122,15 +179,8 @@ func (f *redirectFollower) RoundTrip(req *http.Request) (*http.Response, error) 
 	// as the answer to its own first round trip, so it follows it exactly
 	// as if it had sent the request itself.
 	resp, err := f.next.RoundTrip(out)
-	if err != nil {
-		return nil, err
-	}
-	if !mustNotPass(resp.StatusCode) {
-		return resp, nil
-	}
-	if loc := resp.Header.Get("Location"); !followable(resp.StatusCode) || loc == "" {
-		discard(resp.Body)
-		return nil, unfollowed(resp.StatusCode, loc)
+	if err != nil || !mustNotPass(resp.StatusCode) {
+		return resp, err
 	}
 	client := *f.client
 	client.Transport = &answeredOnce{first: resp, next: f.next}
@@ -144,16 +194,18 @@ func (f *redirectFollower) RoundTrip(req *http.Request) (*http.Response, error) 
 		}
 		return nil, err
 	}
-	if mustNotPass(resp.StatusCode) {
-		discard(resp.Body)
-		if loc := resp.Header.Get("Location"); !followable(resp.StatusCode) || loc == "" {
-			return nil, unfollowed(resp.StatusCode, loc) // a later hop
-		}
-		// http.Client hands a 307/308 back when it cannot replay the body.
-		return nil, &apiError{status: http.StatusBadGateway, code: "upstream_unreachable",
-			message: "the upstream redirected a request whose body was streamed and cannot be sent again; send bodies of at most 1 MiB with a Content-Length"}
+	if !mustNotPass(resp.StatusCode) {
+		return resp, nil
 	}
-	return resp, nil
+	// http.Client hands back a 3xx it does not follow: one without a
+	// Location or of a kind it does not follow, which check refuses, or a
+	// 307/308 whose body it cannot send again.
+	discard(resp.Body)
+	if _, e := f.policy.check(resp.Request.URL, resp.StatusCode, resp.Header.Get("Location"), 0); e != nil {
+		return nil, e
+	}
+	return nil, &apiError{status: http.StatusBadGateway, code: "upstream_unreachable",
+		message: "the upstream redirected a request whose body was streamed and cannot be sent again; send bodies of at most 1 MiB with a Content-Length"}
 }
 
 // answeredOnce answers its first round trip with a response already

@@ -19,8 +19,6 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/koding/websocketproxy"
 	xproxy "golang.org/x/net/proxy"
-
-	"github.com/entraproxy/entraproxy/tokens"
 )
 
 // wsProxy relays WebSocket sessions through koding/websocketproxy, wrapped
@@ -99,13 +97,13 @@ func headerHasToken(h http.Header, name, token string) bool {
 }
 
 // wsHandshake is one session's way to an upstream handshake: the target,
-// the auth form, and the redirects and retry spent so far.
+// the credential, and the redirects and retry spent so far.
 type wsHandshake struct {
 	target  *url.URL
-	form    tokens.Form
-	token   string
+	cred    credential
 	hops    int
 	retried bool
+	retry   *authRetry // the 401 retry, until its answer is reported
 	// sent reports that a handshake went out; requestID is the upstream's
 	// id for its latest answer.
 	sent      bool
@@ -115,7 +113,15 @@ type wsHandshake struct {
 // facts is what the access log tells of the handshakes (upstreamFacts).
 func (hs *wsHandshake) facts() *upstreamFacts {
 	return &upstreamFacts{attempts: hs.hops + 1, path: hs.target.EscapedPath(), host: hs.target.Host,
-		sent: hs.sent, form: hs.form, retried: hs.retried, requestID: hs.requestID}
+		sent: hs.sent, form: hs.cred.form, retried: hs.retried, requestID: hs.requestID}
+}
+
+// answered reports a handshake's answer to the 401 retry it carried.
+func (hs *wsHandshake) answered(status int) {
+	if hs.retry != nil {
+		hs.retry.answered(status)
+		hs.retry = nil
+	}
 }
 
 func (s *wsProxy) serve(w http.ResponseWriter, r *http.Request) {
@@ -134,13 +140,13 @@ func (s *wsProxy) serve(w http.ResponseWriter, r *http.Request) {
 	if s.p.speechPaths {
 		mapSpeechPath(target)
 	}
-	hs := &wsHandshake{target: target, form: s.p.auth.form(target.Host)}
-	tok, err := s.p.auth.tokens.Token(r.Context())
+	hs := &wsHandshake{target: target}
+	cred, err := s.p.auth.first(r.Context(), target.Host)
 	if err != nil {
-		s.fail(w, r, start, tokenUnavailable(err), nil)
+		s.fail(w, r, start, classify(err), nil)
 		return
 	}
-	hs.token = tok.Token
+	hs.cred = cred
 
 	for {
 		att := s.attempt(w, r, hs)
@@ -152,54 +158,34 @@ func (s *wsProxy) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		hs.requestID = upstreamRequestID(att.header)
+		hs.answered(att.status)
 		switch {
-		case att.status == http.StatusUnauthorized && s.p.auth.retries() && !hs.retried:
-			fresh, err := s.p.auth.tokens.Renew(r.Context(), hs.token)
-			if err != nil || !s.p.auth.worthRetrying(hs.target.Host, hs.form, hs.token, fresh.Token) {
+		case att.status == http.StatusUnauthorized && !hs.retried:
+			retry, ok := s.p.auth.after401(r.Context(), hs.target.Host, hs.cred)
+			if !ok {
 				s.relayFailure(w, r, start, att)
 				return
 			}
-			hs.retried, hs.token = true, fresh.Token
-			hs.form = s.p.auth.retryForm(hs.target.Host, hs.form)
-			s.p.metrics.AuthRetry(hs.form.String())
+			hs.retried, hs.retry, hs.cred = true, retry, retry.credential
 		case mustNotPass(att.status):
-			next, e := s.redirectTarget(hs, att.status, att.header.Get("Location"))
+			next, e := s.p.redirects.check(hs.target, att.status, att.header.Get("Location"), hs.hops)
 			if e != nil {
 				s.fail(w, r, start, e, hs.facts())
 				return
 			}
-			tok, err := s.p.auth.tokens.Token(r.Context())
+			next.Scheme = wsScheme(next.Scheme)
+			cred, err := s.p.auth.first(r.Context(), next.Host)
 			if err != nil {
-				s.fail(w, r, start, tokenUnavailable(err), hs.facts())
+				s.fail(w, r, start, classify(err), hs.facts())
 				return
 			}
-			hs.target, hs.token, hs.hops = next, tok.Token, hs.hops+1
-			hs.form = s.p.auth.form(next.Host)
+			hs.target, hs.cred, hs.hops = next, cred, hs.hops+1
 			s.p.metrics.RedirectFollowed()
 		default:
 			s.relayFailure(w, r, start, att)
 			return
 		}
 	}
-}
-
-// redirectTarget resolves a handshake redirect, or says why it is refused.
-func (s *wsProxy) redirectTarget(hs *wsHandshake, status int, location string) (*url.URL, *apiError) {
-	if !followable(status) || location == "" {
-		return nil, unfollowed(status, location)
-	}
-	loc, err := url.Parse(location)
-	if err != nil {
-		return nil, &apiError{status: http.StatusBadGateway, code: "upstream_unreachable", message: "the upstream sent an unreadable redirect", cause: err}
-	}
-	next := hs.target.ResolveReference(loc)
-	next.Scheme = wsScheme(next.Scheme)
-	if e := s.p.redirects.check(hs.target, next, hs.hops); e != nil {
-		return nil, e
-	}
-	next.RawQuery = stripCredentialQuery(next.RawQuery)
-	next.Fragment = ""
-	return next, nil
 }
 
 func wsScheme(scheme string) string {
@@ -233,7 +219,7 @@ func (s *wsProxy) attempt(w http.ResponseWriter, r *http.Request, hs *wsHandshak
 	hctx, cancel := context.WithTimeout(r.Context(), s.p.timeout)
 	defer cancel()
 	att := &wsAttempt{rw: w, header: make(http.Header), hctx: hctx, s: s, r: r, hs: hs, start: time.Now()}
-	auth := s.p.auth.value(hs.form, hs.token)
+	auth := s.p.auth.header(hs.cred)
 	hs.sent = true
 	target := hs.target
 	kp := &websocketproxy.WebsocketProxy{
@@ -415,11 +401,7 @@ func (a *wsAttempt) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if a.hs.retried {
-		// The upstream took the retry's form: sessions opened from now on,
-		// while this one may last minutes, start with it.
-		a.s.p.auth.learn(a.hs.target.Host, a.hs.form)
-	}
+	a.hs.answered(http.StatusSwitchingProtocols)
 	upstreamHeader := a.dialed.responseHeader()
 	a.hs.requestID = upstreamRequestID(upstreamHeader)
 	a.session = a.s.startSession(a.r, conn, a.dialed, a.start, a.hs.facts())
