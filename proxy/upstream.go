@@ -4,13 +4,11 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptrace"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
@@ -32,32 +30,59 @@ import (
 //     which turns the race above into a failure before writing.
 //   - The pool's idle time stays below the upstream's: IdleConnTimeout is
 //     set under what Azure's front ends keep, and an upstream that keeps
-//     idle connections for less teaches the proxy its limit. Each pooled
-//     connection found closed while idle lowers idleLimit to 3/4 of the
-//     time it had been idle; pooled connections idle that long are dropped
-//     unused, so none is written to just as the upstream closes it (which
-//     the first rule cannot undo: the request left).
+//     idle connections for less teaches the proxy its limit. A pooled
+//     connection found closed before anything of a request was written to
+//     it (a clean idle close) lowers idleLimit to 3/4 of the time it had
+//     been idle; pooled connections idle that long are dropped unused, so
+//     none is written to just as the upstream closes it (which the first
+//     rule cannot undo: the request left). A connection that ends after a
+//     request was written teaches nothing: the upstream may have closed it
+//     for that request, not for its idle time. And a limit expires
+//     idleLimitLife after the last close that taught it: an upstream
+//     restart closes every pooled connection, however briefly idle, and
+//     would otherwise leave the proxy dropping almost every pooled
+//     connection for good.
 //   - A timeout while connecting (ENTRAPROXY_UPSTREAM_TIMEOUT: dial, TLS, a
 //     proxy's CONNECT) is told from a timeout waiting for the answer's
 //     headers (ENTRAPROXY_RESPONSE_TIMEOUT, ResponseHeaderTimeout), so the
 //     client's 504 names the setting to change.
 type upstreamTransport struct {
 	base *http.Transport
-	// idleLimit is how long a pooled connection may have been idle to be
-	// used, learned from the upstream; 0 while nothing is learned.
-	idleLimit atomic.Int64 // a time.Duration
+	// idleLimit is the learned limit, nil while none is (or it expired).
+	idleLimit atomic.Pointer[idleLimit]
 }
 
-// learnIdle notes that the upstream closed a connection after it had been
-// idle for d: from now on connections idle 3/4 of d are not used.
+// idleLimit is how long a pooled connection may have been idle to be used,
+// as the upstream taught it, until it expires.
+type idleLimit struct {
+	limit   time.Duration
+	expires time.Time
+}
+
+// idleLimitLife is how long a learned idle limit holds after the clean idle
+// close that set it. A close after a longer idle time neither raises the
+// limit nor extends it; one at or under it sets it again. An upstream that
+// closes idle connections early is taught again after expiry by the next
+// connection it closes (found closed before use, so the request is sent
+// on another); one that closed connections once (a restart, a deployment)
+// has the proxy back to its full pool 5 minutes later.
+const idleLimitLife = 5 * time.Minute
+
+// learnIdle notes a clean idle close: the upstream closed a pooled
+// connection that had been idle for d, before anything was written to it.
 func (t *upstreamTransport) learnIdle(d time.Duration) {
-	limit := int64(d * 3 / 4)
+	limit := d * 3 / 4
 	if limit <= 0 {
 		return
 	}
+	now := time.Now()
+	next := &idleLimit{limit: limit, expires: now.Add(idleLimitLife)}
 	for {
 		old := t.idleLimit.Load()
-		if old != 0 && old <= limit || t.idleLimit.CompareAndSwap(old, limit) {
+		if old != nil && now.Before(old.expires) && old.limit < limit {
+			return
+		}
+		if t.idleLimit.CompareAndSwap(old, next) {
 			return
 		}
 	}
@@ -66,8 +91,8 @@ func (t *upstreamTransport) learnIdle(d time.Duration) {
 // tooIdle reports whether a pooled connection idle for d has passed the
 // learned limit.
 func (t *upstreamTransport) tooIdle(d time.Duration) bool {
-	limit := t.idleLimit.Load()
-	return limit > 0 && int64(d) >= limit
+	l := t.idleLimit.Load()
+	return l != nil && d >= l.limit && time.Now().Before(l.expires)
 }
 
 // maxUnsentRetries bounds how often one request is sent again after attempts
@@ -82,7 +107,7 @@ func (t *upstreamTransport) RoundTrip(req *http.Request) (*http.Response, error)
 		if err == nil {
 			return resp, nil
 		}
-		if a.closedByUpstream(err) {
+		if a.closedWhileIdle() {
 			t.learnIdle(a.idle)
 		}
 		if retries < maxUnsentRetries && a.unsent() && req.Context().Err() == nil {
@@ -164,18 +189,13 @@ func (a *attempt) trace() *httptrace.ClientTrace {
 	}
 }
 
-// closedByUpstream reports whether the attempt failed because the upstream
-// had closed its pooled connection while idle, or closed it as the request
-// arrived: nothing written and not dropped by the proxy, or the connection
-// ended (EOF, reset) before any answer. The latter request is not sent again
-// (it left), but its connection's idle time is learned all the same.
-func (a *attempt) closedByUpstream(err error) bool {
+// closedWhileIdle reports whether the attempt failed because the upstream
+// had closed its pooled connection while idle: nothing of the request was
+// written to it, and the proxy had not dropped it itself.
+func (a *attempt) closedWhileIdle() bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.conn == nil || a.dropped {
-		return false
-	}
-	return a.conn.written.Load() == a.written || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)
+	return a.conn != nil && !a.dropped && a.conn.written.Load() == a.written
 }
 
 func (a *attempt) connected() bool {
