@@ -196,6 +196,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.refuse(w, r, errUpgradeNotWebSocket)
 		return
 	}
+	// Set before ReverseProxy runs, not in modifyResponse: the page must be
+	// able to read the proxy's own error answers too, which ModifyResponse
+	// never sees.
 	allowOrigin(w.Header(), r)
 	p.serveHTTP(w, r)
 }
@@ -214,8 +217,11 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	// A copy of r: the server keeps its own request, Body included (see
 	// clientBody).
 	r = r.WithContext(ctx)
-	rec := &responseRecorder{ResponseWriter: w}
-	body := &clientBody{ReadCloser: r.Body}
+	x := &httpExchange{}
+	x.w.ResponseWriter = w
+	x.rec.ResponseWriter = &x.w
+	rec, body := &x.rec, &x.body
+	body.ReadCloser = r.Body
 	if r.Body != nil && r.Body != http.NoBody {
 		r.Body = body
 	}
@@ -227,6 +233,15 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	defer p.logRequest(r, rec, body, facts, start, &completed)
 	p.httpProxy.ServeHTTP(rec, r)
 	completed = true
+}
+
+// httpExchange is what serveHTTP wraps around one request, in one
+// allocation: the recorder the access log reads (ReverseProxy writes to
+// it), the writer under it, and the counted client body.
+type httpExchange struct {
+	rec  responseRecorder
+	w    oneContinue
+	body clientBody
 }
 
 // logRequest writes one request's access log line and metrics.
