@@ -31,13 +31,13 @@ func (e *apiError) Error() string {
 func (e *apiError) Unwrap() error { return e.cause }
 
 var (
-	errAbsoluteForm = &apiError{status: http.StatusBadRequest, code: "bad_request",
+	errAbsoluteForm = &apiError{status: http.StatusBadRequest, code: CodeBadRequest,
 		message: "entraproxy forwards only to its configured upstream; send origin-form requests (GET /path), not absolute URIs or CONNECT"}
-	errUpgradeNotWebSocket = &apiError{status: http.StatusBadRequest, code: "bad_request",
+	errUpgradeNotWebSocket = &apiError{status: http.StatusBadRequest, code: CodeBadRequest,
 		message: "entraproxy switches protocols only to WebSocket; send the request without an Upgrade header"}
-	errTraceRefused = &apiError{status: http.StatusMethodNotAllowed, code: "method_not_allowed",
+	errTraceRefused = &apiError{status: http.StatusMethodNotAllowed, code: CodeMethodNotAllowed,
 		message: "entraproxy never forwards TRACE or TRACK: the answer would echo the token it adds"}
-	errShuttingDown = &apiError{status: http.StatusServiceUnavailable, code: "shutting_down",
+	errShuttingDown = &apiError{status: http.StatusServiceUnavailable, code: CodeShuttingDown,
 		message: "entraproxy is shutting down; retry against another instance"}
 )
 
@@ -45,19 +45,14 @@ var (
 // is the token source's news, which it logs once per credential call with
 // the same description: one more warning per request would only repeat it.
 func (e *apiError) logLevel() slog.Level {
-	if e.code == codeTokenUnavailable {
+	if e.code == CodeTokenUnavailable {
 		return slog.LevelDebug
 	}
 	return slog.LevelWarn
 }
 
-const codeTokenUnavailable = CodeTokenUnavailable
-
-// codeOriginNotAllowed is the refusal of a browser origin.
-const codeOriginNotAllowed = CodeOriginNotAllowed
-
 func tokenUnavailable(err error) *apiError {
-	return &apiError{status: http.StatusServiceUnavailable, code: codeTokenUnavailable,
+	return &apiError{status: http.StatusServiceUnavailable, code: CodeTokenUnavailable,
 		message: "entraproxy holds no valid Entra ID token; check its logs or run `entraproxy doctor`", cause: err}
 }
 
@@ -74,15 +69,15 @@ func classify(err error) *apiError {
 		return ae
 	}
 	if isClientBodyError(err) {
-		return &apiError{status: http.StatusBadRequest, code: "bad_request",
+		return &apiError{status: http.StatusBadRequest, code: CodeBadRequest,
 			message: "entraproxy could not read the request body (malformed chunked encoding, or shorter than its Content-Length); send a well-formed body", cause: err}
 	}
 	if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
 		// Answer timeouts were told apart by upstreamTransport.
-		return &apiError{status: http.StatusGatewayTimeout, code: "upstream_timeout",
+		return &apiError{status: http.StatusGatewayTimeout, code: CodeUpstreamTimeout,
 			message: "the upstream did not complete the connection (or the WebSocket handshake) within ENTRAPROXY_UPSTREAM_TIMEOUT", cause: err}
 	}
-	return &apiError{status: http.StatusBadGateway, code: "upstream_unreachable",
+	return &apiError{status: http.StatusBadGateway, code: CodeUpstreamUnreachable,
 		message: "entraproxy could not reach the upstream; check ENTRAPROXY_UPSTREAM, DNS, HTTPS_PROXY and the network", cause: err}
 }
 
@@ -134,7 +129,7 @@ func writeError(w http.ResponseWriter, r *http.Request, e *apiError) (status, n 
 // shows nothing of a failed handshake whatever its status.
 func handshakeAnswer(e *apiError) (status int, reason string) {
 	switch {
-	case e.code == codeOriginNotAllowed:
+	case e.code == CodeOriginNotAllowed:
 		status = e.status
 	case e.status < 500:
 		status = http.StatusBadRequest

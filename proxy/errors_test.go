@@ -20,7 +20,7 @@ func TestHandshakeRefusalReasonPhrase(t *testing.T) {
 		{errShuttingDown, 503, 502},
 		{&apiError{status: 401, code: "inbound_key_invalid", message: "wrong key"}, 401, 400},
 		{&apiError{status: 403, code: "host_not_allowed", message: "bad host"}, 403, 400},
-		{&apiError{status: 403, code: codeOriginNotAllowed, message: "bad origin"}, 403, 403},
+		{&apiError{status: 403, code: CodeOriginNotAllowed, message: "bad origin"}, 403, 403},
 		{&apiError{status: 504, code: "upstream_timeout", message: "slow"}, 504, 502},
 		{redirectNotAllowed("evil.example"), 502, 502},
 		{errAbsoluteForm, 400, 400},

@@ -33,11 +33,11 @@ func (g *guard) check(r *http.Request) *apiError {
 	}
 	presented, found := inboundKey(r)
 	if !found {
-		return &apiError{status: http.StatusUnauthorized, code: "inbound_key_required",
+		return &apiError{status: http.StatusUnauthorized, code: CodeInboundKeyRequired,
 			message: "this gateway requires a key: send it as Ocp-Apim-Subscription-Key, api-key or Authorization: Bearer <key>, or on a WebSocket as the subprotocol openai-insecure-api-key.<key> (an SDK's key setting works)"}
 	}
 	if !g.validKey(presented) {
-		return &apiError{status: http.StatusUnauthorized, code: "inbound_key_invalid",
+		return &apiError{status: http.StatusUnauthorized, code: CodeInboundKeyInvalid,
 			message: "the key presented is not one of this gateway's ENTRAPROXY_INBOUND_KEYS"}
 	}
 	return nil
@@ -61,7 +61,7 @@ func (g *guard) checkBrowser(r *http.Request) *apiError {
 	origins := r.Header.Values("Origin")
 	for _, o := range origins {
 		if !g.originAllowed(o) {
-			return &apiError{status: http.StatusForbidden, code: codeOriginNotAllowed,
+			return &apiError{status: http.StatusForbidden, code: CodeOriginNotAllowed,
 				message: "requests from browser origin " + quoteBounded(o) + " are refused; add it to ENTRAPROXY_ALLOWED_ORIGINS if this page should use the proxy"}
 		}
 	}
@@ -70,7 +70,7 @@ func (g *guard) checkBrowser(r *http.Request) *apiError {
 	}
 	for _, site := range r.Header.Values("Sec-Fetch-Site") {
 		if site != "same-origin" && site != "none" {
-			return &apiError{status: http.StatusForbidden, code: codeOriginNotAllowed,
+			return &apiError{status: http.StatusForbidden, code: CodeOriginNotAllowed,
 				message: "a browser request from another site (Sec-Fetch-Site " + quoteBounded(site) + ") without an allowed Origin is refused, so that web pages cannot spend this proxy's identity; " +
 					"a page listed in ENTRAPROXY_ALLOWED_ORIGINS must call with fetch or XMLHttpRequest in CORS mode, a crossorigin media element, or a WebSocket"}
 		}
@@ -79,7 +79,7 @@ func (g *guard) checkBrowser(r *http.Request) *apiError {
 }
 
 func hostNotAllowed(host string, allowed []string) *apiError {
-	return &apiError{status: http.StatusForbidden, code: "host_not_allowed",
+	return &apiError{status: http.StatusForbidden, code: CodeHostNotAllowed,
 		message: "Host " + quoteBounded(host) + " is refused (DNS rebinding protection); connect to " + strings.Join(allowed, ", ") +
 			", or list the name in ENTRAPROXY_ALLOWED_HOSTS"}
 }

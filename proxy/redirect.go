@@ -29,17 +29,17 @@ func (rp redirectPolicy) check(from *url.URL, status int, location string, hops 
 	}
 	loc, err := url.Parse(location)
 	if err != nil {
-		return nil, &apiError{status: http.StatusBadGateway, code: "upstream_unreachable", message: "the upstream sent an unreadable redirect", cause: err}
+		return nil, &apiError{status: http.StatusBadGateway, code: CodeUpstreamUnreachable, message: "the upstream sent an unreadable redirect", cause: err}
 	}
 	to := from.ResolveReference(loc)
 	switch {
 	case hops >= maxRedirects:
-		return nil, &apiError{status: http.StatusBadGateway, code: "upstream_unreachable",
+		return nil, &apiError{status: http.StatusBadGateway, code: CodeUpstreamUnreachable,
 			message: "the upstream redirected more than " + strconv.Itoa(maxRedirects) + " times"}
 	case !rp.allowed.Match(to.Host):
 		return nil, redirectNotAllowed(to.Host)
 	case isTLSScheme(from.Scheme) && !isTLSScheme(to.Scheme):
-		return nil, &apiError{status: http.StatusBadGateway, code: "redirect_not_allowed",
+		return nil, &apiError{status: http.StatusBadGateway, code: CodeRedirectNotAllowed,
 			message: "the upstream redirected from TLS to plain text; entraproxy sends its token over TLS only"}
 	}
 	to.RawQuery = stripCredentialQuery(to.RawQuery)
@@ -70,9 +70,9 @@ func mustNotPass(code int) bool {
 // other than the policy (no Location, a kind the proxy does not follow).
 func unfollowed(code int, location string) *apiError {
 	if location == "" {
-		return &apiError{status: http.StatusBadGateway, code: "redirect_not_allowed",
+		return &apiError{status: http.StatusBadGateway, code: CodeRedirectNotAllowed,
 			message: "the upstream answered " + strconv.Itoa(code) + " without a Location; entraproxy never passes a redirect on to the client"}
 	}
-	return &apiError{status: http.StatusBadGateway, code: "redirect_not_allowed",
+	return &apiError{status: http.StatusBadGateway, code: CodeRedirectNotAllowed,
 		message: "the upstream answered " + strconv.Itoa(code) + ", a redirect entraproxy does not follow"}
 }

@@ -204,7 +204,7 @@ func (f *redirectFollower) RoundTrip(req *http.Request) (*http.Response, error) 
 	if _, e := f.policy.check(resp.Request.URL, resp.StatusCode, resp.Header.Get("Location"), 0); e != nil {
 		return nil, e
 	}
-	return nil, &apiError{status: http.StatusBadGateway, code: "upstream_unreachable",
+	return nil, &apiError{status: http.StatusBadGateway, code: CodeUpstreamUnreachable,
 		message: "the upstream redirected a request whose body was streamed and cannot be sent again; send bodies of at most 1 MiB with a Content-Length"}
 }
 

@@ -117,7 +117,7 @@ func (t *upstreamTransport) RoundTrip(req *http.Request) (*http.Response, error)
 			}
 		}
 		if a.connected() && isTimeout(err) {
-			return nil, &apiError{status: http.StatusGatewayTimeout, code: "upstream_timeout",
+			return nil, &apiError{status: http.StatusGatewayTimeout, code: CodeUpstreamTimeout,
 				message: "the upstream did not answer within ENTRAPROXY_RESPONSE_TIMEOUT", cause: err}
 		}
 		return nil, err

@@ -66,7 +66,7 @@ func newWSProxy(p *Proxy, d *net.Dialer, proxyFunc func(*http.Request) (*url.URL
 // let gorilla find the request bad.
 func checkUpgrade(r *http.Request) *apiError {
 	bad := func(why string) *apiError {
-		return &apiError{status: http.StatusBadRequest, code: "bad_request", message: "bad WebSocket upgrade: " + why}
+		return &apiError{status: http.StatusBadRequest, code: CodeBadRequest, message: "bad WebSocket upgrade: " + why}
 	}
 	switch {
 	case r.Method != http.MethodGet:
@@ -274,7 +274,7 @@ func (a *wsAttempt) dialTLS(_ context.Context, network, addr string) (net.Conn, 
 	tlsConn := tls.Client(conn, cfg)
 	if err := tlsConn.HandshakeContext(a.hctx); err != nil {
 		conn.Close()
-		a.dialErr = &apiError{status: http.StatusBadGateway, code: "upstream_unreachable",
+		a.dialErr = &apiError{status: http.StatusBadGateway, code: CodeUpstreamUnreachable,
 			message: "the TLS handshake with the upstream failed; check ENTRAPROXY_UPSTREAM, SSL_CERT_FILE and any TLS-inspecting proxy",
 			cause:   fmt.Errorf("tls handshake with %s: %w", addr, err)}
 		return nil, a.dialErr
@@ -418,7 +418,7 @@ func (a *wsAttempt) failure() *apiError {
 	if a.status == http.StatusSwitchingProtocols {
 		// gorilla refused the upstream's 101 (a wrong Sec-WebSocket-Accept,
 		// no Upgrade header): a broken upstream, not an answer to relay.
-		return &apiError{status: http.StatusBadGateway, code: "upstream_unreachable",
+		return &apiError{status: http.StatusBadGateway, code: CodeUpstreamUnreachable,
 			message: "the upstream's WebSocket handshake answer was invalid"}
 	}
 	if a.dialed == nil || !a.dialed.answered() {
@@ -429,7 +429,7 @@ func (a *wsAttempt) failure() *apiError {
 		if d, ok := a.hctx.Deadline(); ok && !time.Now().Before(d) {
 			return classify(context.DeadlineExceeded)
 		}
-		return &apiError{status: http.StatusBadGateway, code: "upstream_unreachable",
+		return &apiError{status: http.StatusBadGateway, code: CodeUpstreamUnreachable,
 			message: "the upstream closed the connection during the WebSocket handshake"}
 	}
 	return nil
