@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"io"
-	"net"
 	"net/http"
 	"runtime"
 	"strings"
@@ -14,11 +13,13 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/entraproxy/entraproxy/proxy/internal/wsrelay"
 )
 
 // Absurd WebSocket messages from a client: koding relays whole messages, so
 // without a limit one message would make the proxy hold all of it. A data
-// frame that would take its message past maxClientMessage is withheld and
+// frame that would take its message past wsrelay.MaxClientMessage is withheld and
 // the session ends with 1009 (message too big) to both sides.
 func TestWebSocketClientMessageLimit(t *testing.T) {
 	t.Run("20 MiB in one frame: 1009 both ways, memory flat", func(t *testing.T) {
@@ -33,7 +34,7 @@ func TestWebSocketClientMessageLimit(t *testing.T) {
 		go func() { _, err := client.NetConn().Write(frame); wrote <- err }()
 
 		_, _, err := upstream.ReadMessage()
-		wsWantClose(t, "upstream", err, websocket.CloseMessageTooBig, messageTooBigReason)
+		wsWantClose(t, "upstream", err, websocket.CloseMessageTooBig, wsrelay.MessageTooBigReason)
 		_, _, err = client.ReadMessage()
 		wsWantClose(t, "client", err, websocket.CloseMessageTooBig, "")
 		stopSampling()
@@ -54,12 +55,12 @@ func TestWebSocketClientMessageLimit(t *testing.T) {
 		// continuation that declares the rest: the header alone decides.
 		stream := wsTestFrame(false, opBinary, []byte{1}, wsTestKey)
 		stream = append(stream, wsTestFrame(true, 0x9, nil, wsTestKey)...)
-		stream = append(stream, wsHeaderOnly(true, opContinuation, maxClientMessage, wsTestKey)...)
+		stream = append(stream, wsHeaderOnly(true, opContinuation, wsrelay.MaxClientMessage, wsTestKey)...)
 		if _, err := client.NetConn().Write(stream); err != nil {
 			t.Fatal(err)
 		}
 		_, _, err := upstream.ReadMessage()
-		wsWantClose(t, "upstream", err, websocket.CloseMessageTooBig, messageTooBigReason)
+		wsWantClose(t, "upstream", err, websocket.CloseMessageTooBig, wsrelay.MessageTooBigReason)
 		_, _, err = client.ReadMessage()
 		wsWantClose(t, "client", err, websocket.CloseMessageTooBig, "")
 	})
@@ -121,21 +122,46 @@ func sampleHeap(peak *atomic.Uint64) (stop func()) {
 	return func() { close(done); wg.Wait() }
 }
 
-// chunkConn is a client connection that returns stream in reads of at most
-// chunk bytes.
-type chunkConn struct {
-	net.Conn
-	stream []byte
-	chunk  int
-}
+// WebSocket opcodes (RFC 6455, section 5.2) of the frames these tests write
+// themselves.
+const (
+	opContinuation = 0x0
+	opBinary       = 0x2
+)
 
-func (c *chunkConn) Read(b []byte) (int, error) {
-	if len(c.stream) == 0 {
-		return 0, io.EOF
+// wsTestKey masks a client frame.
+var wsTestKey = []byte{0x37, 0xfa, 0x21, 0x3d}
+
+// wsTestFrame encodes one WebSocket frame (RFC 6455, section 5.2). A non-nil
+// key masks the payload, as a client must.
+func wsTestFrame(fin bool, opcode byte, payload, key []byte) []byte {
+	b0 := opcode
+	if fin {
+		b0 |= 0x80
 	}
-	n := copy(b[:min(len(b), c.chunk)], c.stream)
-	c.stream = c.stream[n:]
-	return n, nil
+	var maskBit byte
+	if key != nil {
+		maskBit = 0x80
+	}
+	f := []byte{b0}
+	switch n := len(payload); {
+	case n < 126:
+		f = append(f, maskBit|byte(n))
+	case n <= 0xffff:
+		f = append(f, maskBit|126)
+		f = binary.BigEndian.AppendUint16(f, uint16(n))
+	default:
+		f = append(f, maskBit|127)
+		f = binary.BigEndian.AppendUint64(f, uint64(n))
+	}
+	if key == nil {
+		return append(f, payload...)
+	}
+	f = append(f, key[:4]...)
+	for i, c := range payload {
+		f = append(f, c^key[i%4])
+	}
+	return f
 }
 
 // wsHeaderOnly is a frame header with a 64-bit length and no payload.
@@ -150,94 +176,6 @@ func wsHeaderOnly(fin bool, opcode byte, length uint64, key []byte) []byte {
 	}
 	h := binary.BigEndian.AppendUint64([]byte{b0, maskBit | 127}, length)
 	return append(h, key...)
-}
-
-// refFirstOver parses stream independently of frameMeter and returns the
-// offset where the first data frame header that takes its message over
-// limit starts, or -1.
-func refFirstOver(stream []byte, limit uint64) int {
-	var msg uint64
-	for pos := 0; pos < len(stream); {
-		if len(stream)-pos < 2 {
-			return -1
-		}
-		b0, b1 := stream[pos], stream[pos+1]
-		hdr, length := 2, uint64(b1&0x7f)
-		switch length {
-		case 126:
-			if len(stream)-pos < 4 {
-				return -1
-			}
-			length, hdr = uint64(binary.BigEndian.Uint16(stream[pos+2:])), 4
-		case 127:
-			if len(stream)-pos < 10 {
-				return -1
-			}
-			length, hdr = binary.BigEndian.Uint64(stream[pos+2:]), 10
-		}
-		if b1&0x80 != 0 {
-			hdr += 4
-		}
-		if len(stream)-pos < hdr {
-			return -1
-		}
-		data := true
-		switch b0 & 0x0f {
-		case opText, opBinary:
-			msg = length
-		case opContinuation:
-			msg += min(length, ^uint64(0)-msg)
-		default:
-			data = false // control frames are not part of a message
-		}
-		if data && msg > limit {
-			return pos
-		}
-		if length > uint64(len(stream)-pos-hdr) {
-			return -1
-		}
-		pos += hdr + int(length)
-	}
-	return -1
-}
-
-// Whatever the client sends and however the reads split it, gorilla gets
-// exactly the stream up to the first data frame header that takes its
-// message over the limit, then a close 1009, and nothing of that header.
-func FuzzClientMessageLimit(f *testing.F) {
-	small := wsTestFrame(true, opBinary, []byte("audio"), wsTestKey)
-	over := wsHeaderOnly(true, opBinary, 1<<62, wsTestKey) // declares 2^62 bytes, sends none
-	frag := append(wsTestFrame(false, opText, bytes.Repeat([]byte("x"), 300), wsTestKey), wsTestFrame(true, 0x9, nil, nil)...)
-	cont := wsHeaderOnly(true, opContinuation, maxClientMessage, nil)
-	f.Add(append(append([]byte{}, small...), over...), uint8(1))
-	f.Add(append(append(append([]byte{}, small...), frag...), cont...), uint8(3))
-	f.Add(append(append([]byte{}, frag...), small...), uint8(13))
-	f.Fuzz(func(t *testing.T, stream []byte, chunk uint8) {
-		c := &clientConn{Conn: &chunkConn{stream: stream, chunk: int(chunk)%40 + 1}}
-		var got []byte
-		buf := make([]byte, 4096)
-		for range len(stream) + 4 {
-			n, err := c.readClient(buf)
-			got = append(got, buf[:n]...)
-			c.in.feed(buf[:n])
-			if err != nil || c.tooBig {
-				break
-			}
-		}
-		cut := refFirstOver(stream, maxClientMessage)
-		if cut >= 0 {
-			if !c.tooBig || !bytes.Equal(got, stream[:cut]) {
-				t.Fatalf("delivered %d bytes (tooBig %v), want the %d before the oversized header at %d", len(got), c.tooBig, cut, cut)
-			}
-			if want := maskedCloseFrame(1009, messageTooBigReason); !bytes.Equal(c.pending, want) {
-				t.Fatalf("pending = %x, want the 1009 close frame", c.pending)
-			}
-			return
-		}
-		if c.tooBig || !bytes.Equal(got, stream[:len(got)]) || len(stream)-len(got) >= maxFrameHeader {
-			t.Fatalf("delivered %d of %d bytes (tooBig %v), want all but at most an unfinished header", len(got), len(stream), c.tooBig)
-		}
-	})
 }
 
 // The guards run on WebSocket upgrades before anything is dialed: a page in

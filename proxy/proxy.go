@@ -18,6 +18,7 @@ import (
 
 	"github.com/entraproxy/entraproxy/internal/hosts"
 	"github.com/entraproxy/entraproxy/metrics"
+	"github.com/entraproxy/entraproxy/proxy/internal/wsrelay"
 )
 
 // Options configure a Proxy. Upstream and Tokens are required.
@@ -149,7 +150,7 @@ func New(opts Options) (*Proxy, error) {
 		// FlushInterval stays 0: ReverseProxy already flushes at once for
 		// text/event-stream and for responses of unknown length.
 	}
-	p.ws = newWSProxy(p, dialer, opts.Proxy, tlsConfig)
+	p.ws = &wsProxy{p: p, relay: wsrelay.New(dialer, opts.Proxy, tlsConfig, timeout), sessions: make(map[*wsrelay.Session]struct{})}
 	return p, nil
 }
 

@@ -120,7 +120,9 @@ func (t *authTransport) send(req *http.Request, c credential) (*http.Response, e
 	facts := upstreamFactsOf(req.Context())
 	facts.sending(c.form)
 	resp, err := t.base.RoundTrip(withAuthorization(req, t.auth.header(c)))
-	facts.answered(resp)
+	if err == nil {
+		facts.answered(resp.Header)
+	}
 	return resp, err
 }
 

@@ -10,10 +10,11 @@ import (
 
 // upstreamFacts is what passed between the proxy and the upstream for one
 // request or WebSocket handshake: what the access log needs to answer "why
-// did Azure refuse this?". Whoever talks to the upstream notes it; the
-// access-log line reads it once the request is done. Only the request's own
-// goroutine touches it (RoundTrippers, http.Client's redirects and the
-// WebSocket handshake all run there). The methods do nothing on nil, so a
+// did Azure refuse this?". Whoever talks to the upstream notes it
+// (authTransport, wsProxy.serve); the access-log line reads it once the
+// request is done. Only the request's own goroutine touches it
+// (RoundTrippers, http.Client's redirects and the WebSocket handshake all
+// run there). The methods do nothing on nil, so a
 // RoundTrip outside serveHTTP needs none.
 type upstreamFacts struct {
 	// attempts counts upstream requests: the first, then one per redirect
@@ -67,12 +68,13 @@ func (f *upstreamFacts) retrying() {
 	}
 }
 
-// answered notes the upstream's request id from its answer, if any.
-func (f *upstreamFacts) answered(resp *http.Response) {
-	if f == nil || resp == nil {
+// answered notes the upstream's request id from the header of its answer,
+// if any.
+func (f *upstreamFacts) answered(h http.Header) {
+	if f == nil {
 		return
 	}
-	if id := upstreamRequestID(resp.Header); id != "" {
+	if id := upstreamRequestID(h); id != "" {
 		f.requestID = id
 	}
 }
