@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -11,23 +10,6 @@ import (
 
 	"github.com/gorilla/websocket"
 )
-
-// accessLines are the access-log lines (msg "request" or "websocket") in a
-// JSON log.
-func accessLines(t *testing.T, logs string) []map[string]any {
-	t.Helper()
-	var out []map[string]any
-	for line := range strings.Lines(logs) {
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			t.Fatalf("log line %q is not JSON: %v", line, err)
-		}
-		if m["msg"] == "request" || m["msg"] == "websocket" {
-			out = append(out, m)
-		}
-	}
-	return out
-}
 
 // wantFields checks line's fields: a nil want means the field is absent.
 func wantFields(t *testing.T, line map[string]any, want map[string]any) {
@@ -115,7 +97,7 @@ func TestAccessLogUpstreamFields(t *testing.T) {
 			elsewhere, _ := newRecordingUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("X-Request-Id", "regional-4")
 			}))
-			logs := &wsLogBuffer{}
+			logs := &logBuffer{}
 			up := tc.upstream
 			if up == nil {
 				up = upstreamOK
@@ -134,7 +116,7 @@ func TestAccessLogUpstreamFields(t *testing.T) {
 			f.do(t, req)
 			f.front.Close() // waits for the handler, so its line is written
 
-			lines := accessLines(t, logs.String())
+			lines := logs.lines(t, "request", "websocket")
 			if len(lines) != 1 {
 				t.Fatalf("access lines = %d, want 1:\n%s", len(lines), logs.String())
 			}
@@ -160,21 +142,21 @@ func TestWebSocketAccessLogFields(t *testing.T) {
 	const connID = "5B7C0A3E2F1D4C6B8A9E0F1A2B3C4D5E"
 	t.Run("session", func(t *testing.T) {
 		sessions := make(chan *websocket.Conn, 1)
-		up := newWSUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		up := newTestUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			u := websocket.Upgrader{Subprotocols: []string{"USP"}}
 			c, err := u.Upgrade(w, r, http.Header{"Apim-Request-Id": {"ws-session-5"}})
 			if err == nil {
 				sessions <- c
 			}
 		}))
-		env := newWSEnv(t, up, nil)
+		env := newWSFixture(t, up, nil)
 		client := env.dial(t, wsSpeechPath, http.Header{"X-ConnectionId": {connID}})
 		upstream := wsRecv(t, "upstream session", sessions)
 		defer upstream.Close()
 		client.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(1000, ""), time.Now().Add(wsWait))
 		upstream.ReadMessage()
-		wsSessionsDone(t, env.p)
-		lines := accessLines(t, env.logs.String())
+		wsSessionsDone(t, env.proxy)
+		lines := env.logs.lines(t, "request", "websocket")
 		if len(lines) != 1 {
 			t.Fatalf("access lines = %d, want 1:\n%s", len(lines), env.logs.String())
 		}
@@ -184,17 +166,17 @@ func TestWebSocketAccessLogFields(t *testing.T) {
 	})
 
 	t.Run("refused handshake after a retry", func(t *testing.T) {
-		up := newWSUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		up := newTestUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("apim-request-id", "ws-refused-6")
 			http.Error(w, "Access denied", http.StatusUnauthorized)
 		}))
-		env := newWSEnv(t, up, func(o *Options) { o.AuthFormat = FormatAuto })
+		env := newWSFixture(t, up, func(o *Options) { o.AuthFormat = FormatAuto })
 		resp, _ := env.rawUpgrade(t, http.MethodGet, wsSpeechPath+"?X-ConnectionId="+connID, nil)
 		if resp.StatusCode != http.StatusUnauthorized {
 			t.Fatalf("status = %d, want the upstream's 401", resp.StatusCode)
 		}
-		env.srv.Close() // waits for the handler, so its line is written
-		lines := accessLines(t, env.logs.String())
+		env.front.Close() // waits for the handler, so its line is written
+		lines := env.logs.lines(t, "request", "websocket")
 		if len(lines) != 1 {
 			t.Fatalf("access lines = %d, want 1:\n%s", len(lines), env.logs.String())
 		}

@@ -3,7 +3,6 @@ package proxy
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -168,7 +167,7 @@ func TestClientBodyErrors(t *testing.T) {
 		mu        sync.Mutex
 		completed int // upstream requests whose body read to its end
 	)
-	var logs syncBuffer
+	var logs logBuffer
 	f := newHTTPFixture(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, err := io.Copy(io.Discard, r.Body); err == nil {
 			mu.Lock()
@@ -200,7 +199,7 @@ func TestClientBodyErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			before := len(requestLinesOf(t, &logs))
+			before := len(logs.lines(t, "request"))
 			c := dialExpect(t, addr)
 			c.send(tc.request)
 			if tc.closeWrite {
@@ -214,7 +213,7 @@ func TestClientBodyErrors(t *testing.T) {
 			}
 			var line map[string]any
 			wsEventually(t, "the access log line", func() bool {
-				lines := requestLinesOf(t, &logs)
+				lines := logs.lines(t, "request")
 				if len(lines) > before {
 					line = lines[before]
 					return true
@@ -237,22 +236,6 @@ func TestClientBodyErrors(t *testing.T) {
 	if strings.Contains(logs.String(), "upstream request failed") {
 		t.Errorf("the log blames the upstream:\n%s", logs.String())
 	}
-}
-
-// requestLinesOf are the proxy's "request" log lines in logs.
-func requestLinesOf(t *testing.T, logs *syncBuffer) []map[string]any {
-	t.Helper()
-	var lines []map[string]any
-	for raw := range strings.Lines(logs.String()) {
-		var m map[string]any
-		if err := json.Unmarshal([]byte(raw), &m); err != nil {
-			t.Fatalf("log line %q is not JSON: %v", raw, err)
-		}
-		if m["msg"] == "request" {
-			lines = append(lines, m)
-		}
-	}
-	return lines
 }
 
 // A replayable body is read only as the upstream asks for it, also across

@@ -182,8 +182,8 @@ func (e *identityEndpoint) handle(w http.ResponseWriter, r *http.Request) {
 // is held while the fault lasts.
 type tokenFaultEnv struct {
 	id   *identityEndpoint
-	f    *httpFixture
-	logs *wsLogBuffer
+	f    *fixture
+	logs *logBuffer
 }
 
 func newTokenFaultEnv(t *testing.T, mode string) *tokenFaultEnv {
@@ -199,7 +199,7 @@ func newTokenFaultEnv(t *testing.T, mode string) *tokenFaultEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &wsLogBuffer{}
+	logs := &logBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	src := tokens.NewSource(tokens.Options{
 		Credential: cred,
@@ -288,38 +288,8 @@ func TestTokenEndpoint500s(t *testing.T) {
 	e.run(t, func() { e.id.setMode("ok") })
 }
 
-// upstreamFaultEnv is a proxy (with a fake token) in front of an upstream
-// handler, logging as JSON.
-func newUpstreamFault(t *testing.T, h http.Handler, edit func(*Options)) (*httpFixture, *wsLogBuffer) {
-	t.Helper()
-	logs := &wsLogBuffer{}
-	f := newHTTPFixture(t, h, func(o *Options) {
-		o.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-		if edit != nil {
-			edit(o)
-		}
-	})
-	return f, logs
-}
-
-func upstreamClosers(f *httpFixture) []func() {
+func upstreamClosers(f *fixture) []func() {
 	return []func(){f.client.CloseIdleConnections, f.front.CloseClientConnections, f.upstream.CloseClientConnections}
-}
-
-// requestLines are the proxy's "request" log lines.
-func requestLines(t *testing.T, logs *wsLogBuffer) []map[string]any {
-	t.Helper()
-	var lines []map[string]any
-	for raw := range strings.Lines(logs.String()) {
-		var m map[string]any
-		if err := json.Unmarshal([]byte(raw), &m); err != nil {
-			t.Fatalf("log line %q is not JSON: %v", raw, err)
-		}
-		if m["msg"] == "request" {
-			lines = append(lines, m)
-		}
-	}
-	return lines
 }
 
 func TestUpstreamRefusesConnections(t *testing.T) {
@@ -370,7 +340,8 @@ func resetAfter(n int) http.Handler {
 }
 
 func TestUpstreamResetsMidResponse(t *testing.T) {
-	f, logs := newUpstreamFault(t, resetAfter(100), nil)
+	f := newHTTPFixture(t, resetAfter(100), nil)
+	logs := f.logs
 	f.get(t, "/ok")
 	base := leakcheck.Quiet(t, upstreamClosers(f)...)
 	for range faultRequests {
@@ -390,9 +361,9 @@ func TestUpstreamResetsMidResponse(t *testing.T) {
 		t.Errorf("next request = %d %q, want 200 ok", status, body)
 	}
 	// Every request has its log line, the cut ones marked.
-	logs.waitFor(t, "log lines", func() bool { return len(requestLines(t, logs)) == faultRequests+2 })
+	logs.waitFor(t, "log lines", func() bool { return len(logs.lines(t, "request")) == faultRequests+2 })
 	cut := 0
-	for _, l := range requestLines(t, logs) {
+	for _, l := range logs.lines(t, "request") {
 		if l["error"] == "response_aborted" {
 			cut++
 			if l["bytes_out"] != float64(100) {
@@ -438,7 +409,7 @@ func stallUntilGone(released chan<- string) http.Handler {
 func TestUpstreamStallsBeforeHeaders(t *testing.T) {
 	timeSensitive(t, func(timeout time.Duration) error {
 		released := make(chan string, faultRequests)
-		f, _ := newUpstreamFault(t, stallUntilGone(released), func(o *Options) { o.ResponseTimeout = timeout })
+		f := newHTTPFixture(t, stallUntilGone(released), func(o *Options) { o.ResponseTimeout = timeout })
 		f.get(t, "/ok")
 		base := leakcheck.Quiet(t, upstreamClosers(f)...)
 		for range faultRequests {
@@ -469,7 +440,8 @@ func TestUpstreamStallsBeforeHeaders(t *testing.T) {
 func TestUpstreamStallsMidBody(t *testing.T) {
 	timeSensitive(t, func(timeout time.Duration) error {
 		released := make(chan string, faultRequests)
-		f, logs := newUpstreamFault(t, stallUntilGone(released), func(o *Options) { o.ResponseTimeout = timeout })
+		f := newHTTPFixture(t, stallUntilGone(released), func(o *Options) { o.ResponseTimeout = timeout })
+		logs := f.logs
 		f.get(t, "/ok")
 		base := leakcheck.Quiet(t, upstreamClosers(f)...)
 		for range faultRequests {
@@ -512,7 +484,7 @@ func TestUpstreamStallsMidBody(t *testing.T) {
 			}
 			t.Errorf("next request = %d %s, want 200", resp.StatusCode, body)
 		}
-		logs.waitFor(t, "log lines", func() bool { return len(requestLines(t, logs)) == faultRequests+2 })
+		logs.waitFor(t, "log lines", func() bool { return len(logs.lines(t, "request")) == faultRequests+2 })
 		leakcheck.Check(t, "after the fault", base, leakSlack, upstreamClosers(f)...)
 		return nil
 	})
@@ -540,7 +512,8 @@ func TestClientDisconnectsMidUpload(t *testing.T) {
 		<-r.Context().Done()
 		released <- err
 	})
-	f, logs := newUpstreamFault(t, up, nil)
+	f := newHTTPFixture(t, up, nil)
+	logs := f.logs
 	f.get(t, "/ok")
 	base := leakcheck.Quiet(t, upstreamClosers(f)...)
 	for range faultRequests {
@@ -580,7 +553,7 @@ func TestClientDisconnectsMidUpload(t *testing.T) {
 	// next request's line: the uploads' lines are found by path.
 	uploads := func() []map[string]any {
 		var lines []map[string]any
-		for _, l := range requestLines(t, logs) {
+		for _, l := range logs.lines(t, "request") {
 			if l["path"] == uploadPath {
 				lines = append(lines, l)
 			}
@@ -622,7 +595,8 @@ func TestClientDisconnectsMidDownload(t *testing.T) {
 			}
 		}
 	})
-	f, logs := newUpstreamFault(t, up, nil)
+	f := newHTTPFixture(t, up, nil)
+	logs := f.logs
 	f.get(t, "/ok")
 	base := leakcheck.Quiet(t, upstreamClosers(f)...)
 	for range faultRequests {
@@ -642,6 +616,6 @@ func TestClientDisconnectsMidDownload(t *testing.T) {
 	if resp, body := f.get(t, "/ok"); resp.StatusCode != http.StatusOK {
 		t.Errorf("next request = %d %s, want 200", resp.StatusCode, body)
 	}
-	logs.waitFor(t, "log lines", func() bool { return len(requestLines(t, logs)) == faultRequests+2 })
+	logs.waitFor(t, "log lines", func() bool { return len(logs.lines(t, "request")) == faultRequests+2 })
 	leakcheck.Check(t, "after the fault", base, leakSlack, upstreamClosers(f)...)
 }

@@ -113,14 +113,14 @@ func TestBrowserProtectionWebSocket(t *testing.T) {
 	}
 	for _, tc := range refused {
 		t.Run(tc.name, func(t *testing.T) {
-			env := newWSEnv(t, nil, func(o *Options) { o.AllowedOrigins = []string{allowed} })
+			env := newWSFixture(t, nil, func(o *Options) { o.AllowedOrigins = []string{allowed} })
 			resp, body := env.rawUpgrade(t, http.MethodGet, wsSpeechPath, func(h http.Header) {
 				for k, v := range tc.header {
 					h[k] = v
 				}
 			})
 			wsWantError(t, resp, body, http.StatusForbidden, "origin_not_allowed")
-			if n := env.up.conns.Load(); n != 0 {
+			if n := env.upstream.conns.Load(); n != 0 {
 				t.Errorf("upstream connections = %d, want 0", n)
 			}
 		})
@@ -135,7 +135,7 @@ func TestBrowserProtectionWebSocket(t *testing.T) {
 	}
 	for _, tc := range passes {
 		t.Run(tc.name, func(t *testing.T) {
-			env := newWSEnv(t, nil, func(o *Options) { o.AllowedOrigins = []string{allowed} })
+			env := newWSFixture(t, nil, func(o *Options) { o.AllowedOrigins = []string{allowed} })
 			client, upstream := env.open(t, wsSpeechPath, tc.header)
 			wsRoundTrip(t, client, upstream, websocket.TextMessage, []byte("hi"), "client to upstream")
 		})
@@ -303,7 +303,7 @@ func TestInboundKeys(t *testing.T) {
 
 // wantGuardOutcome checks either a refusal (status, code, nothing sent
 // upstream) or, when code is "", a forwarded 200.
-func wantGuardOutcome(t *testing.T, f *httpFixture, resp *http.Response, body string, status int, code string) {
+func wantGuardOutcome(t *testing.T, f *fixture, resp *http.Response, body string, status int, code string) {
 	t.Helper()
 	if code == "" {
 		if resp.StatusCode != http.StatusOK {

@@ -2,21 +2,27 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+
+	"github.com/entraproxy/entraproxy/internal/hosts"
 )
 
 // Secrets the tests plant; no proxy-made answer or log line may hold them.
@@ -26,6 +32,8 @@ const (
 	plantedKey        = "inbound-key-5f2d9a"
 	plantedKey2       = "inbound-key-second-77c1"
 	plantedWrong      = "wrong-key-0bad"
+	// renewedToken is what fakeTokens hands out after its first Renew.
+	renewedToken = plantedToken + ".renewed1"
 )
 
 // fakeTokens is a TokenSource that counts its calls. Token hands out the
@@ -98,6 +106,7 @@ type upstreamRequest struct {
 	method     string
 	host       string
 	requestURI string
+	path       string
 	rawQuery   string
 	header     http.Header
 }
@@ -114,7 +123,7 @@ func (l *upstreamLog) wrap(next http.Handler) http.Handler {
 		l.mu.Lock()
 		l.reqs = append(l.reqs, upstreamRequest{
 			method: r.Method, host: r.Host, requestURI: r.RequestURI,
-			rawQuery: r.URL.RawQuery, header: r.Header.Clone(),
+			path: r.URL.Path, rawQuery: r.URL.RawQuery, header: r.Header.Clone(),
 		})
 		l.mu.Unlock()
 		if next != nil {
@@ -129,6 +138,12 @@ func (l *upstreamLog) count() int {
 	return len(l.reqs)
 }
 
+func (l *upstreamLog) all() []upstreamRequest {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.reqs)
+}
+
 func (l *upstreamLog) last(t *testing.T) upstreamRequest {
 	t.Helper()
 	l.mu.Lock()
@@ -139,13 +154,43 @@ func (l *upstreamLog) last(t *testing.T) upstreamRequest {
 	return l.reqs[len(l.reqs)-1]
 }
 
+// testUpstream is a fake Azure endpoint on 127.0.0.1. It records every
+// request it reads (seen) and counts TCP connections, so "nothing was
+// dialed" can be checked.
+type testUpstream struct {
+	*httptest.Server
+	host  string // its address, as a Host header names it
+	seen  *upstreamLog
+	conns atomic.Int64
+}
+
+func newTestUpstream(t *testing.T, h http.Handler) *testUpstream {
+	return startTestUpstream(t, h, false)
+}
+
+func startTestUpstream(t *testing.T, h http.Handler, useTLS bool) *testUpstream {
+	t.Helper()
+	u := &testUpstream{seen: &upstreamLog{}}
+	u.Server = httptest.NewUnstartedServer(u.seen.wrap(h))
+	u.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			u.conns.Add(1)
+		}
+	}
+	if useTLS {
+		u.StartTLS()
+	} else {
+		u.Start()
+	}
+	t.Cleanup(u.Close)
+	u.host = u.Listener.Addr().String()
+	return u
+}
+
 // newRecordingUpstream serves h on 127.0.0.1 and records what it receives.
 func newRecordingUpstream(t *testing.T, h http.Handler) (*httptest.Server, *upstreamLog) {
-	t.Helper()
-	log := &upstreamLog{}
-	srv := httptest.NewServer(log.wrap(h))
-	t.Cleanup(srv.Close)
-	return srv, log
+	u := newTestUpstream(t, h)
+	return u.Server, u.seen
 }
 
 // upstreamGate holds upstream handlers until the test opens it. Register
@@ -168,39 +213,160 @@ func (g *upstreamGate) wait(r *http.Request) {
 	}
 }
 
-// httpFixture is an upstream behind a Proxy served on 127.0.0.1, and a
-// client that does not follow redirects, so a 3xx that leaks is seen.
-type httpFixture struct {
-	upstream *httptest.Server
-	seen     *upstreamLog
+// logBuffer collects the proxy's JSON log lines and tells waiters about
+// each one.
+type logBuffer struct {
+	mu      sync.Mutex
+	b       bytes.Buffer
+	written chan struct{} // closed (and replaced) by the next Write
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.written != nil {
+		close(l.written)
+		l.written = nil
+	}
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// waitFor returns once cond holds for the log, checked after each line is
+// written: for "the proxy has logged it", an event the log itself announces.
+func (l *logBuffer) waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	guard := time.NewTimer(wsWait)
+	defer guard.Stop()
+	for {
+		l.mu.Lock()
+		if l.written == nil {
+			l.written = make(chan struct{})
+		}
+		written := l.written
+		l.mu.Unlock()
+		if cond() {
+			return
+		}
+		select {
+		case <-written:
+		case <-guard.C:
+			t.Fatalf("%s: not in the log after %v:\n%s", what, wsWait, l.String())
+		}
+	}
+}
+
+// lines are the log's lines whose msg is one of msgs ("request",
+// "websocket" for the access log), each as its JSON fields.
+func (l *logBuffer) lines(t *testing.T, msgs ...string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for raw := range strings.Lines(l.String()) {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(raw), &m); err != nil {
+			t.Fatalf("log line %q is not JSON: %v", raw, err)
+		}
+		if msg, _ := m["msg"].(string); slices.Contains(msgs, msg) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// wsLogLine is a "websocket" log line.
+type wsLogLine struct {
+	Msg       string `json:"msg"`
+	Method    string `json:"method"`
+	Path      string `json:"path"`
+	Status    int    `json:"status"`
+	FramesIn  int64  `json:"frames_in"`
+	BytesIn   int64  `json:"bytes_in"`
+	FramesOut int64  `json:"frames_out"`
+	BytesOut  int64  `json:"bytes_out"`
+	CloseCode int    `json:"close_code"`
+	ClosedBy  string `json:"closed_by"`
+}
+
+func (l *logBuffer) sessionLines(t *testing.T) []wsLogLine {
+	t.Helper()
+	var lines []wsLogLine
+	for raw := range strings.Lines(l.String()) {
+		var line wsLogLine
+		if err := json.Unmarshal([]byte(raw), &line); err != nil {
+			t.Fatalf("log line %q is not JSON: %v", raw, err)
+		}
+		if line.Msg == "websocket" {
+			lines = append(lines, line)
+		}
+	}
+	return lines
+}
+
+// fixture is a Proxy served on 127.0.0.1 in front of one upstream, with a
+// fake token source and the proxy's JSON log (debug level) in logs, which
+// at the end must hold none of the secrets the tests plant. HTTP tests talk
+// through client, which does not follow redirects (a 3xx that leaks is
+// seen); WebSocket tests through dial, open and rawUpgrade.
+type fixture struct {
+	upstream *testUpstream
+	seen     *upstreamLog // upstream.seen
 	tokens   *fakeTokens
+	logs     *logBuffer
 	proxy    *Proxy
 	front    *httptest.Server
 	client   *http.Client
+	wsURL    string      // front as ws://
+	acceptor *wsAcceptor // the upstream's handler, when newWSFixture made the upstream
 }
 
-// newHTTPFixture serves h as the upstream, with the contract's defaults
+// newHTTPFixture serves h as the upstream, with the README's defaults
 // (auto, Speech paths on) unless configure changes them.
-func newHTTPFixture(t *testing.T, h http.Handler, configure func(*Options)) *httpFixture {
+func newHTTPFixture(t *testing.T, h http.Handler, configure func(*Options)) *fixture {
 	t.Helper()
-	up, seen := newRecordingUpstream(t, h)
-	return newHTTPFixtureFor(t, up, seen, configure)
+	return newFixture(t, newTestUpstream(t, h), Options{AuthFormat: FormatAuto, SpeechPaths: true}, configure)
 }
 
-// newHTTPFixtureFor puts a Proxy in front of an upstream already running.
-func newHTTPFixtureFor(t *testing.T, up *httptest.Server, seen *upstreamLog, configure func(*Options)) *httpFixture {
+// newHTTPFixtureFor puts a Proxy with newHTTPFixture's defaults in front of
+// an upstream server already running (TLS, or with timeouts of its own),
+// whose requests seen records.
+func newHTTPFixtureFor(t *testing.T, srv *httptest.Server, seen *upstreamLog, configure func(*Options)) *fixture {
 	t.Helper()
-	f := &httpFixture{upstream: up, seen: seen, tokens: newFakeTokens(plantedToken)}
-	opts := Options{
-		Upstream:    parseURLForTest(t, up.URL),
-		Tokens:      f.tokens,
-		AuthFormat:  FormatAuto,
-		SpeechPaths: true,
-		// The tests must not depend on HTTPS_PROXY in the environment.
-		Proxy: func(*http.Request) (*url.URL, error) { return nil, nil },
+	up := &testUpstream{Server: srv, host: srv.Listener.Addr().String(), seen: seen}
+	return newFixture(t, up, Options{AuthFormat: FormatAuto, SpeechPaths: true}, configure)
+}
+
+// newWSFixture puts a Proxy in front of up, or in front of a wsAcceptor
+// when up is nil, with the WebSocket tests' defaults: bearer, a resource
+// id, Speech paths, a loopback Host check, and an upstream timeout of
+// wsWait, which no handshake reaches unless a test means it to.
+func newWSFixture(t *testing.T, up *testUpstream, edit func(*Options)) *fixture {
+	t.Helper()
+	var acceptor *wsAcceptor
+	if up == nil {
+		acceptor = newWSAcceptor(t)
+		up = newTestUpstream(t, acceptor)
 	}
-	if configure != nil {
-		configure(&opts)
+	f := newFixture(t, up, Options{AuthFormat: FormatBearer, ResourceID: plantedResourceID, SpeechPaths: true,
+		AllowedHosts: hosts.ForListener("127.0.0.1:0", nil), UpstreamTimeout: wsWait}, edit)
+	f.acceptor = acceptor
+	return f
+}
+
+func newFixture(t *testing.T, up *testUpstream, opts Options, edit func(*Options)) *fixture {
+	t.Helper()
+	f := &fixture{upstream: up, seen: up.seen, tokens: newFakeTokens(plantedToken), logs: &logBuffer{}}
+	opts.Upstream = parseURLForTest(t, up.URL)
+	opts.Tokens = f.tokens
+	// The tests must not depend on HTTPS_PROXY in the environment.
+	opts.Proxy = func(*http.Request) (*url.URL, error) { return nil, nil }
+	opts.Logger = slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if edit != nil {
+		edit(&opts)
 	}
 	p, err := New(opts)
 	if err != nil {
@@ -211,14 +377,16 @@ func newHTTPFixtureFor(t *testing.T, up *httptest.Server, seen *upstreamLog, con
 	t.Cleanup(f.front.Close)
 	f.client = f.front.Client()
 	f.client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	f.wsURL = "ws" + strings.TrimPrefix(f.front.URL, "http")
+	t.Cleanup(func() { wantNoPlantedSecret(t, "the proxy's log", f.logs.String()) })
 	return f
 }
 
 // url is the proxy's address with pathAndQuery appended.
-func (f *httpFixture) url(pathAndQuery string) string { return f.front.URL + pathAndQuery }
+func (f *fixture) url(pathAndQuery string) string { return f.front.URL + pathAndQuery }
 
 // do sends req and returns the response with its body read whole.
-func (f *httpFixture) do(t *testing.T, req *http.Request) (*http.Response, string) {
+func (f *fixture) do(t *testing.T, req *http.Request) (*http.Response, string) {
 	t.Helper()
 	resp, err := f.client.Do(req)
 	if err != nil {
@@ -233,7 +401,7 @@ func (f *httpFixture) do(t *testing.T, req *http.Request) (*http.Response, strin
 }
 
 // get sends a GET for pathAndQuery through the proxy.
-func (f *httpFixture) get(t *testing.T, pathAndQuery string) (*http.Response, string) {
+func (f *fixture) get(t *testing.T, pathAndQuery string) (*http.Response, string) {
 	t.Helper()
 	return f.do(t, newHTTPRequest(t, http.MethodGet, f.url(pathAndQuery), nil))
 }
@@ -287,10 +455,11 @@ func wantProxyError(t *testing.T, resp *http.Response, body string, status int, 
 	wantNoPlantedSecret(t, "error body", body)
 }
 
-// wantNoPlantedSecret fails when s holds the token or an inbound key.
+// wantNoPlantedSecret fails when s holds a token (renewed ones start with
+// plantedToken), an inbound key, or the dummy key clients send.
 func wantNoPlantedSecret(t *testing.T, what, s string) {
 	t.Helper()
-	for _, secret := range []string{plantedToken, plantedKey, plantedKey2, plantedWrong} {
+	for _, secret := range []string{plantedToken, plantedKey, plantedKey2, plantedWrong, "dummy"} {
 		if strings.Contains(s, secret) {
 			t.Errorf("%s holds secret %q: %s", what, secret, s)
 		}

@@ -23,7 +23,7 @@ import (
 // the session ends with 1009 (message too big) to both sides.
 func TestWebSocketClientMessageLimit(t *testing.T) {
 	t.Run("20 MiB in one frame: 1009 both ways, memory flat", func(t *testing.T) {
-		env := newWSEnv(t, nil, nil)
+		env := newWSFixture(t, nil, nil)
 		client, upstream := env.open(t, wsSpeechPath, nil)
 		frame := append(wsHeaderOnly(true, opBinary, 20<<20, wsZeroKey), make([]byte, 20<<20)...)
 
@@ -42,14 +42,14 @@ func TestWebSocketClientMessageLimit(t *testing.T) {
 		if grew := int64(peak.Load()) - int64(base); grew > 8<<20 {
 			t.Errorf("proxy heap in use grew by %d MiB while a 20 MiB message was refused, want < 8 MiB", grew>>20)
 		}
-		wsSessionsDone(t, env.p)
+		wsSessionsDone(t, env.proxy)
 		if lines := env.logs.sessionLines(t); len(lines) != 1 || lines[0].CloseCode != 1009 || lines[0].ClosedBy != "proxy" {
 			t.Errorf("session log = %+v, want close_code 1009 closed_by proxy", lines)
 		}
 	})
 
 	t.Run("fragments summing to one byte over the limit: 1009 both ways", func(t *testing.T) {
-		env := newWSEnv(t, nil, nil)
+		env := newWSFixture(t, nil, nil)
 		client, upstream := env.open(t, wsSpeechPath, nil)
 		// A 1-byte first fragment, a ping (not part of the message), then a
 		// continuation that declares the rest: the header alone decides.
@@ -66,7 +66,7 @@ func TestWebSocketClientMessageLimit(t *testing.T) {
 	})
 
 	t.Run("15 MiB passes", func(t *testing.T) {
-		env := newWSEnv(t, nil, nil)
+		env := newWSFixture(t, nil, nil)
 		client, upstream := env.open(t, wsSpeechPath, nil)
 		msg := make([]byte, 15<<20)
 		for i := range msg {
@@ -192,20 +192,20 @@ func TestWebSocketGuardsBeforeDial(t *testing.T) {
 		status int
 		code   string
 	}{
-		{name: "foreign origin", header: http.Header{"Origin": {"https://evil.example"}, "Api-Key": {wsInboundKey}}, status: 403, code: "origin_not_allowed"},
-		{name: "null origin", header: http.Header{"Origin": {"null"}, "Api-Key": {wsInboundKey}}, status: 403, code: "origin_not_allowed"},
-		{name: "rebound host", host: "evil.example:8080", header: http.Header{"Api-Key": {wsInboundKey}}, status: 403, code: "host_not_allowed"},
-		{name: "rebound host, allowed origin", host: "evil.example", header: http.Header{"Origin": {allowed}, "Api-Key": {wsInboundKey}}, status: 403, code: "host_not_allowed"},
+		{name: "foreign origin", header: http.Header{"Origin": {"https://evil.example"}, "Api-Key": {plantedKey}}, status: 403, code: "origin_not_allowed"},
+		{name: "null origin", header: http.Header{"Origin": {"null"}, "Api-Key": {plantedKey}}, status: 403, code: "origin_not_allowed"},
+		{name: "rebound host", host: "evil.example:8080", header: http.Header{"Api-Key": {plantedKey}}, status: 403, code: "host_not_allowed"},
+		{name: "rebound host, allowed origin", host: "evil.example", header: http.Header{"Origin": {allowed}, "Api-Key": {plantedKey}}, status: 403, code: "host_not_allowed"},
 		{name: "no key", status: 401, code: "inbound_key_required"},
-		{name: "wrong key", header: http.Header{"Ocp-Apim-Subscription-Key": {"wrong-" + wsInboundKey}}, status: 401, code: "inbound_key_invalid"},
+		{name: "wrong key", header: http.Header{"Ocp-Apim-Subscription-Key": {"wrong-" + plantedKey}}, status: 401, code: "inbound_key_invalid"},
 		{name: "wrong key in the query", query: "?Ocp-Apim-Subscription-Key=wrong", status: 401, code: "inbound_key_invalid"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			env := newWSEnv(t, nil, func(o *Options) {
-				o.InboundKeys = []string{wsInboundKey}
+			env := newWSFixture(t, nil, func(o *Options) {
+				o.InboundKeys = []string{plantedKey}
 				o.AllowedOrigins = []string{allowed}
 			})
-			req, err := http.NewRequest(http.MethodGet, env.srv.URL+wsSpeechPath+tc.query, nil)
+			req, err := http.NewRequest(http.MethodGet, env.front.URL+wsSpeechPath+tc.query, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -226,25 +226,25 @@ func TestWebSocketGuardsBeforeDial(t *testing.T) {
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			wsWantError(t, resp, body, tc.status, tc.code)
-			if n := env.up.conns.Load(); n != 0 {
+			if n := env.upstream.conns.Load(); n != 0 {
 				t.Errorf("upstream connections = %d, want 0", n)
 			}
 		})
 	}
 	t.Run("key in the query, as the JavaScript SDK sends it, allowed origin", func(t *testing.T) {
-		env := newWSEnv(t, nil, func(o *Options) {
-			o.InboundKeys = []string{wsInboundKey}
+		env := newWSFixture(t, nil, func(o *Options) {
+			o.InboundKeys = []string{plantedKey}
 			o.AllowedOrigins = []string{allowed}
 		})
-		client, upstream := env.open(t, wsSpeechPath+"?Ocp-Apim-Subscription-Key="+wsInboundKey+"&X-ConnectionId=abc", http.Header{"Origin": {allowed}})
+		client, upstream := env.open(t, wsSpeechPath+"?Ocp-Apim-Subscription-Key="+plantedKey+"&X-ConnectionId=abc", http.Header{"Origin": {allowed}})
 		wsRoundTrip(t, client, upstream, websocket.TextMessage, []byte("hi"), "client to upstream")
-		hs := env.up.handshakes()[0]
+		hs := env.upstream.seen.all()[0]
 		if hs.rawQuery != "X-ConnectionId=abc" {
 			t.Errorf("upstream query = %q, want the key removed", hs.rawQuery)
 		}
 		for k, vs := range hs.header {
 			for _, v := range vs {
-				if strings.Contains(v, wsInboundKey) {
+				if strings.Contains(v, plantedKey) {
 					t.Errorf("upstream header %s holds the inbound key", k)
 				}
 			}

@@ -607,7 +607,7 @@ func TestProxyErrorsAreJSONWithoutSecrets(t *testing.T) {
 		name      string
 		upstream  http.Handler
 		configure func(o *Options)
-		prepare   func(f *httpFixture, r *http.Request)
+		prepare   func(f *fixture, r *http.Request)
 		raw       bool // send an absolute-form request instead
 		status    int
 		code      string
@@ -615,17 +615,17 @@ func TestProxyErrorsAreJSONWithoutSecrets(t *testing.T) {
 		{name: "bad_request", raw: true, status: 400, code: "bad_request"},
 		{
 			name:    "inbound_key_required",
-			prepare: func(*httpFixture, *http.Request) {},
+			prepare: func(*fixture, *http.Request) {},
 			status:  401, code: "inbound_key_required",
 		},
 		{
 			name:    "inbound_key_invalid",
-			prepare: func(_ *httpFixture, r *http.Request) { r.Header.Set("Api-Key", plantedWrong) },
+			prepare: func(_ *fixture, r *http.Request) { r.Header.Set("Api-Key", plantedWrong) },
 			status:  401, code: "inbound_key_invalid",
 		},
 		{
 			name: "origin_not_allowed",
-			prepare: func(_ *httpFixture, r *http.Request) {
+			prepare: func(_ *fixture, r *http.Request) {
 				withKey(r)
 				r.Header.Set("Origin", "https://evil.example")
 			},
@@ -634,7 +634,7 @@ func TestProxyErrorsAreJSONWithoutSecrets(t *testing.T) {
 		{
 			name:      "host_not_allowed",
 			configure: func(o *Options) { o.AllowedHosts = hosts.ForListener("127.0.0.1:8080", nil) },
-			prepare: func(_ *httpFixture, r *http.Request) {
+			prepare: func(_ *fixture, r *http.Request) {
 				withKey(r)
 				r.Host = "evil.example"
 			},
@@ -642,7 +642,7 @@ func TestProxyErrorsAreJSONWithoutSecrets(t *testing.T) {
 		},
 		{
 			name: "token_unavailable",
-			prepare: func(f *httpFixture, r *http.Request) {
+			prepare: func(f *fixture, r *http.Request) {
 				withKey(r)
 				f.tokens.setErr(errors.New("credential failed"))
 			},
@@ -651,7 +651,7 @@ func TestProxyErrorsAreJSONWithoutSecrets(t *testing.T) {
 		{
 			name:      "upstream_unreachable",
 			configure: func(o *Options) { o.Upstream = &url.URL{Scheme: "http", Host: refusing} },
-			prepare:   func(_ *httpFixture, r *http.Request) { withKey(r) },
+			prepare:   func(_ *fixture, r *http.Request) { withKey(r) },
 			status:    502, code: "upstream_unreachable",
 		},
 		{
@@ -663,7 +663,7 @@ func TestProxyErrorsAreJSONWithoutSecrets(t *testing.T) {
 				<-r.Context().Done()
 			}),
 			configure: func(o *Options) { o.ResponseTimeout = 200 * time.Millisecond },
-			prepare:   func(_ *httpFixture, r *http.Request) { withKey(r) },
+			prepare:   func(_ *fixture, r *http.Request) { withKey(r) },
 			status:    504, code: "upstream_timeout",
 		},
 		{
@@ -671,12 +671,12 @@ func TestProxyErrorsAreJSONWithoutSecrets(t *testing.T) {
 			upstream: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				http.Redirect(w, r, "https://eastus.tts.speech.microsoft.com.evil.example/x", http.StatusTemporaryRedirect)
 			}),
-			prepare: func(_ *httpFixture, r *http.Request) { withKey(r) },
+			prepare: func(_ *fixture, r *http.Request) { withKey(r) },
 			status:  502, code: "redirect_not_allowed",
 		},
 		{
 			name: "shutting_down",
-			prepare: func(f *httpFixture, r *http.Request) {
+			prepare: func(f *fixture, r *http.Request) {
 				withKey(r)
 				f.proxy.Shutdown(context.Background())
 			},
@@ -710,29 +710,10 @@ func TestProxyErrorsAreJSONWithoutSecrets(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the server's and the test's
-// goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // One JSON line per request, with the fields the contract names, and never
 // a token or key, at any level.
 func TestAccessLog(t *testing.T) {
-	var logs syncBuffer
+	var logs logBuffer
 	f := newHTTPFixture(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		io.WriteString(w, "world!")

@@ -40,8 +40,8 @@ func TestUnfollowableRedirectsNeverPass(t *testing.T) {
 			wantErrorBody(t, body, tc.code)
 		})
 		t.Run("websocket "+tc.name, func(t *testing.T) {
-			up := newWSUpstream(t, answer(tc.status, tc.location))
-			env := newWSEnv(t, up, nil)
+			up := newTestUpstream(t, answer(tc.status, tc.location))
+			env := newWSFixture(t, up, nil)
 			resp, body := env.rawUpgrade(t, http.MethodGet, "/ws", nil)
 			if resp.Header.Get("Location") != "" {
 				t.Errorf("Location %q reached the client", resp.Header.Get("Location"))
@@ -93,10 +93,10 @@ func TestRedirectLocationLosesCredentials(t *testing.T) {
 		wantOnlyProxyCredential(t, got, "Bearer "+plantedToken)
 	})
 	t.Run("websocket", func(t *testing.T) {
-		second := newWSUpstream(t, newWSAcceptor(t))
-		env := newWSEnv(t, newWSUpstream(t, redirect(second.URL)), func(o *Options) { o.RedirectHosts = []string{second.host} })
+		second := newTestUpstream(t, newWSAcceptor(t))
+		env := newWSFixture(t, newTestUpstream(t, redirect(second.URL)), func(o *Options) { o.RedirectHosts = []string{second.host} })
 		env.dial(t, "/x", nil)
-		seen := second.handshakes()
+		seen := second.seen.all()
 		if len(seen) != 1 || seen[0].rawQuery != "X-ConnectionId=abc" {
 			t.Fatalf("redirect target handshakes = %+v, want one with query %q", seen, "X-ConnectionId=abc")
 		}

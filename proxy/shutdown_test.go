@@ -15,7 +15,7 @@ import (
 func TestWebSocketShutdownWaitsForHandshakes(t *testing.T) {
 	arrived, release := make(chan struct{}), make(chan struct{})
 	upgraded := make(chan *websocket.Conn, 1)
-	up := newWSUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	up := newTestUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		close(arrived)
 		<-release
 		c, err := wsUpstreamUpgrade(w, r)
@@ -24,7 +24,7 @@ func TestWebSocketShutdownWaitsForHandshakes(t *testing.T) {
 		}
 		upgraded <- c
 	}))
-	env := newWSEnv(t, up, nil)
+	env := newWSFixture(t, up, nil)
 
 	dialed := make(chan *websocket.Conn, 1)
 	go func() {
@@ -39,11 +39,11 @@ func TestWebSocketShutdownWaitsForHandshakes(t *testing.T) {
 	shutdownDone := make(chan error, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), wsWait)
 	defer cancel()
-	go func() { shutdownDone <- env.p.Shutdown(ctx) }()
+	go func() { shutdownDone <- env.proxy.Shutdown(ctx) }()
 	wsEventually(t, "shutdown begun", func() bool {
-		env.p.ws.mu.Lock()
-		defer env.p.ws.mu.Unlock()
-		return env.p.ws.closing
+		env.proxy.ws.mu.Lock()
+		defer env.proxy.ws.mu.Unlock()
+		return env.proxy.ws.closing
 	})
 	select {
 	case err := <-shutdownDone:
@@ -88,7 +88,7 @@ func TestWebSocketHalfAnswerIsProxyError(t *testing.T) {
 			stall := tc.status == http.StatusGatewayTimeout
 			done := make(chan struct{})
 			t.Cleanup(func() { close(done) })
-			up := newWSUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			up := newTestUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				conn, _, err := http.NewResponseController(w).Hijack()
 				if err != nil {
 					return
@@ -103,7 +103,7 @@ func TestWebSocketHalfAnswerIsProxyError(t *testing.T) {
 			if stall {
 				timeout = 300 * time.Millisecond
 			}
-			env := newWSEnv(t, up, func(o *Options) { o.UpstreamTimeout = timeout })
+			env := newWSFixture(t, up, func(o *Options) { o.UpstreamTimeout = timeout })
 			resp, body := env.rawUpgrade(t, http.MethodGet, wsSpeechPath, nil)
 			wsWantError(t, resp, body, tc.status, tc.code)
 		})

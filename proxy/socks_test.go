@@ -96,11 +96,11 @@ func (s *socks5Server) serve(c net.Conn) {
 // (http.Transport supports socks5 too): the contract says "alike".
 func TestWebSocketThroughSOCKS5Proxy(t *testing.T) {
 	acceptor := newWSAcceptor(t)
-	up := startWSUpstream(t, acceptor, true)
+	up := startTestUpstream(t, acceptor, true)
 	roots := x509.NewCertPool()
 	roots.AddCert(up.Certificate())
 	socks := newSOCKS5Server(t)
-	env := newWSEnv(t, up, func(o *Options) {
+	env := newWSFixture(t, up, func(o *Options) {
 		o.TLSConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 		o.Proxy = func(*http.Request) (*url.URL, error) { return url.Parse("socks5://" + socks.ln.Addr().String()) }
 	})
@@ -117,8 +117,8 @@ func TestWebSocketThroughSOCKS5Proxy(t *testing.T) {
 
 // A proxy scheme neither transport speaks is an error that says so.
 func TestWebSocketUnsupportedProxyScheme(t *testing.T) {
-	up := startWSUpstream(t, newWSAcceptor(t), true)
-	env := newWSEnv(t, up, func(o *Options) {
+	up := startTestUpstream(t, newWSAcceptor(t), true)
+	env := newWSFixture(t, up, func(o *Options) {
 		o.Proxy = func(*http.Request) (*url.URL, error) { return url.Parse("ftp://127.0.0.1:1") }
 	})
 	resp, body := env.rawUpgrade(t, http.MethodGet, wsSpeechPath, nil)

@@ -34,7 +34,7 @@ func TestStaleConnectionsMeasured(t *testing.T) {
 	up.Config.IdleTimeout = 100 * time.Millisecond
 	up.Start()
 	t.Cleanup(up.Close)
-	var logs syncBuffer
+	var logs logBuffer
 	f := newHTTPFixtureFor(t, up, &upstreamLog{}, func(o *Options) {
 		o.Logger = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	})

@@ -28,8 +28,8 @@ var realtimeUpstream = http.HandlerFunc(func(w http.ResponseWriter, r *http.Requ
 // however the list is split over header lines; the other subprotocols pass
 // in order, and the client gets the one the upstream chose.
 func TestWebSocketCredentialSubprotocolRemoved(t *testing.T) {
-	up := newWSUpstream(t, realtimeUpstream)
-	env := newWSEnv(t, up, nil)
+	up := newTestUpstream(t, realtimeUpstream)
+	env := newWSFixture(t, up, nil)
 	tests := []struct {
 		name    string
 		offered []string // header lines
@@ -55,11 +55,11 @@ func TestWebSocketCredentialSubprotocolRemoved(t *testing.T) {
 				t.Errorf("client got subprotocol %q, want %q", got, tc.chosen)
 			}
 			wsRoundTrip(t, c, c, websocket.TextMessage, []byte(`{"type":"session.update"}`), "echo")
-			hs := up.handshakes()[i]
+			hs := up.seen.all()[i]
 			if got := strings.Join(hs.header.Values("Sec-Websocket-Protocol"), ", "); got != tc.want {
 				t.Errorf("upstream offered %q, want %q", got, tc.want)
 			}
-			if got := hs.header.Values("Authorization"); len(got) != 1 || got[0] != "Bearer "+wsToken {
+			if got := hs.header.Values("Authorization"); len(got) != 1 || got[0] != "Bearer "+plantedToken {
 				t.Errorf("upstream Authorization = %q, want exactly the proxy's", got)
 			}
 			for k, vs := range hs.header {
@@ -78,12 +78,12 @@ func TestWebSocketCredentialSubprotocolRemoved(t *testing.T) {
 // others, then removed); a wrong or missing one is refused before anything
 // is dialed.
 func TestWebSocketGatewayKeyInSubprotocol(t *testing.T) {
-	up := newWSUpstream(t, realtimeUpstream)
-	env := newWSEnv(t, up, func(o *Options) { o.InboundKeys = []string{wsInboundKey} })
+	up := newTestUpstream(t, realtimeUpstream)
+	env := newWSFixture(t, up, func(o *Options) { o.InboundKeys = []string{plantedKey} })
 	refused := []struct {
 		name, offered, code string
 	}{
-		{"wrong key", "realtime, openai-insecure-api-key.wrong-" + wsInboundKey, "inbound_key_invalid"},
+		{"wrong key", "realtime, openai-insecure-api-key.wrong-" + plantedKey, "inbound_key_invalid"},
 		{"empty key", "realtime, openai-insecure-api-key.", "inbound_key_required"},
 		{"no key", "realtime", "inbound_key_required"},
 	}
@@ -99,7 +99,7 @@ func TestWebSocketGatewayKeyInSubprotocol(t *testing.T) {
 		t.Fatalf("upstream connections = %d after refusals, want 0", n)
 	}
 	t.Run("right key, any letter case of the prefix", func(t *testing.T) {
-		d := websocket.Dialer{HandshakeTimeout: wsWait, Subprotocols: []string{"realtime", "OpenAI-Insecure-API-Key." + wsInboundKey}}
+		d := websocket.Dialer{HandshakeTimeout: wsWait, Subprotocols: []string{"realtime", "OpenAI-Insecure-API-Key." + plantedKey}}
 		c, resp, err := d.Dial(env.wsURL+"/openai/v1/realtime?model=gpt-realtime", nil)
 		if err != nil {
 			t.Fatalf("dial: %v (response %v)", err, resp)
@@ -108,15 +108,15 @@ func TestWebSocketGatewayKeyInSubprotocol(t *testing.T) {
 		if c.Subprotocol() != "realtime" {
 			t.Errorf("subprotocol = %q, want realtime", c.Subprotocol())
 		}
-		hs := up.handshakes()[0]
+		hs := up.seen.all()[0]
 		if got := hs.header.Get("Sec-Websocket-Protocol"); got != "realtime" {
 			t.Errorf("upstream offered %q, want realtime", got)
 		}
 	})
 	// Not a WebSocket upgrade: the header is no place for a key.
 	t.Run("plain HTTP request with the header", func(t *testing.T) {
-		req, _ := http.NewRequest(http.MethodGet, env.srv.URL+"/openai/v1/models", nil)
-		req.Header.Set("Sec-WebSocket-Protocol", "openai-insecure-api-key."+wsInboundKey)
+		req, _ := http.NewRequest(http.MethodGet, env.front.URL+"/openai/v1/models", nil)
+		req.Header.Set("Sec-WebSocket-Protocol", "openai-insecure-api-key."+plantedKey)
 		resp, err := (&http.Client{Timeout: wsWait}).Do(req)
 		if err != nil {
 			t.Fatal(err)

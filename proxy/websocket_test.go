@@ -11,12 +11,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,10 +24,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/gorilla/websocket"
 
-	"github.com/entraproxy/entraproxy/internal/hosts"
 	"github.com/entraproxy/entraproxy/proxy/internal/wsrelay"
 
 	"github.com/entraproxy/entraproxy/internal/leakcheck"
@@ -35,9 +33,6 @@ import (
 )
 
 const (
-	wsToken      = "eyJ0eXAiOiJKV1QifQ.ws-test-token.c2lnbmF0dXJl"
-	wsFreshToken = "eyJ0eXAiOiJKV1QifQ.ws-fresh-token.c2lnbmF0dXJl"
-	wsResourceID = "/subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/rg-speech/providers/Microsoft.CognitiveServices/accounts/speech-test"
 	// wsSpeechPath is the regional TTS path a Speech SDK uses against a
 	// plain host; the custom domain serves it under /tts.
 	wsSpeechPath       = "/cognitiveservices/websocket/v1"
@@ -49,95 +44,6 @@ const (
 	// message once took more than 10 s).
 	wsWait = 2 * time.Minute
 )
-
-// wsTokens is a fake TokenSource. Renew hands out wsFreshToken.
-type wsTokens struct {
-	mu     sync.Mutex
-	token  string
-	err    error
-	renews int
-}
-
-func (f *wsTokens) Token(context.Context) (azcore.AccessToken, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.err != nil {
-		return azcore.AccessToken{}, f.err
-	}
-	return azcore.AccessToken{Token: f.token, ExpiresOn: time.Now().Add(time.Hour)}, nil
-}
-
-func (f *wsTokens) Renew(context.Context, string) (azcore.AccessToken, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.renews++
-	f.token = wsFreshToken
-	return azcore.AccessToken{Token: f.token, ExpiresOn: time.Now().Add(time.Hour)}, nil
-}
-
-func (f *wsTokens) fail(err error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.err = err
-}
-
-func (f *wsTokens) renewCount() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.renews
-}
-
-// wsSeen is what an upstream saw of one handshake.
-type wsSeen struct {
-	host, path, rawQuery string
-	header               http.Header
-}
-
-// wsUpstream is a fake Azure endpoint on 127.0.0.1. It counts TCP
-// connections (so "nothing was dialed" can be checked) and records every
-// request it read.
-type wsUpstream struct {
-	*httptest.Server
-	host  string
-	conns atomic.Int64
-
-	mu   sync.Mutex
-	seen []wsSeen
-}
-
-func newWSUpstream(t *testing.T, h http.Handler) *wsUpstream {
-	return startWSUpstream(t, h, false)
-}
-
-func startWSUpstream(t *testing.T, h http.Handler, useTLS bool) *wsUpstream {
-	t.Helper()
-	u := &wsUpstream{}
-	u.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		u.mu.Lock()
-		u.seen = append(u.seen, wsSeen{host: r.Host, path: r.URL.Path, rawQuery: r.URL.RawQuery, header: r.Header.Clone()})
-		u.mu.Unlock()
-		h.ServeHTTP(w, r)
-	}))
-	u.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			u.conns.Add(1)
-		}
-	}
-	if useTLS {
-		u.StartTLS()
-	} else {
-		u.Start()
-	}
-	t.Cleanup(u.Close)
-	u.host = u.Listener.Addr().String()
-	return u
-}
-
-func (u *wsUpstream) handshakes() []wsSeen {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return append([]wsSeen(nil), u.seen...)
-}
 
 // wsUpstreamUpgrade accepts a handshake as a Speech service would: it
 // offers the USP subprotocol. Origin is not its business (the proxy checks
@@ -189,142 +95,7 @@ func (a *wsAcceptor) next(t *testing.T) *websocket.Conn {
 	return wsRecv(t, "upstream session", a.conns)
 }
 
-// wsLogBuffer collects the proxy's JSON log lines and tells waiters about
-// each one.
-type wsLogBuffer struct {
-	mu      sync.Mutex
-	b       bytes.Buffer
-	written chan struct{} // closed (and replaced) by the next Write
-}
-
-func (l *wsLogBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.written != nil {
-		close(l.written)
-		l.written = nil
-	}
-	return l.b.Write(p)
-}
-
-// waitFor returns once cond holds for the log, checked after each line is
-// written: for "the proxy has logged it", an event the log itself announces.
-func (l *wsLogBuffer) waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	guard := time.NewTimer(wsWait)
-	defer guard.Stop()
-	for {
-		l.mu.Lock()
-		if l.written == nil {
-			l.written = make(chan struct{})
-		}
-		written := l.written
-		l.mu.Unlock()
-		if cond() {
-			return
-		}
-		select {
-		case <-written:
-		case <-guard.C:
-			t.Fatalf("%s: not in the log after %v:\n%s", what, wsWait, l.String())
-		}
-	}
-}
-
-func (l *wsLogBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// wsLogLine is a "websocket" log line.
-type wsLogLine struct {
-	Msg       string `json:"msg"`
-	Method    string `json:"method"`
-	Path      string `json:"path"`
-	Status    int    `json:"status"`
-	FramesIn  int64  `json:"frames_in"`
-	BytesIn   int64  `json:"bytes_in"`
-	FramesOut int64  `json:"frames_out"`
-	BytesOut  int64  `json:"bytes_out"`
-	CloseCode int    `json:"close_code"`
-	ClosedBy  string `json:"closed_by"`
-}
-
-func (l *wsLogBuffer) sessionLines(t *testing.T) []wsLogLine {
-	t.Helper()
-	var lines []wsLogLine
-	for raw := range strings.Lines(l.String()) {
-		var line wsLogLine
-		if err := json.Unmarshal([]byte(raw), &line); err != nil {
-			t.Fatalf("log line %q is not JSON: %v", raw, err)
-		}
-		if line.Msg == "websocket" {
-			lines = append(lines, line)
-		}
-	}
-	return lines
-}
-
-// wsEnv is a Proxy served on 127.0.0.1 in front of one fake upstream.
-type wsEnv struct {
-	p        *Proxy
-	srv      *httptest.Server
-	wsURL    string
-	tokens   *wsTokens
-	up       *wsUpstream
-	acceptor *wsAcceptor // nil when the test brought its own upstream
-	logs     *wsLogBuffer
-}
-
-// newWSEnv starts a proxy in front of up, or in front of a wsAcceptor when
-// up is nil. The defaults (bearer, Speech paths, loopback listener, an
-// upstream timeout of wsWait, which no handshake reaches unless a test means
-// it to) are changed by edit. At the end it checks that no log
-// line held a token or the inbound key the tests send.
-func newWSEnv(t *testing.T, up *wsUpstream, edit func(*Options)) *wsEnv {
-	t.Helper()
-	env := &wsEnv{tokens: &wsTokens{token: wsToken}, logs: &wsLogBuffer{}, up: up}
-	if up == nil {
-		env.acceptor = newWSAcceptor(t)
-		env.up = newWSUpstream(t, env.acceptor)
-	}
-	upstreamURL, err := url.Parse(env.up.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := Options{
-		Upstream:        upstreamURL,
-		Tokens:          env.tokens,
-		AuthFormat:      FormatBearer,
-		ResourceID:      wsResourceID,
-		SpeechPaths:     true,
-		AllowedHosts:    hosts.ForListener("127.0.0.1:0", nil),
-		UpstreamTimeout: wsWait,
-		Proxy:           func(*http.Request) (*url.URL, error) { return nil, nil },
-		Logger:          slog.New(slog.NewJSONHandler(env.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	}
-	if edit != nil {
-		edit(&opts)
-	}
-	if env.p, err = New(opts); err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	env.srv = httptest.NewServer(env.p)
-	t.Cleanup(env.srv.Close)
-	env.wsURL = "ws" + strings.TrimPrefix(env.srv.URL, "http")
-	t.Cleanup(func() {
-		logs := env.logs.String()
-		for _, secret := range []string{wsToken, wsFreshToken, wsInboundKey, "dummy"} {
-			if strings.Contains(logs, secret) {
-				t.Errorf("the proxy's log holds %q:\n%s", secret, logs)
-			}
-		}
-	})
-	return env
-}
-
-func (e *wsEnv) tryDial(path string, h http.Header) (*websocket.Conn, *http.Response, error) {
+func (e *fixture) tryDial(path string, h http.Header) (*websocket.Conn, *http.Response, error) {
 	d := websocket.Dialer{HandshakeTimeout: wsWait, Subprotocols: []string{"USP"}}
 	c, resp, err := d.Dial(e.wsURL+path, h)
 	if c != nil {
@@ -334,7 +105,7 @@ func (e *wsEnv) tryDial(path string, h http.Header) (*websocket.Conn, *http.Resp
 }
 
 // dial opens a client session through the proxy.
-func (e *wsEnv) dial(t *testing.T, path string, h http.Header) *websocket.Conn {
+func (e *fixture) dial(t *testing.T, path string, h http.Header) *websocket.Conn {
 	t.Helper()
 	c, resp, err := e.tryDial(path, h)
 	if err != nil {
@@ -349,7 +120,7 @@ func (e *wsEnv) dial(t *testing.T, path string, h http.Header) *websocket.Conn {
 }
 
 // open is dial plus the upstream end of the same session.
-func (e *wsEnv) open(t *testing.T, path string, h http.Header) (client, upstream *websocket.Conn) {
+func (e *fixture) open(t *testing.T, path string, h http.Header) (client, upstream *websocket.Conn) {
 	t.Helper()
 	client = e.dial(t, path, h)
 	return client, e.acceptor.next(t)
@@ -358,9 +129,9 @@ func (e *wsEnv) open(t *testing.T, path string, h http.Header) (client, upstream
 // rawUpgrade sends a WebSocket upgrade with plain net/http, for answers
 // that are not 101: it reads the body exactly as a client would, bounded by
 // Content-Length.
-func (e *wsEnv) rawUpgrade(t *testing.T, method, path string, edit func(http.Header)) (*http.Response, []byte) {
+func (e *fixture) rawUpgrade(t *testing.T, method, path string, edit func(http.Header)) (*http.Response, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(method, e.srv.URL+path, nil)
+	req, err := http.NewRequest(method, e.front.URL+path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -545,12 +316,12 @@ func TestWebSocketHandshakeHeaders(t *testing.T) {
 		format   AuthFormat
 		wantAuth string
 	}{
-		{"bearer", FormatBearer, "Bearer " + wsToken},
-		{"aad", FormatAAD, "Bearer aad#" + wsResourceID + "#" + wsToken},
+		{"bearer", FormatBearer, "Bearer " + plantedToken},
+		{"aad", FormatAAD, "Bearer aad#" + plantedResourceID + "#" + plantedToken},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			env := newWSEnv(t, nil, func(o *Options) { o.AuthFormat = tc.format })
+			env := newWSFixture(t, nil, func(o *Options) { o.AuthFormat = tc.format })
 			// What the JavaScript Speech SDK sends with a dummy key, plus an
 			// inbound Authorization, an api-key and a spoofed forwarding header.
 			h := http.Header{}
@@ -565,13 +336,13 @@ func TestWebSocketHandshakeHeaders(t *testing.T) {
 			if got := client.Subprotocol(); got != "USP" {
 				t.Errorf("client subprotocol = %q, want USP", got)
 			}
-			seen := env.up.handshakes()
+			seen := env.upstream.seen.all()
 			if len(seen) != 1 {
 				t.Fatalf("upstream saw %d handshakes, want 1", len(seen))
 			}
 			hs := seen[0]
-			if hs.host != env.up.host {
-				t.Errorf("Host = %q, want %q", hs.host, env.up.host)
+			if hs.host != env.upstream.host {
+				t.Errorf("Host = %q, want %q", hs.host, env.upstream.host)
 			}
 			if got := hs.header.Values("Authorization"); len(got) != 1 || got[0] != tc.wantAuth {
 				t.Errorf("Authorization = %q, want exactly [%q]", got, tc.wantAuth)
@@ -606,7 +377,7 @@ func TestWebSocketHandshakeHeaders(t *testing.T) {
 }
 
 func TestWebSocketFramesRoundTrip(t *testing.T) {
-	env := newWSEnv(t, nil, nil)
+	env := newWSFixture(t, nil, nil)
 	client, upstream := env.open(t, wsSpeechPath, nil)
 
 	big := make([]byte, 1<<20)
@@ -646,7 +417,7 @@ func TestWebSocketCloseCodesPassBothWays(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run("client closes "+strconv.Itoa(tc.code), func(t *testing.T) {
-			env := newWSEnv(t, nil, nil)
+			env := newWSFixture(t, nil, nil)
 			client, upstream := env.open(t, wsSpeechPath, nil)
 			if err := client.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(tc.code, tc.reason), time.Now().Add(wsWait)); err != nil {
 				t.Fatal(err)
@@ -658,7 +429,7 @@ func TestWebSocketCloseCodesPassBothWays(t *testing.T) {
 			wsWantClose(t, "client", err, tc.code, "")
 		})
 		t.Run("upstream closes "+strconv.Itoa(tc.code), func(t *testing.T) {
-			env := newWSEnv(t, nil, nil)
+			env := newWSFixture(t, nil, nil)
 			client, upstream := env.open(t, wsSpeechPath, nil)
 			if err := upstream.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(tc.code, tc.reason), time.Now().Add(wsWait)); err != nil {
 				t.Fatal(err)
@@ -672,12 +443,12 @@ func TestWebSocketCloseCodesPassBothWays(t *testing.T) {
 }
 
 func TestWebSocketTokenUnavailable(t *testing.T) {
-	env := newWSEnv(t, nil, nil)
-	env.tokens.fail(errors.New("managed identity: no endpoint answered"))
+	env := newWSFixture(t, nil, nil)
+	env.tokens.setErr(errors.New("managed identity: no endpoint answered"))
 
 	resp, body := env.rawUpgrade(t, http.MethodGet, wsSpeechPath, nil)
 	wsWantError(t, resp, body, http.StatusServiceUnavailable, "token_unavailable")
-	if n := env.up.conns.Load(); n != 0 {
+	if n := env.upstream.conns.Load(); n != 0 {
 		t.Errorf("upstream connections = %d, want 0", n)
 	}
 }
@@ -699,10 +470,10 @@ func TestWebSocketBadUpgradeRefusedBeforeDial(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			env := newWSEnv(t, nil, nil)
+			env := newWSFixture(t, nil, nil)
 			resp, body := env.rawUpgrade(t, tc.method, wsSpeechPath, tc.edit)
 			wsWantError(t, resp, body, http.StatusBadRequest, "bad_request")
-			if n := env.up.conns.Load(); n != 0 {
+			if n := env.upstream.conns.Load(); n != 0 {
 				t.Errorf("upstream connections = %d, want 0", n)
 			}
 		})
@@ -719,22 +490,22 @@ func wsRedirectTo(base string) http.Handler {
 func TestWebSocketHandshakeRedirect(t *testing.T) {
 	t.Run("allowed host is followed with the token", func(t *testing.T) {
 		second := newWSAcceptor(t)
-		secondUp := newWSUpstream(t, second)
-		env := newWSEnv(t, newWSUpstream(t, wsRedirectTo(secondUp.URL)), func(o *Options) {
+		secondUp := newTestUpstream(t, second)
+		env := newWSFixture(t, newTestUpstream(t, wsRedirectTo(secondUp.URL)), func(o *Options) {
 			o.RedirectHosts = []string{secondUp.host}
 		})
 		client := env.dial(t, wsSpeechPath+"?X-ConnectionId=abc", nil)
 		upstream := second.next(t)
 
-		if n := len(env.up.handshakes()); n != 1 {
+		if n := len(env.upstream.seen.all()); n != 1 {
 			t.Errorf("first upstream saw %d handshakes, want 1", n)
 		}
-		seen := secondUp.handshakes()
+		seen := secondUp.seen.all()
 		if len(seen) != 1 {
 			t.Fatalf("second upstream saw %d handshakes, want 1", len(seen))
 		}
-		if got := seen[0].header.Values("Authorization"); len(got) != 1 || got[0] != "Bearer "+wsToken {
-			t.Errorf("second upstream Authorization = %q, want [%q]", got, "Bearer "+wsToken)
+		if got := seen[0].header.Values("Authorization"); len(got) != 1 || got[0] != "Bearer "+plantedToken {
+			t.Errorf("second upstream Authorization = %q, want [%q]", got, "Bearer "+plantedToken)
 		}
 		if seen[0].host != secondUp.host {
 			t.Errorf("second upstream Host = %q, want %q", seen[0].host, secondUp.host)
@@ -747,8 +518,8 @@ func TestWebSocketHandshakeRedirect(t *testing.T) {
 	})
 
 	t.Run("other host is refused", func(t *testing.T) {
-		other := newWSUpstream(t, newWSAcceptor(t))
-		env := newWSEnv(t, newWSUpstream(t, wsRedirectTo(other.URL)), func(o *Options) {
+		other := newTestUpstream(t, newWSAcceptor(t))
+		env := newWSFixture(t, newTestUpstream(t, wsRedirectTo(other.URL)), func(o *Options) {
 			o.RedirectHosts = []string{"*.cognitiveservices.azure.com"}
 		})
 		resp, body := env.rawUpgrade(t, http.MethodGet, wsSpeechPath, nil)
@@ -762,14 +533,14 @@ func TestWebSocketHandshakeRedirect(t *testing.T) {
 	})
 
 	t.Run("redirect loop ends", func(t *testing.T) {
-		var self *wsUpstream
-		self = newWSUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var self *testUpstream
+		self = newTestUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			wsRedirectTo(self.URL).ServeHTTP(w, r)
 		}))
-		env := newWSEnv(t, self, func(o *Options) { o.RedirectHosts = []string{self.host} })
+		env := newWSFixture(t, self, func(o *Options) { o.RedirectHosts = []string{self.host} })
 		resp, body := env.rawUpgrade(t, http.MethodGet, wsSpeechPath, nil)
 		wsWantError(t, resp, body, http.StatusBadGateway, "upstream_unreachable")
-		if got, want := len(self.handshakes()), 1+maxRedirects; got != want {
+		if got, want := len(self.seen.all()), 1+maxRedirects; got != want {
 			t.Errorf("upstream saw %d handshakes, want %d", got, want)
 		}
 	})
@@ -793,7 +564,7 @@ func TestWebSocketHandshakeFailurePassThrough(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			up := newWSUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			up := newTestUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 				w.Header().Set("Content-Length", strconv.Itoa(len(tc.body)))
 				for k, v := range tc.header {
@@ -802,7 +573,7 @@ func TestWebSocketHandshakeFailurePassThrough(t *testing.T) {
 				w.WriteHeader(tc.status)
 				io.WriteString(w, tc.body)
 			}))
-			env := newWSEnv(t, up, nil)
+			env := newWSFixture(t, up, nil)
 			resp, body := env.rawUpgrade(t, http.MethodGet, wsSpeechPath, nil)
 			if resp.StatusCode != tc.status {
 				t.Errorf("status = %d, want %d", resp.StatusCode, tc.status)
@@ -826,7 +597,7 @@ func TestWebSocketUpstreamUnreachable(t *testing.T) {
 	// A held port, not a closed listener's: no other test or process can be
 	// given it and answer.
 	refusing := testport.Reserve(t).Addr()
-	env := newWSEnv(t, nil, func(o *Options) { o.Upstream = &url.URL{Scheme: "http", Host: refusing} })
+	env := newWSFixture(t, nil, func(o *Options) { o.Upstream = &url.URL{Scheme: "http", Host: refusing} })
 
 	resp, body := env.rawUpgrade(t, http.MethodGet, wsSpeechPath, nil)
 	wsWantError(t, resp, body, http.StatusBadGateway, "upstream_unreachable")
@@ -873,7 +644,7 @@ func wsSilentListener(t *testing.T) (addr string, accepted *atomic.Int64) {
 func TestWebSocketUpstreamHandshakeTimeout(t *testing.T) {
 	const timeout = 300 * time.Millisecond
 	addr, accepted := wsSilentListener(t)
-	env := newWSEnv(t, nil, func(o *Options) {
+	env := newWSFixture(t, nil, func(o *Options) {
 		o.Upstream = &url.URL{Scheme: "http", Host: addr}
 		o.UpstreamTimeout = timeout
 	})
@@ -895,8 +666,8 @@ func TestWebSocketUpstreamHandshakeTimeout(t *testing.T) {
 
 func TestWebSocketAutoRetryLearnsAADForm(t *testing.T) {
 	acceptor := newWSAcceptor(t)
-	aadPrefix := "Bearer aad#" + wsResourceID + "#"
-	up := newWSUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	aadPrefix := "Bearer aad#" + plantedResourceID + "#"
+	up := newTestUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !strings.HasPrefix(r.Header.Get("Authorization"), aadPrefix) {
 			w.Header().Set("WWW-Authenticate", "Bearer")
 			http.Error(w, "this resource wants the aad# form", http.StatusUnauthorized)
@@ -904,18 +675,18 @@ func TestWebSocketAutoRetryLearnsAADForm(t *testing.T) {
 		}
 		acceptor.ServeHTTP(w, r)
 	}))
-	env := newWSEnv(t, up, func(o *Options) { o.AuthFormat = FormatAuto })
+	env := newWSFixture(t, up, func(o *Options) { o.AuthFormat = FormatAuto })
 
 	first := env.dial(t, wsSpeechPath, nil)
 	firstUp := acceptor.next(t)
-	seen := up.handshakes()
+	seen := up.seen.all()
 	if len(seen) != 2 {
 		t.Fatalf("upstream saw %d handshakes, want 2 (bearer, then aad)", len(seen))
 	}
-	if got, want := seen[0].header.Get("Authorization"), "Bearer "+wsToken; got != want {
+	if got, want := seen[0].header.Get("Authorization"), "Bearer "+plantedToken; got != want {
 		t.Errorf("first try Authorization = %q, want %q", got, want)
 	}
-	if got, want := seen[1].header.Get("Authorization"), aadPrefix+wsFreshToken; got != want {
+	if got, want := seen[1].header.Get("Authorization"), aadPrefix+renewedToken; got != want {
 		t.Errorf("retry Authorization = %q, want %q", got, want)
 	}
 	if n := env.tokens.renewCount(); n != 1 {
@@ -927,11 +698,11 @@ func TestWebSocketAutoRetryLearnsAADForm(t *testing.T) {
 	// sessions last), goes aad first.
 	second := env.dial(t, wsSpeechPath, nil)
 	secondUp := acceptor.next(t)
-	seen = up.handshakes()
+	seen = up.seen.all()
 	if len(seen) != 3 {
 		t.Fatalf("upstream saw %d handshakes after the second session, want 3", len(seen))
 	}
-	if got, want := seen[2].header.Get("Authorization"), aadPrefix+wsFreshToken; got != want {
+	if got, want := seen[2].header.Get("Authorization"), aadPrefix+renewedToken; got != want {
 		t.Errorf("second session Authorization = %q, want %q", got, want)
 	}
 	if n := env.tokens.renewCount(); n != 1 {
@@ -940,20 +711,48 @@ func TestWebSocketAutoRetryLearnsAADForm(t *testing.T) {
 	wsRoundTrip(t, second, secondUp, websocket.TextMessage, []byte("second"), "second session")
 }
 
+// The retry's form is learned from any answer but another 401, as on HTTP:
+// a 404 to the aad retry (a path the resource does not serve) still says
+// the upstream took the aad form, so the next handshake starts with it.
+func TestWebSocketRetryRefusedOtherwiseStillTeachesTheForm(t *testing.T) {
+	aadPrefix := "Bearer aad#" + plantedResourceID + "#"
+	up := newTestUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.Header.Get("Authorization"), aadPrefix) {
+			http.Error(w, "this resource wants the aad# form", http.StatusUnauthorized)
+			return
+		}
+		http.Error(w, "no such path", http.StatusNotFound)
+	}))
+	env := newWSFixture(t, up, func(o *Options) { o.AuthFormat = FormatAuto })
+	for range 2 {
+		resp, _ := env.rawUpgrade(t, http.MethodGet, "/stt/nowhere", nil)
+		if resp.StatusCode != http.StatusNotFound {
+			t.Fatalf("status = %d, want the upstream's 404", resp.StatusCode)
+		}
+	}
+	var forms []string
+	for _, h := range up.seen.all() {
+		forms = append(forms, strings.SplitN(h.header.Get("Authorization"), "#", 2)[0])
+	}
+	if want := []string{"Bearer " + plantedToken, "Bearer aad", "Bearer aad"}; !slices.Equal(forms, want) {
+		t.Errorf("handshakes carried %q, want %q (bearer, the aad retry, then aad first)", forms, want)
+	}
+}
+
 func TestWebSocketOriginCheckedBeforeDial(t *testing.T) {
 	const allowed = "http://localhost:3000"
 	t.Run("foreign origin refused", func(t *testing.T) {
-		env := newWSEnv(t, nil, func(o *Options) { o.AllowedOrigins = []string{allowed} })
+		env := newWSFixture(t, nil, func(o *Options) { o.AllowedOrigins = []string{allowed} })
 		resp, body := env.rawUpgrade(t, http.MethodGet, wsSpeechPath, func(h http.Header) {
 			h.Set("Origin", "https://evil.example")
 		})
 		wsWantError(t, resp, body, http.StatusForbidden, "origin_not_allowed")
-		if n := env.up.conns.Load(); n != 0 {
+		if n := env.upstream.conns.Load(); n != 0 {
 			t.Errorf("upstream connections = %d, want 0", n)
 		}
 	})
 	t.Run("allowed origin passes", func(t *testing.T) {
-		env := newWSEnv(t, nil, func(o *Options) { o.AllowedOrigins = []string{allowed} })
+		env := newWSFixture(t, nil, func(o *Options) { o.AllowedOrigins = []string{allowed} })
 		client, upstream := env.open(t, wsSpeechPath, http.Header{"Origin": {allowed}})
 		wsRoundTrip(t, client, upstream, websocket.TextMessage, []byte("hi"), "client to upstream")
 	})
@@ -961,7 +760,7 @@ func TestWebSocketOriginCheckedBeforeDial(t *testing.T) {
 
 func TestWebSocketShutdownClosesLiveSessions(t *testing.T) {
 	const n = 50
-	env := newWSEnv(t, nil, nil)
+	env := newWSFixture(t, nil, nil)
 	clientEnded := make(chan error, n)
 	upstreamEnded := make(chan error, n)
 	for range n {
@@ -974,7 +773,7 @@ func TestWebSocketShutdownClosesLiveSessions(t *testing.T) {
 	// to be cut. The deadline only guards against a hang.
 	ctx, cancel := context.WithTimeout(context.Background(), wsWait)
 	defer cancel()
-	if err := env.p.Shutdown(ctx); err != nil {
+	if err := env.proxy.Shutdown(ctx); err != nil {
 		t.Errorf("Shutdown = %v, want nil", err)
 	}
 	for range n {
@@ -989,9 +788,9 @@ func TestWebSocketShutdownClosesLiveSessions(t *testing.T) {
 }
 
 func TestWebSocketShutdownWaitsForFrameBoundary(t *testing.T) {
-	env := newWSEnv(t, nil, nil)
+	env := newWSFixture(t, nil, nil)
 	client, upstream := env.open(t, wsSpeechPath, nil)
-	sess := wsOnlySession(t, env.p)
+	sess := wsOnlySession(t, env.proxy)
 
 	payload := wsUSPAudio(1 << 20)
 	frame := wsTestFrame(true, opBinary, payload, wsTestKey)
@@ -1007,11 +806,11 @@ func TestWebSocketShutdownWaitsForFrameBoundary(t *testing.T) {
 	shutdownDone := make(chan error, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), wsWait)
 	defer cancel()
-	go func() { shutdownDone <- env.p.Shutdown(ctx) }()
+	go func() { shutdownDone <- env.proxy.Shutdown(ctx) }()
 	wsEventually(t, "shutdown begun", func() bool {
-		env.p.ws.mu.Lock()
-		defer env.p.ws.mu.Unlock()
-		return env.p.ws.closing
+		env.proxy.ws.mu.Lock()
+		defer env.proxy.ws.mu.Unlock()
+		return env.proxy.ws.closing
 	})
 
 	// Shutdown has begun: a new session is refused.
@@ -1043,9 +842,9 @@ func TestWebSocketShutdownWaitsForFrameBoundary(t *testing.T) {
 }
 
 func TestWebSocketShutdownTimeoutCutsSessions(t *testing.T) {
-	env := newWSEnv(t, nil, nil)
+	env := newWSFixture(t, nil, nil)
 	client, upstream := env.open(t, wsSpeechPath, nil)
-	sess := wsOnlySession(t, env.p)
+	sess := wsOnlySession(t, env.proxy)
 	// Half a frame, and never the rest: no boundary for the 1001.
 	frame := wsTestFrame(true, opBinary, make([]byte, 4096), wsTestKey)
 	if _, err := client.NetConn().Write(frame[:100]); err != nil {
@@ -1057,11 +856,11 @@ func TestWebSocketShutdownTimeoutCutsSessions(t *testing.T) {
 	// DeadlineExceeded shows it did, however late the machine ran it.
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	err := env.p.Shutdown(ctx)
+	err := env.proxy.Shutdown(ctx)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Shutdown = %v, want %v", err, context.DeadlineExceeded)
 	}
-	wsSessionsDone(t, env.p)
+	wsSessionsDone(t, env.proxy)
 	if _, _, err := client.ReadMessage(); err == nil {
 		t.Errorf("client read after the cut: nil error, want the connection gone")
 	}
@@ -1086,7 +885,7 @@ func wsOnlySession(t *testing.T, p *Proxy) *wsrelay.Session {
 func TestWebSocketDroppedSessionsDoNotLeak(t *testing.T) {
 	var upstreamSaw sync.Map // how each side saw the other drop, for the log
 	var handlers sync.WaitGroup
-	up := newWSUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	up := newTestUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		handlers.Add(1)
 		defer handlers.Done()
 		c, err := wsUpstreamUpgrade(w, r)
@@ -1103,7 +902,7 @@ func TestWebSocketDroppedSessionsDoNotLeak(t *testing.T) {
 		}
 		upstreamSaw.LoadOrStore("client drop", wsEcho(c))
 	}))
-	env := newWSEnv(t, up, func(o *Options) { o.SpeechPaths = false })
+	env := newWSFixture(t, up, func(o *Options) { o.SpeechPaths = false })
 
 	session := func(path string) error {
 		c, _, err := env.tryDial(path, nil)
@@ -1124,7 +923,7 @@ func TestWebSocketDroppedSessionsDoNotLeak(t *testing.T) {
 		return nil
 	}
 	settle := func() {
-		wsSessionsDone(t, env.p)
+		wsSessionsDone(t, env.proxy)
 		handlers.Wait()
 	}
 
@@ -1166,38 +965,36 @@ func TestWebSocketDroppedSessionsDoNotLeak(t *testing.T) {
 	})
 }
 
-const wsInboundKey = "inbound-gateway-key-7f3a"
-
 func TestWebSocketSessionLog(t *testing.T) {
 	tests := []struct {
 		name         string
-		end          func(t *testing.T, env *wsEnv, client, upstream *websocket.Conn)
+		end          func(t *testing.T, env *fixture, client, upstream *websocket.Conn)
 		wantCode     int
 		wantClosedBy string
 	}{
-		{"client closes", func(t *testing.T, env *wsEnv, client, upstream *websocket.Conn) {
+		{"client closes", func(t *testing.T, env *fixture, client, upstream *websocket.Conn) {
 			client.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(1000, "done"), time.Now().Add(wsWait))
 			_, _, err := upstream.ReadMessage()
 			wsWantClose(t, "upstream", err, 1000, "done")
 		}, 1000, "client"},
-		{"upstream closes", func(t *testing.T, env *wsEnv, client, upstream *websocket.Conn) {
+		{"upstream closes", func(t *testing.T, env *fixture, client, upstream *websocket.Conn) {
 			upstream.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(4000, "bye"), time.Now().Add(wsWait))
 			_, _, err := client.ReadMessage()
 			wsWantClose(t, "client", err, 4000, "bye")
 		}, 4000, "upstream"},
-		{"shutdown", func(t *testing.T, env *wsEnv, client, upstream *websocket.Conn) {
+		{"shutdown", func(t *testing.T, env *fixture, client, upstream *websocket.Conn) {
 			ctx, cancel := context.WithTimeout(context.Background(), wsWait)
 			defer cancel()
-			if err := env.p.Shutdown(ctx); err != nil {
+			if err := env.proxy.Shutdown(ctx); err != nil {
 				t.Errorf("Shutdown = %v, want nil", err)
 			}
 		}, 1001, "proxy"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			env := newWSEnv(t, nil, func(o *Options) { o.InboundKeys = []string{wsInboundKey} })
-			h := http.Header{"Ocp-Apim-Subscription-Key": {wsInboundKey}}
-			client, upstream := env.open(t, wsSpeechPath+"?Ocp-Apim-Subscription-Key="+wsInboundKey+"&X-ConnectionId=abc", h)
+			env := newWSFixture(t, nil, func(o *Options) { o.InboundKeys = []string{plantedKey} })
+			h := http.Header{"Ocp-Apim-Subscription-Key": {plantedKey}}
+			client, upstream := env.open(t, wsSpeechPath+"?Ocp-Apim-Subscription-Key="+plantedKey+"&X-ConnectionId=abc", h)
 
 			audio := wsUSPAudio(3200)
 			text := []byte("Path: speech.config\r\n\r\n{}")
@@ -1206,7 +1003,7 @@ func TestWebSocketSessionLog(t *testing.T) {
 			turnStart := []byte("Path: turn.start\r\nX-RequestId: 5b7c0a3e2f1d4c6b8a9e0f1a2b3c4d5e\r\n\r\n{\"context\":{\"serviceTag\":\"x\"}}")
 			wsRoundTrip(t, upstream, client, websocket.TextMessage, turnStart, "upstream to client")
 			tc.end(t, env, client, upstream)
-			wsSessionsDone(t, env.p)
+			wsSessionsDone(t, env.proxy)
 
 			lines := env.logs.sessionLines(t)
 			if len(lines) != 1 {
@@ -1300,14 +1097,14 @@ func TestWebSocketTLSUpstream(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			acceptor := newWSAcceptor(t)
-			up := startWSUpstream(t, acceptor, true)
+			up := startTestUpstream(t, acceptor, true)
 			cp := newWSConnectProxy(t, via == "https")
 			roots := x509.NewCertPool()
 			roots.AddCert(up.Certificate())
 			if via == "https" {
 				roots.AddCert(cp.Certificate())
 			}
-			env := newWSEnv(t, up, func(o *Options) {
+			env := newWSFixture(t, up, func(o *Options) {
 				o.TLSConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 				if via != "" {
 					o.Proxy = func(*http.Request) (*url.URL, error) {

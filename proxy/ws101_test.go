@@ -17,7 +17,7 @@ import (
 // computes for the client's handshake (Sec-WebSocket-Accept, the chosen
 // subprotocol).
 func TestWebSocket101HeadersPass(t *testing.T) {
-	up := newWSUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	up := newTestUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u := websocket.Upgrader{Subprotocols: []string{"realtime"}}
 		h := http.Header{
 			"Set-Cookie":      {"ARRAffinity=abc; Path=/; HttpOnly", "session=42; Path=/openai"},
@@ -35,7 +35,7 @@ func TestWebSocket101HeadersPass(t *testing.T) {
 		defer c.Close()
 		wsEcho(c)
 	}))
-	env := newWSEnv(t, up, nil)
+	env := newWSFixture(t, up, nil)
 	d := websocket.Dialer{HandshakeTimeout: wsWait, Subprotocols: []string{"realtime"}}
 	c, resp, err := d.Dial(env.wsURL+"/openai/v1/realtime?model=gpt-realtime", nil)
 	if err != nil {
@@ -80,7 +80,7 @@ func TestWebSocket101HeadersPass(t *testing.T) {
 // A refused handshake's answer keeps its end-to-end headers too, cookies
 // included; the headers of the upstream's own connection stay behind.
 func TestWebSocketRefusalHeadersPass(t *testing.T) {
-	up := newWSUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	up := newTestUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h["Set-Cookie"] = []string{"ARRAffinity=abc", "session=42"}
 		h.Set("Apim-Request-Id", "5f0c")
@@ -90,7 +90,7 @@ func TestWebSocketRefusalHeadersPass(t *testing.T) {
 		w.WriteHeader(http.StatusTooManyRequests)
 		w.Write([]byte("later"))
 	}))
-	env := newWSEnv(t, up, nil)
+	env := newWSFixture(t, up, nil)
 	resp, body := env.rawUpgrade(t, http.MethodGet, "/openai/v1/realtime?model=m", nil)
 	if resp.StatusCode != http.StatusTooManyRequests || string(body) != "later" {
 		t.Fatalf("answer = %d %q, want the upstream's 429", resp.StatusCode, body)
