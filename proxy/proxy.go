@@ -1,5 +1,19 @@
 // Package proxy forwards app traffic, HTTP and WebSocket, to one Azure
 // endpoint with an Entra ID token in the form the service expects.
+//
+// A request's way through: ServeHTTP decides whether it is forwarded at
+// all (the guard, refusals, the answers the proxy gives itself). HTTP goes
+// to httputil.ReverseProxy: rewrite sets the target and strips credentials,
+// the RoundTripper stack at the top of transport.go sends it (redirects and
+// the replay buffer, then the token and the one retry after a 401, then the
+// connection layer of upstream.go), modifyResponse edits the answer, and
+// responseRecorder records it for the access log. A WebSocket upgrade goes
+// to wsProxy.serve, the same policy over handshake attempts made by the
+// koding/websocketproxy adapter in internal/wsrelay. The decisions both
+// paths share are made once: authorizer (auth.go) for the form, the token
+// and what follows a 401, redirectPolicy.check (redirect.go) for
+// redirects, classify and writeError (errors.go) for the proxy's own
+// answers. docs/ARCHITECTURE.md has the longer map.
 package proxy
 
 import (
