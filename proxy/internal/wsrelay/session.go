@@ -175,25 +175,20 @@ func (c *clientConn) Write(b []byte) (int, error) {
 			return len(b), nil
 		}
 	}
+	// Metered before it goes out, once: the client's answer to a relayed
+	// close can be read (and taken for the client's own close) before
+	// this Write returns. (A write fails only as the session ends.)
 	c.mu.Lock()
-	if c.closedBy == "" {
-		// Note a relayed close before it goes out: the client's answer to
-		// it can be read (and taken for the client's own close) before
-		// this Write returns.
-		head, ahead := c.head, c.out
-		ahead.feed(head.skip(b))
-		if ahead.closeCode != 0 {
-			c.closedBy, c.closeCode = "upstream", ahead.closeCode
-		}
+	c.out.feed(c.head.skip(b))
+	if c.closedBy == "" && c.out.closeCode != 0 {
+		c.closedBy, c.closeCode = "upstream", c.out.closeCode
 	}
+	closing := c.out.closeCode != 0
 	c.mu.Unlock()
 	n, err := c.Conn.Write(b)
-	c.mu.Lock()
-	c.out.feed(c.head.skip(b[:n]))
-	if c.out.closeCode != 0 || err != nil {
+	if closing || err != nil {
 		c.wrote.fire()
 	}
-	c.mu.Unlock()
 	return n, err
 }
 
