@@ -114,43 +114,57 @@ type clientConn struct {
 func (c *clientConn) Read(b []byte) (int, error) {
 	for {
 		if c.goingAway.Load() && !c.injected {
-			c.mu.Lock()
-			boundary, need := c.in.atBoundary(), c.in.need()
-			c.mu.Unlock()
-			if boundary {
-				c.pending, c.injected = maskedCloseFrame(1001, GoingAwayReason), true
-				c.Conn.SetReadDeadline(time.Time{})
-			} else if need < len(b) {
-				b = b[:need] // read exactly to the boundary
-			}
+			b = c.toBoundary(b)
 		}
 		if len(c.pending) > 0 {
-			n := copy(b, c.pending)
-			c.mu.Lock()
-			c.in.feed(c.pending[:n])
-			c.noteClose("proxy")
-			c.mu.Unlock()
-			c.pending = c.pending[n:]
-			return n, nil
+			return c.readPending(b), nil
 		}
 		n, err := c.readClient(b)
-		if n == 0 && err == nil && len(c.pending) > 0 {
+		switch {
+		case n == 0 && err == nil && len(c.pending) > 0:
 			continue // the message limit queued a close frame
-		}
-		if err != nil && c.goingAway.Load() && !c.injected && errors.Is(err, os.ErrDeadlineExceeded) {
+		case err != nil && c.goingAway.Load() && !c.injected && errors.Is(err, os.ErrDeadlineExceeded):
+			// GoAway's wake-up (its read deadline), not the client's end.
 			c.Conn.SetReadDeadline(time.Time{})
-			if n > 0 {
-				return n, nil
+			if n == 0 {
+				continue
 			}
-			continue
-		}
-		if err != nil {
+			return n, nil
+		case err != nil:
 			c.mu.Lock()
 			c.dropped = c.dropped || c.in.closeCode == 0
 			c.mu.Unlock()
 		}
 		return n, err
 	}
+}
+
+// toBoundary serves GoAway: at a frame boundary it queues the close 1001 to
+// be read next; inside a frame it cuts b so the read ends at the boundary.
+func (c *clientConn) toBoundary(b []byte) []byte {
+	c.mu.Lock()
+	boundary, need := c.in.atBoundary(), c.in.need()
+	c.mu.Unlock()
+	switch {
+	case boundary:
+		c.pending, c.injected = maskedCloseFrame(1001, GoingAwayReason), true
+		c.Conn.SetReadDeadline(time.Time{})
+	case need < len(b):
+		b = b[:need]
+	}
+	return b
+}
+
+// readPending hands gorilla the next bytes of a close frame the proxy
+// writes into the client's stream.
+func (c *clientConn) readPending(b []byte) int {
+	n := copy(b, c.pending)
+	c.mu.Lock()
+	c.in.feed(c.pending[:n])
+	c.noteClose("proxy")
+	c.mu.Unlock()
+	c.pending = c.pending[n:]
+	return n
 }
 
 // noteClose notes who sent the stream's first close frame, once c.in has
