@@ -33,15 +33,11 @@ import (
 //     idle connections for less teaches the proxy its limit. A pooled
 //     connection found closed before anything of a request was written to
 //     it (a clean idle close) lowers idleLimit to 3/4 of the time it had
-//     been idle; pooled connections idle that long are dropped unused, so
-//     none is written to just as the upstream closes it (which the first
-//     rule cannot undo: the request left). A connection that ends after a
-//     request was written teaches nothing: the upstream may have closed it
-//     for that request, not for its idle time. And a limit expires
-//     idleLimitLife after the last close that taught it: an upstream
-//     restart closes every pooled connection, however briefly idle, and
-//     would otherwise leave the proxy dropping almost every pooled
-//     connection for good.
+//     been idle, for idleLimitLife; pooled connections idle that long are
+//     dropped unused, so none is written to just as the upstream closes it
+//     (which the first rule cannot undo: the request left). A connection
+//     that ends after a request was written teaches nothing: the upstream
+//     may have closed it for that request, not for its idle time.
 //   - A timeout while connecting (ENTRAPROXY_UPSTREAM_TIMEOUT: dial, TLS, a
 //     proxy's CONNECT) is told from a timeout waiting for the answer's
 //     headers (ENTRAPROXY_RESPONSE_TIMEOUT, ResponseHeaderTimeout), so the
@@ -60,12 +56,13 @@ type idleLimit struct {
 }
 
 // idleLimitLife is how long a learned idle limit holds after the clean idle
-// close that set it. A close after a longer idle time neither raises the
-// limit nor extends it; one at or under it sets it again. An upstream that
-// closes idle connections early is taught again after expiry by the next
-// connection it closes (found closed before use, so the request is sent
-// on another); one that closed connections once (a restart, a deployment)
-// has the proxy back to its full pool 5 minutes later.
+// close that set it; a close after a longer idle time neither raises nor
+// extends it. Without expiry one upstream restart, which closes every
+// pooled connection however briefly idle, would have the proxy drop almost
+// every pooled connection for good; with it, the full pool is back 5
+// minutes later. An upstream that does close idle connections early
+// teaches the limit again with the next one it closes (found closed before
+// use, so the request goes on another connection).
 const idleLimitLife = 5 * time.Minute
 
 // learnIdle notes a clean idle close: the upstream closed a pooled
