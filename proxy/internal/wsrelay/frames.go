@@ -176,10 +176,6 @@ const MessageTooBigReason = "message too big: entraproxy relays client messages 
 // so this is for completeness only.
 var errClientMessageTooBig = errors.New("client WebSocket message over the 16 MiB limit")
 
-// maxFrameHeader is the longest WebSocket frame header: 2 bytes, a 64-bit
-// length and a 4-byte mask key (RFC 6455, section 5.2).
-const maxFrameHeader = 14
-
 // frameCut is where the bytes of one read from the client stop for now.
 type frameCut struct {
 	n     int        // bytes that may go to gorilla now
