@@ -31,6 +31,8 @@ func TestGuardHost(t *testing.T) {
 		{"loopback: 127.0.0.1", "127.0.0.1:9090", "127.0.0.1:9090", http.StatusOK},
 		{"loopback: [::1]", "127.0.0.1:9090", "[::1]:9090", http.StatusOK},
 		{"loopback on 127.0.0.2: its own address", "127.0.0.2:9090", "127.0.0.2:9090", http.StatusOK},
+		{"loopback: port out of range", "127.0.0.1:9090", "localhost:65536", http.StatusForbidden},
+		{"loopback: port of kilobytes of zeros", "127.0.0.1:9090", "localhost:" + strings.Repeat("0", 5000) + "9090", http.StatusForbidden},
 		{"all interfaces: kubelet probe by pod address", "0.0.0.0:9090", "10.1.2.3:9090", http.StatusOK},
 		{"all interfaces: any name", ":9090", "entraproxy.apps.svc", http.StatusOK},
 	}

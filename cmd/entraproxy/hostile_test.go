@@ -578,3 +578,63 @@ func TestThousandsOfIdleConnections(t *testing.T) {
 	env.upstream.CloseClientConnections()
 	leakcheck.Check(t, fmt.Sprintf("after %d idle connections", silent+half+keepAlive), base, 2)
 }
+
+// The Host check on a loopback listener reads the port as a number from 0
+// to 65535: a loopback name with a port that is no port (out of range, not
+// digits, empty, or kilobytes of leading zeros, which once passed and then
+// broke the rewriting of URLs in JSON answers) is refused with 403
+// host_not_allowed, and the upstream sees nothing. A valid port written
+// with leading zeros is still that port.
+func TestHostPortMustBeANumber(t *testing.T) {
+	for _, tc := range []struct {
+		name, host string
+		want       int
+	}{
+		{"highest port", "localhost:65535", http.StatusOK},
+		{"leading zeros", "localhost:08080", http.StatusOK},
+		{"out of range", "localhost:65536", http.StatusForbidden},
+		{"not digits", "127.0.0.1:http", http.StatusForbidden},
+		{"empty", "[::1]:", http.StatusForbidden},
+		{"kilobytes of zeros", "localhost:" + strings.Repeat("0", 5000) + "1", http.StatusForbidden},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := startHostile(t, nil, nil)
+			resps := env.raw(t, "GET /openai/models HTTP/1.1\r\nHost: "+tc.host+"\r\nConnection: close\r\n\r\n")
+			if len(resps) != 1 || resps[0].StatusCode != tc.want {
+				t.Fatalf("responses = %v, want one %d", statuses(resps), tc.want)
+			}
+			if tc.want == http.StatusOK {
+				return
+			}
+			if body := bodyOf(resps[0]); !strings.Contains(body, `"code":"host_not_allowed"`) {
+				t.Errorf("body = %.200s, want host_not_allowed", body)
+			}
+			if n := len(env.requests()); n != 0 {
+				t.Errorf("upstream received %d requests, want 0", n)
+			}
+		})
+	}
+}
+
+// An HTTP/1.0 request without a Host header reaches the handler with an
+// empty Host (net/http requires Host only of HTTP/1.1). A loopback listener
+// refuses it like any Host it does not know (README, DNS rebinding): every
+// browser and SDK sends a Host, and the proxy needs one to point rewritten
+// URLs back at itself.
+func TestHTTP10WithoutHostOnLoopback(t *testing.T) {
+	env := startHostile(t, nil, nil)
+	resps := env.raw(t, "GET /openai/models HTTP/1.0\r\n\r\n")
+	if len(resps) != 1 || resps[0].StatusCode != http.StatusForbidden {
+		t.Fatalf("responses = %v, want one 403", statuses(resps))
+	}
+	if body := bodyOf(resps[0]); !strings.Contains(body, `"code":"host_not_allowed"`) {
+		t.Errorf("body = %.200s, want host_not_allowed", body)
+	}
+	if n := len(env.requests()); n != 0 {
+		t.Errorf("upstream received %d requests, want 0", n)
+	}
+	resps = env.raw(t, "GET /openai/models HTTP/1.0\r\nHost: localhost\r\n\r\n")
+	if len(resps) != 1 || resps[0].StatusCode != http.StatusOK {
+		t.Errorf("with Host: localhost: responses = %v, want one 200", statuses(resps))
+	}
+}

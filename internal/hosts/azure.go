@@ -128,7 +128,7 @@ type Class struct {
 // the custom domain of its cloud to use instead; doctor judges the
 // upstream by it.
 func Classify(hostport string) Class {
-	host, _ := splitHostPort(hostport)
+	host, _, _ := splitHostPort(hostport)
 	clouds := Clouds()
 	class := Class{Cloud: clouds[0]}
 	switch _, err := netip.ParseAddr(host); {
@@ -165,7 +165,7 @@ func Classify(hostport string) Class {
 // is broader than Classify on purpose: it keeps Speech's aad form away
 // from Azure OpenAI, which refuses it, whatever alias names the host.
 func IsOpenAI(hostport string) bool {
-	host, _ := splitHostPort(hostport)
+	host, _, _ := splitHostPort(hostport)
 	for _, c := range Clouds() {
 		if below(host, c.openAI) {
 			return true

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -51,16 +52,43 @@ func canonicalHost(host string) string {
 }
 
 // splitHostPort splits a URL's Host or a Host header value into a
-// canonical host and a port ("" when there is none).
-func splitHostPort(hostport string) (host, port string) {
+// canonical host and a port in its canonical form (the number in decimal,
+// "" when there is none). portOK is false when the port is not a TCP port
+// number (ParsePort): such a value names no listener, and matches no
+// pattern.
+func splitHostPort(hostport string) (host, port string, portOK bool) {
 	h, p, err := net.SplitHostPort(hostport)
 	if err != nil {
-		return canonicalHost(hostport), ""
+		return canonicalHost(hostport), "", true
 	}
 	if strings.HasPrefix(hostport, "[") {
 		h = "[" + h + "]" // SplitHostPort drops the brackets of any host
 	}
-	return canonicalHost(h), p
+	n, ok := ParsePort(p)
+	if !ok {
+		return canonicalHost(h), p, false
+	}
+	return canonicalHost(h), strconv.Itoa(n), true
+}
+
+// ParsePort parses a port as written after a host's ":" (a Host header, a
+// URL, a host pattern): one to five ASCII digits, at most 65535 (a TCP
+// port, RFC 9293). Leading zeros count towards the five, so a Host of
+// kilobytes of zeros before a 1 is no port at all; an empty port ("host:",
+// which RFC 3986 allows) is refused too, since no browser or SDK writes
+// one. ok is false for anything else.
+func ParsePort(p string) (port int, ok bool) {
+	if len(p) == 0 || len(p) > 5 {
+		return 0, false
+	}
+	n := 0
+	for _, c := range []byte(p) {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, n <= 65535
 }
 
 // Patterns is a list of host patterns, as ENTRAPROXY_REDIRECT_HOSTS and
@@ -88,18 +116,23 @@ func NewPatterns(list []string) Patterns {
 	var ps Patterns
 	for _, p := range list {
 		rest, wildcard := strings.CutPrefix(strings.ToLower(p), "*.")
-		host, port := splitHostPort(rest)
+		host, port, ok := splitHostPort(rest)
+		if !ok {
+			continue // refused by PatternProblem; it would match nothing
+		}
 		ps.list = append(ps.list, pattern{host: host, port: port, wildcard: wildcard})
 	}
 	return ps
 }
 
 // Match reports whether hostport (a URL's Host or a Host header value, with
-// or without a port) matches one of the patterns. An empty host matches
-// none.
+// or without a port) matches one of the patterns. Ports compare as numbers
+// ("08080" is 8080). An empty host matches none, and so does a port that
+// is not a number from 0 to 65535 ("localhost:99999", "localhost:abc",
+// "localhost:"), whatever the patterns.
 func (ps Patterns) Match(hostport string) bool {
-	host, port := splitHostPort(hostport)
-	if host == "" {
+	host, port, ok := splitHostPort(hostport)
+	if !ok || host == "" {
 		return false
 	}
 	for _, p := range ps.list {
@@ -148,6 +181,9 @@ func PatternProblem(p string) string {
 		if h == "" || port == "" {
 			return "want host:port"
 		}
+		if _, ok := ParsePort(port); !ok {
+			return "bad port; want a number from 0 to 65535, as in localhost:8080"
+		}
 	}
 	return ""
 }
@@ -181,6 +217,9 @@ func defaultLoopbackHosts() []string { return []string{"localhost", "127.0.0.1",
 //     [::1] and addr's own host, on any port;
 //   - else (all interfaces, a LAN or pod address) any Host: clients reach
 //     such a listener by names and addresses the proxy cannot know.
+//
+// Where the list applies, a Host whose port is not a number from 0 to
+// 65535 matches none of it (Patterns.Match) and is refused.
 func ForListener(addr string, configured []string) HostCheck {
 	if len(configured) > 0 {
 		return HostCheck{allowed: NewPatterns(configured), restrict: true, names: slices.Clone(configured)}

@@ -84,11 +84,27 @@ func TestPatternsMatch(t *testing.T) {
 		{[]string{"127.0.0.1"}, "::ffff:127.0.0.1", true},
 		{[]string{"127.0.0.1"}, "[127.0.0.1]:80", false},
 		{[]string{"*.cognitiveservices.azure.com"}, "[a.cognitiveservices.azure.com]:443", false},
+		// The port is a number from 0 to 65535, compared as a number.
+		{[]string{"localhost"}, "localhost:0", true},
+		{[]string{"localhost"}, "localhost:65535", true},
+		{[]string{"localhost:8080"}, "localhost:08080", true},
+		{[]string{"localhost:08080"}, "localhost:8080", true},
+		{[]string{"localhost"}, "localhost:65536", false},
+		{[]string{"localhost"}, "localhost:99999", false},
+		{[]string{"localhost"}, "localhost:000001", false},
+		{[]string{"localhost"}, "localhost:" + strings.Repeat("0", 5000) + "1", false},
+		{[]string{"localhost"}, "localhost:abc", false},
+		{[]string{"localhost"}, "localhost:+80", false},
+		{[]string{"localhost"}, "localhost:-1", false},
+		{[]string{"localhost"}, "localhost: 80", false},
+		{[]string{"localhost"}, "localhost:", false},
+		{[]string{"[::1]"}, "[::1]:70000", false},
+		{[]string{"*.cognitiveservices.azure.com"}, "a.cognitiveservices.azure.com:4430000", false},
 	}
 	for _, tc := range tests {
-		t.Run(fmt.Sprintf("%v/%s", tc.patterns, tc.host), func(t *testing.T) {
+		t.Run(fmt.Sprintf("%v/%.40s", tc.patterns, tc.host), func(t *testing.T) {
 			if got := NewPatterns(tc.patterns).Match(tc.host); got != tc.want {
-				t.Errorf("Match(%q) with %q = %v, want %v", tc.host, tc.patterns, got, tc.want)
+				t.Errorf("Match(%.80q) with %q = %v, want %v", tc.host, tc.patterns, got, tc.want)
 			}
 		})
 	}
@@ -101,7 +117,8 @@ func TestPatternProblem(t *testing.T) {
 			t.Errorf("PatternProblem(%q) = %q, want valid", p, got)
 		}
 	}
-	invalid := []string{"", "http://localhost", "localhost/", "a b", "user@host", "*", "*.com", "*.example.com:443", "a.*.example.com", "*..example.com", ":8080", "host:"}
+	invalid := []string{"", "http://localhost", "localhost/", "a b", "user@host", "*", "*.com", "*.example.com:443", "a.*.example.com", "*..example.com", ":8080", "host:",
+		"host:65536", "host:http", "[::1]:70000", "host:-1", "host:000001"}
 	for _, p := range invalid {
 		if got := PatternProblem(p); got == "" {
 			t.Errorf("PatternProblem(%q) = valid, want a problem", p)
@@ -119,10 +136,11 @@ func TestForListener(t *testing.T) {
 		any        bool
 	}{
 		{
-			name:   "loopback listener: the loopback names on any port",
-			addr:   "127.0.0.1:8080",
-			allow:  []string{"localhost", "localhost:8080", "LOCALHOST:1", "127.0.0.1", "127.0.0.1:9999", "[::1]", "[::1]:8080"},
-			refuse: []string{"", "evil.example", "evil.example:8080", "localhost.evil.example", "127.0.0.1.nip.io", "127.0.0.2:8080", "10.0.0.5:8080", "evil.localhost:8080"},
+			name:  "loopback listener: the loopback names on any port",
+			addr:  "127.0.0.1:8080",
+			allow: []string{"localhost", "localhost:8080", "LOCALHOST:1", "127.0.0.1", "127.0.0.1:9999", "[::1]", "[::1]:8080"},
+			refuse: []string{"", "evil.example", "evil.example:8080", "localhost.evil.example", "127.0.0.1.nip.io", "127.0.0.2:8080", "10.0.0.5:8080", "evil.localhost:8080",
+				"localhost:65536", "127.0.0.1:abc", "[::1]:", "localhost:" + strings.Repeat("0", 5000) + "1"},
 		},
 		{
 			name:   "a listener on 127.0.0.2 accepts its own address",
@@ -174,12 +192,12 @@ func TestForListener(t *testing.T) {
 			c := ForListener(tc.addr, tc.configured)
 			for _, h := range tc.allow {
 				if !c.Allows(h) {
-					t.Errorf("Allows(%q) = false, want true (allowed %q)", h, c.Allowed())
+					t.Errorf("Allows(%.80q) = false, want true (allowed %q)", h, c.Allowed())
 				}
 			}
 			for _, h := range tc.refuse {
 				if c.Allows(h) {
-					t.Errorf("Allows(%q) = true, want false (allowed %q)", h, c.Allowed())
+					t.Errorf("Allows(%.80q) = true, want false (allowed %q)", h, c.Allowed())
 				}
 			}
 			if got := c.Allowed() == nil; got != tc.any {
