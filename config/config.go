@@ -39,7 +39,7 @@ type Config struct {
 	AllowUnauthenticated bool          `env:"ENTRAPROXY_ALLOW_UNAUTHENTICATED" envDefault:"false" help:"must be true to listen on a non-loopback address without inbound keys"`
 	TLSCertFile          string        `env:"ENTRAPROXY_TLS_CERT_FILE" help:"PEM certificate (leaf first, then intermediates): serve HTTPS and WSS on ENTRAPROXY_LISTEN; needs ENTRAPROXY_TLS_KEY_FILE. Both files are read again when they change (a renewal), without dropping connections"`
 	TLSKeyFile           string        `env:"ENTRAPROXY_TLS_KEY_FILE" help:"PEM private key of ENTRAPROXY_TLS_CERT_FILE"`
-	AllowedOrigins       []string      `env:"ENTRAPROXY_ALLOWED_ORIGINS" help:"comma-separated browser origins (http://localhost:3000) allowed to call the proxy; requests with any other Origin, and cross-site browser requests without one (Sec-Fetch-Site), get 403"`
+	AllowedOrigins       []string      `env:"ENTRAPROXY_ALLOWED_ORIGINS" help:"comma-separated browser origins allowed to call the proxy, each exactly as a browser sends it: http or https, a host without wildcards, an optional port (http://localhost:3000,https://app.example.com); requests with any other Origin, and cross-site browser requests without one (Sec-Fetch-Site), get 403"`
 	AllowedHosts         []string      `env:"ENTRAPROXY_ALLOWED_HOSTS" help:"comma-separated Host header values accepted (DNS rebinding protection): host, host:port or *.domain; any other Host gets 403. Empty: on a loopback listener localhost, 127.0.0.1, [::1] and the listener's own address, any port; on other listeners any Host"`
 	UpstreamTimeout      time.Duration `env:"ENTRAPROXY_UPSTREAM_TIMEOUT" envDefault:"30s" help:"connect + TLS (HTTP), or the whole handshake (WebSocket)"`
 	ResponseTimeout      time.Duration `env:"ENTRAPROXY_RESPONSE_TIMEOUT" envDefault:"10m" help:"after an HTTP request is sent, how long to wait for the answer's headers; 0 = no limit. Non-streaming completions of reasoning models take minutes; the OpenAI SDKs wait 10 minutes"`
@@ -91,7 +91,7 @@ func envVar(f reflect.StructField) string {
 type Error struct {
 	Var string
 	// Value is the value as the user wrote it, with any secret part
-	// replaced (the user info of a URL).
+	// replaced (a URL's user info, query values and fragment: redactURL).
 	Value string
 	// Secret hides Value from the message (inbound keys).
 	Secret  bool
@@ -295,7 +295,7 @@ func (r *report) duration(variable string, parsed time.Duration) string {
 
 func (c *Config) upstreamProblems(r *report) {
 	if p := upstreamProblem(c.Upstream); p != "" {
-		r.add("ENTRAPROXY_UPSTREAM", redactUserInfo(c.Upstream), "%s", p)
+		r.add("ENTRAPROXY_UPSTREAM", redactURL(c.Upstream), "%s", p)
 	}
 }
 
@@ -460,10 +460,12 @@ func upstreamProblem(s string) string {
 		return "required; set it to your resource's endpoint, e.g. https://NAME.cognitiveservices.azure.com"
 	}
 	u, err := url.Parse(s)
-	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+	if err != nil || u.Hostname() == "" || (u.Scheme != "https" && u.Scheme != "http") {
 		return "want https://NAME.cognitiveservices.azure.com (scheme and host)"
 	}
 	switch {
+	case portProblem(u) != "":
+		return portProblem(u) + ", or none for " + map[string]string{"https": "443", "http": "80"}[u.Scheme]
 	case u.User != nil:
 		return "must not contain user info; entraproxy adds the credential itself"
 	case u.Path != "" && u.Path != "/":
@@ -483,24 +485,56 @@ func upstreamProblem(s string) string {
 	return ""
 }
 
-// redactUserInfo replaces the user info of a URL-like value (a password, or
-// a token written as the user name) so that an error message can quote the
-// rest. It works on the text, so a value url.Parse refuses is covered too.
-func redactUserInfo(s string) string {
+// portProblem says what is wrong with the port of u, a URL that parsed
+// with a host, or returns "" when it has none or a valid one (1 to 65535).
+// url.Parse checks only that a port is digits.
+func portProblem(u *url.URL) string {
+	if !strings.HasSuffix(u.Host, ":") && u.Port() == "" {
+		return ""
+	}
+	if n, ok := hosts.ParsePort(u.Port()); !ok || n == 0 {
+		return fmt.Sprintf("bad port %s; want a number from 1 to 65535", u.Port())
+	}
+	return ""
+}
+
+// redactURL replaces the parts of a URL-like value that may hold a secret,
+// so that an error message can quote the rest: the user info (a password,
+// or a token written as the user name), every query value (a copied
+// endpoint URL with ?api-key=..., a SAS ?sig=...; the names stay, so the
+// user sees what was pasted) and the fragment. It works on the text, so a
+// value url.Parse refuses is covered too; the user info is taken to run up
+// to the last @ before the first /, which errs on the side of hiding.
+func redactURL(s string) string {
 	_, rest, ok := strings.Cut(s, "://")
 	if !ok {
 		rest = s
 	}
 	authority := rest
-	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+	if i := strings.IndexByte(rest, '/'); i >= 0 {
 		authority = rest[:i]
 	}
-	at := strings.LastIndex(authority, "@")
-	if at < 0 {
-		return s
+	if at := strings.LastIndex(authority, "@"); at >= 0 {
+		start := len(s) - len(rest)
+		s = s[:start] + "REDACTED" + s[start+at:]
 	}
-	start := len(s) - len(rest)
-	return s[:start] + "REDACTED" + s[start+at:]
+	s, _, fragment := strings.Cut(s, "#")
+	s, query, hasQuery := strings.Cut(s, "?")
+	if hasQuery {
+		pairs := strings.Split(query, "&")
+		for i, pair := range pairs {
+			if name, _, ok := strings.Cut(pair, "="); ok {
+				pairs[i] = name + "=REDACTED"
+			} else if pair != "" {
+				pairs[i] = "REDACTED"
+			}
+		}
+		s += "?" + strings.Join(pairs, "&")
+	}
+	if fragment {
+		s += "#REDACTED"
+	}
+	return s
 }
 
 func listenProblem(addr string) string {
@@ -517,13 +551,24 @@ func listenProblem(addr string) string {
 	return ""
 }
 
+// originProblem says what is wrong with one ENTRAPROXY_ALLOWED_ORIGINS
+// entry, or returns "" when it is an origin a browser can send
+// (https://html.spec.whatwg.org/multipage/browsers.html#ascii-serialisation-of-an-origin):
+// http or https, a host without wildcards, a port from 1 to 65535 or none,
+// nothing else. An entry no browser sends would never match, silently.
 func originProblem(o string) string {
+	const want = "want an origin such as http://localhost:3000 (scheme, host and optional port, nothing else)"
 	u, err := url.Parse(o)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
-		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || u.User != nil {
-		return "want an origin such as http://localhost:3000 (scheme, host and optional port, nothing else)"
+	switch {
+	case err != nil || u.Hostname() == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.ForceQuery ||
+		u.Fragment != "" || u.User != nil:
+		return want
+	case u.Scheme != "http" && u.Scheme != "https":
+		return "the scheme must be http or https, as in http://localhost:3000"
+	case strings.Contains(u.Host, "*"):
+		return "a browser sends one exact origin and * matches nothing; list each origin, e.g. https://app.example.com,https://admin.example.com"
 	}
-	return ""
+	return portProblem(u)
 }
 
 // normalizeOrigin writes a valid origin the way browsers send it in the

@@ -125,6 +125,19 @@ func TestLoadReportsBadValue(t *testing.T) {
 		{"allowed host empty entry", []string{"ENTRAPROXY_UPSTREAM", up, "ENTRAPROXY_ALLOWED_HOSTS", "localhost,,proxy.internal"}, "ENTRAPROXY_ALLOWED_HOSTS", "empty entry"},
 		{"allowed host star", []string{"ENTRAPROXY_UPSTREAM", up, "ENTRAPROXY_ALLOWED_HOSTS", "*"}, "ENTRAPROXY_ALLOWED_HOSTS", `"*": * is allowed only as a leading *. label`},
 		{"allowed host wildcard over a top-level domain", []string{"ENTRAPROXY_UPSTREAM", up, "ENTRAPROXY_ALLOWED_HOSTS", "*.local"}, "ENTRAPROXY_ALLOWED_HOSTS", "at least two labels"},
+		{"allowed host port out of range", []string{"ENTRAPROXY_UPSTREAM", up, "ENTRAPROXY_ALLOWED_HOSTS", "localhost:99999"}, "ENTRAPROXY_ALLOWED_HOSTS", `"localhost:99999": bad port; want a number from 0 to 65535`},
+		{"redirect host port not a number", []string{"ENTRAPROXY_UPSTREAM", up, "ENTRAPROXY_REDIRECT_HOSTS", "login.example.com:https"}, "ENTRAPROXY_REDIRECT_HOSTS", `"login.example.com:https": bad port`},
+		{"upstream port out of range", []string{"ENTRAPROXY_UPSTREAM", up + ":99999"}, "ENTRAPROXY_UPSTREAM", `:99999": bad port 99999; want a number from 1 to 65535, or none for 443`},
+		{"upstream port zero", []string{"ENTRAPROXY_UPSTREAM", up + ":0"}, "ENTRAPROXY_UPSTREAM", "bad port 0"},
+		// Origins that no browser could send, so they would never match.
+		{"origin wildcard", []string{"ENTRAPROXY_UPSTREAM", up, "ENTRAPROXY_ALLOWED_ORIGINS", "http://*.example.com"}, "ENTRAPROXY_ALLOWED_ORIGINS",
+			`"http://*.example.com": a browser sends one exact origin and * matches nothing; list each origin`},
+		{"origin port out of range", []string{"ENTRAPROXY_UPSTREAM", up, "ENTRAPROXY_ALLOWED_ORIGINS", "https://a.b:99999"}, "ENTRAPROXY_ALLOWED_ORIGINS", `"https://a.b:99999": bad port 99999; want a number from 1 to 65535`},
+		{"origin port zero", []string{"ENTRAPROXY_UPSTREAM", up, "ENTRAPROXY_ALLOWED_ORIGINS", "http://localhost:0"}, "ENTRAPROXY_ALLOWED_ORIGINS", "bad port 0"},
+		{"origin scheme", []string{"ENTRAPROXY_UPSTREAM", up, "ENTRAPROXY_ALLOWED_ORIGINS", "ws://localhost:3000"}, "ENTRAPROXY_ALLOWED_ORIGINS", `"ws://localhost:3000": the scheme must be http or https`},
+		{"origin query", []string{"ENTRAPROXY_UPSTREAM", up, "ENTRAPROXY_ALLOWED_ORIGINS", "https://a.example?x=1"}, "ENTRAPROXY_ALLOWED_ORIGINS", `"https://a.example?x=1": want an origin`},
+		{"origin empty host", []string{"ENTRAPROXY_UPSTREAM", up, "ENTRAPROXY_ALLOWED_ORIGINS", "http://:3000"}, "ENTRAPROXY_ALLOWED_ORIGINS", `"http://:3000": want an origin`},
+		{"origin user info", []string{"ENTRAPROXY_UPSTREAM", up, "ENTRAPROXY_ALLOWED_ORIGINS", "https://me@a.example"}, "ENTRAPROXY_ALLOWED_ORIGINS", `want an origin`},
 		{"inbound key only spaces", []string{"ENTRAPROXY_UPSTREAM", up, "ENTRAPROXY_INBOUND_KEYS", "k1, ,k2"}, "ENTRAPROXY_INBOUND_KEYS", "entry 2 is empty"},
 		{"timeout syntax", []string{"ENTRAPROXY_UPSTREAM", up, "ENTRAPROXY_UPSTREAM_TIMEOUT", "30"}, "ENTRAPROXY_UPSTREAM_TIMEOUT", "not a duration"},
 		{"timeout zero", []string{"ENTRAPROXY_UPSTREAM", up, "ENTRAPROXY_UPSTREAM_TIMEOUT", "0s"}, "ENTRAPROXY_UPSTREAM_TIMEOUT", "more than 0"},
@@ -302,6 +315,38 @@ func TestUpstreamUserInfoNeverQuoted(t *testing.T) {
 			}
 			if strings.Contains(err.Error(), "SECRET") || strings.Contains(err.Error(), "SE CRET") {
 				t.Errorf("error = %q, quotes the user info", err)
+			}
+			if !strings.Contains(err.Error(), "ENTRAPROXY_UPSTREAM "+tc.want) {
+				t.Errorf("error = %q, want it to contain %q", err, "ENTRAPROXY_UPSTREAM "+tc.want)
+			}
+		})
+	}
+}
+
+// A query or fragment of ENTRAPROXY_UPSTREAM (a URL copied with its key,
+// api-key=..., or a SAS signature, sig=...) is refused without quoting its
+// values; the names stay, so the user sees what was pasted.
+func TestUpstreamQueryNeverQuoted(t *testing.T) {
+	for _, tc := range []struct {
+		value, want string
+	}{
+		{"https://name.cognitiveservices.azure.com/?api-key=SECRETQ", `"https://name.cognitiveservices.azure.com/?api-key=REDACTED": must not have a query`},
+		{"https://name.cognitiveservices.azure.com?sv=2022-11-02&sig=SECRETQ%2Bx&se=2030", `"https://name.cognitiveservices.azure.com?sv=REDACTED&sig=REDACTED&se=REDACTED": must not have a query`},
+		{"https://name.cognitiveservices.azure.com/#access_token=SECRETQ", `"https://name.cognitiveservices.azure.com/#REDACTED": must not have a fragment`},
+		{"https://name.cognitiveservices.azure.com/tts?Subscription-Key=SECRETQ", `"https://name.cognitiveservices.azure.com/tts?Subscription-Key=REDACTED": must not have a path`},
+		{"https://u:SECRETQ@name.cognitiveservices.azure.com/?api-key=SECRETQ", `"https://REDACTED@name.cognitiveservices.azure.com/?api-key=REDACTED": must not contain user info`},
+		{"name.cognitiveservices.azure.com?key=SECRETQ", `"name.cognitiveservices.azure.com?key=REDACTED": want https://`},
+		{"https://name.cognitiveservices.azure.com/?SECRETQ", `"https://name.cognitiveservices.azure.com/?REDACTED": must not have a query`},
+		{"https://name.cognitiveservices.azure.com/?%zz=SECRETQ", `"https://name.cognitiveservices.azure.com/?%zz=REDACTED": must not have a query`},
+		{"https://u:pa?ss@name.cognitiveservices.azure.com/?sig=SECRETQ", `"https://REDACTED@name.cognitiveservices.azure.com/?sig=REDACTED": want https://`},
+	} {
+		t.Run(tc.value, func(t *testing.T) {
+			_, err := Load(environ("ENTRAPROXY_UPSTREAM", tc.value))
+			if err == nil {
+				t.Fatal("Load succeeded, want an error")
+			}
+			if strings.Contains(err.Error(), "SECRETQ") {
+				t.Errorf("error = %q, quotes the query's secret", err)
 			}
 			if !strings.Contains(err.Error(), "ENTRAPROXY_UPSTREAM "+tc.want) {
 				t.Errorf("error = %q, want it to contain %q", err, "ENTRAPROXY_UPSTREAM "+tc.want)
