@@ -134,15 +134,31 @@ func TestMethodsAndPaths(t *testing.T) {
 		{"GET", "/healthz/", 404},
 		{"GET", "/readyz/extra", 404},
 		{"GET", "/debug/pprof/", 404},
+		{"OPTIONS", "/readyz", 405},
+		{"TRACE", "/healthz", 405},
+		{"POST", "/nothing", 404},
 	}
 	for _, tc := range tests {
 		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
-			resp, _ := get(t, tc.method, srv.URL+tc.path)
+			resp, body := get(t, tc.method, srv.URL+tc.path)
 			if resp.StatusCode != tc.want {
 				t.Errorf("%s %s = %d, want %d", tc.method, tc.path, resp.StatusCode, tc.want)
 			}
-			if tc.want == 405 && resp.Header.Get("Allow") == "" {
-				t.Errorf("%s %s: 405 without Allow", tc.method, tc.path)
+			if tc.want == 405 && resp.Header.Get("Allow") != "GET, HEAD" {
+				t.Errorf("%s %s: 405 with Allow %q, want GET, HEAD", tc.method, tc.path, resp.Header.Get("Allow"))
+			}
+			if tc.want == 200 {
+				return
+			}
+			// Refusals in the JSON error envelope, as the proxy's.
+			var env struct {
+				Error struct{ Code, Message string }
+			}
+			if err := json.Unmarshal([]byte(body), &env); err != nil || env.Error.Code != map[int]string{404: "not_found", 405: "method_not_allowed"}[tc.want] || env.Error.Message == "" {
+				t.Errorf("%s %s: body %q, want the JSON error envelope", tc.method, tc.path, body)
+			}
+			if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+				t.Errorf("%s %s: Content-Type = %q, want application/json", tc.method, tc.path, ct)
 			}
 		})
 	}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/entraproxy/entraproxy/internal/fetchmeta"
 	"github.com/entraproxy/entraproxy/internal/hosts"
 )
 
@@ -68,12 +69,10 @@ func (g *guard) checkBrowser(r *http.Request) *apiError {
 	if len(origins) > 0 {
 		return nil // an allowed origin vouches for the request, cross-site or not
 	}
-	for _, site := range r.Header.Values("Sec-Fetch-Site") {
-		if site != "same-origin" && site != "none" {
-			return &apiError{status: http.StatusForbidden, code: CodeOriginNotAllowed,
-				message: "a browser request from another site (Sec-Fetch-Site " + quoteBounded(site) + ") without an allowed Origin is refused, so that web pages cannot spend this proxy's identity; " +
-					"a page listed in ENTRAPROXY_ALLOWED_ORIGINS must call with fetch or XMLHttpRequest in CORS mode, a crossorigin media element, or a WebSocket"}
-		}
+	if site, cross := fetchmeta.CrossSite(r.Header); cross {
+		return &apiError{status: http.StatusForbidden, code: CodeOriginNotAllowed,
+			message: "a browser request from another site (Sec-Fetch-Site " + quoteBounded(site) + ") without an allowed Origin is refused, so that web pages cannot spend this proxy's identity; " +
+				"a page listed in ENTRAPROXY_ALLOWED_ORIGINS must call with fetch or XMLHttpRequest in CORS mode, a crossorigin media element, or a WebSocket"}
 	}
 	return nil
 }

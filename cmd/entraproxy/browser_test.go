@@ -13,8 +13,9 @@ import (
 
 // serve wires browser protection and the Host checks of both listeners
 // from the settings: a listener on 127.0.0.2 accepts its own address, a
-// rebound name is refused on the proxy and on the admin listener, and a
-// cross-site browser request without Origin never reaches the upstream.
+// rebound name is refused on the proxy and on the admin listener, a
+// cross-site browser request without Origin never reaches the upstream,
+// and one at the admin listener reads nothing.
 func TestServeGuardsBothListeners(t *testing.T) {
 	fake, err := fakeazure.Start(fakeazure.Options{})
 	if err != nil {
@@ -71,6 +72,8 @@ func TestServeGuardsBothListeners(t *testing.T) {
 		{"admin: localhost", p.admin, "/metrics", "localhost:" + adminPort, nil, 200, ""},
 		{"admin: rebound name reads /readyz", p.admin, "/readyz", "rebind.evil.example:" + adminPort, nil, 403, "host_not_allowed"},
 		{"admin: rebound name reads /metrics", p.admin, "/metrics", "rebind.evil.example:" + adminPort, nil, 403, "host_not_allowed"},
+		{"admin: <img> from another site probes /readyz", p.admin, "/readyz", p.admin, http.Header{"Sec-Fetch-Site": {"cross-site"}, "Sec-Fetch-Dest": {"image"}}, 403, "origin_not_allowed"},
+		{"admin: <script> from another port reads /metrics", p.admin, "/metrics", p.admin, http.Header{"Sec-Fetch-Site": {"same-site"}, "Sec-Fetch-Dest": {"script"}}, 403, "origin_not_allowed"},
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

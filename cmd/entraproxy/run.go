@@ -259,7 +259,7 @@ func serve(ctx context.Context, getenv func(string) string, environ []string, st
 		svc.server.TLSConfig = certs.TLSConfig()
 	}
 	if adminLn != nil {
-		svc.admin = &http.Server{Handler: admin.GuardHost(cfg.AdminHostCheck(), admin.Handler(readiness(source, &svc.draining), registry)),
+		svc.admin = &http.Server{Handler: admin.Guard(cfg.AdminHostCheck(), admin.Handler(readiness(source, &svc.draining), registry)),
 			ReadHeaderTimeout: 5 * time.Second, ErrorLog: errorLog}
 	}
 

@@ -3,7 +3,8 @@
 // hostile pages from four other loopback origins that try every kind of
 // request at the proxy, and the fake Azure must see none of them. A page on
 // an allowed origin can use fetch and a WebSocket. A page on a name rebound
-// to 127.0.0.1 reads neither the proxy nor the admin listener.
+// to 127.0.0.1 reads neither the proxy nor the admin listener, and a page on
+// another site cannot probe the admin listener.
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
@@ -107,6 +108,45 @@ test("DNS rebinding: a page on a name rebound to 127.0.0.1 reads neither the pro
   await page.close();
   t.diagnostic(`rebinding: ${tried.join(", ")}`);
   assert.deepEqual(await upstreamSaw(), []);
+});
+
+test("a page on another site probes the admin listener: every kind of request gets 403, none reads ready or not", async (t) => {
+  // The hostile page's whole battery, aimed at /readyz: without the
+  // Sec-Fetch-Site rule on the admin listener, the load and error events
+  // of an <iframe>, <object> or no-cors fetch there tell a page whether the
+  // proxy holds a token. The admin listener writes no access log, so what
+  // it answered is read from Chromium's own network events; the kinds waited
+  // for are GETs without Origin (only Sec-Fetch-Site gives them away) that
+  // Chromium reports a response for (for <img>, <script>, CORS fetch and
+  // XHR at a JSON answer it reports a failed request, status unseen).
+  const port = adminPort();
+  const answered = new Map(); // kind -> statuses
+  const mustAnswer = ["iframe", "object", "embed", "link-prefetch", "no-cors-fetch", "navigation", "window-open"];
+  let allAnswered;
+  const done = new Promise((resolve) => { allAnswered = resolve; });
+  const onResponse = (r) => {
+    const u = new URL(r.url());
+    if (u.port !== port || !u.searchParams.has("kind")) return;
+    const kind = u.searchParams.get("kind");
+    answered.set(kind, [...(answered.get(kind) ?? []), r.status()]);
+    if (mustAnswer.every((k) => answered.has(k))) allAnswered();
+  };
+  browser.context.on("response", onResponse);
+  try {
+    const page = await browser.context.newPage();
+    const q = new URLSearchParams({ base: `http://127.0.0.1:${port}/readyz?kind=`, ws: `ws://127.0.0.1:${port}/readyz?kind=` });
+    await page.goto(`http://127.0.0.2:${pages127b.port}/hostile?${q}`, { waitUntil: "domcontentloaded" });
+    let timer;
+    await Promise.race([done, new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`admin answers seen: ${[...answered.keys()].join(", ")}`)), PROBES_BOUND_MS); })]);
+    clearTimeout(timer);
+  } finally {
+    browser.context.off("response", onResponse);
+  }
+  const seenKinds = [...answered].map(([k, s]) => `${k}:${s.join("/")}`).sort();
+  t.diagnostic(`admin listener, from http://127.0.0.2 (cross-site): ${seenKinds.join(" ")}`);
+  for (const [kind, statuses] of answered) {
+    for (const status of statuses) assert.equal(status, 403, `${kind}: the admin listener answered ${status}`);
+  }
 });
 
 test("allowed origin: CORS fetch, a preflighted POST and a WebSocket synthesis work through the proxy", async (t) => {

@@ -39,7 +39,7 @@ func TestGuardHost(t *testing.T) {
 	for _, tc := range tests {
 		for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
 			t.Run(tc.name+path, func(t *testing.T) {
-				h := admin.GuardHost(hosts.ForListener(tc.listen, nil), admin.Handler(func() error { return nil }, prometheus.NewRegistry()))
+				h := admin.Guard(hosts.ForListener(tc.listen, nil), admin.Handler(func() error { return nil }, prometheus.NewRegistry()))
 				srv := httptest.NewServer(h)
 				defer srv.Close()
 				req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+path, nil)
@@ -72,6 +72,67 @@ func TestGuardHost(t *testing.T) {
 					t.Errorf("refusal leaks the endpoint's answer: %s", body)
 				}
 			})
+		}
+	}
+}
+
+// A page on another site must not probe the admin endpoints either: its
+// <img> or <script> pointed at /readyz would tell ready from not ready by
+// its load and error events. Every browser request whose Sec-Fetch-Site is
+// neither same-origin nor none gets 403 origin_not_allowed on every
+// listener address, loopback or not; kubelet probes and Prometheus scrapes
+// send no Sec-Fetch-Site and pass.
+func TestGuardCrossSite(t *testing.T) {
+	tests := []struct {
+		name  string
+		sites []string // Sec-Fetch-Site lines
+		want  int
+	}{
+		{"kubelet probe, Prometheus scrape (no header)", nil, http.StatusOK},
+		{"address bar", []string{"none"}, http.StatusOK},
+		{"same origin", []string{"same-origin"}, http.StatusOK},
+		{"<img> from another site", []string{"cross-site"}, http.StatusForbidden},
+		{"<script> from another port of 127.0.0.1", []string{"same-site"}, http.StatusForbidden},
+		{"empty", []string{""}, http.StatusForbidden},
+		{"none, then cross-site", []string{"none", "cross-site"}, http.StatusForbidden},
+	}
+	for _, listen := range []string{"127.0.0.1:9090", "0.0.0.0:9090"} {
+		srv := httptest.NewServer(admin.Guard(hosts.ForListener(listen, nil), admin.Handler(func() error { return nil }, prometheus.NewRegistry())))
+		defer srv.Close()
+		for _, tc := range tests {
+			for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
+				t.Run(listen+"/"+tc.name+path, func(t *testing.T) {
+					req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+path, nil)
+					if err != nil {
+						t.Fatal(err)
+					}
+					req.Host = "localhost"
+					for _, s := range tc.sites {
+						req.Header.Add("Sec-Fetch-Site", s)
+					}
+					resp, err := srv.Client().Do(req)
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer resp.Body.Close()
+					body, _ := io.ReadAll(resp.Body)
+					if resp.StatusCode != tc.want {
+						t.Fatalf("status = %d, want %d (body %s)", resp.StatusCode, tc.want, body)
+					}
+					if tc.want != http.StatusForbidden {
+						return
+					}
+					var env struct {
+						Error struct{ Code, Message string }
+					}
+					if err := json.Unmarshal(body, &env); err != nil || env.Error.Code != "origin_not_allowed" {
+						t.Errorf("body = %s, want the JSON envelope with origin_not_allowed", body)
+					}
+					if strings.Contains(string(body), "go_goroutines") || strings.Contains(string(body), `"ready"`) || strings.Contains(string(body), `"ok"`) {
+						t.Errorf("refusal leaks the endpoint's answer: %s", body)
+					}
+				})
+			}
 		}
 	}
 }
