@@ -236,6 +236,7 @@ func serve(ctx context.Context, getenv func(string) string, environ []string, st
 	if err != nil {
 		return err
 	}
+	warnExposure(cfg, logger)
 	certs, err := loadTLS(cfg, logger, m)
 	if err != nil {
 		return err
@@ -392,16 +393,33 @@ func refreshResult(err error) string {
 	return metrics.ResultSuccess
 }
 
+// warnExposure logs, once at start, what valid settings still leave open
+// on a listener off loopback, each with its fix: inbound keys that would
+// cross a network in plain text, and a listener that asks no key and takes
+// any Host, which a web page can reach by DNS rebinding (README, DNS
+// rebinding). With keys, a rebound page lacks the key, so only the first
+// applies.
+func warnExposure(cfg *config.Config, logger *slog.Logger) {
+	if cfg.ListenIsLoopback() {
+		return
+	}
+	if len(cfg.InboundKeys) > 0 && !cfg.TLS() {
+		logger.Warn("inbound keys travel in plain text: ENTRAPROXY_LISTEN is not a loopback address and TLS is off; "+
+			"set ENTRAPROXY_TLS_CERT_FILE and ENTRAPROXY_TLS_KEY_FILE, or keep the network between the apps and the proxy private",
+			"listen", cfg.Listen)
+	}
+	if len(cfg.InboundKeys) == 0 && len(cfg.AllowedHosts) == 0 {
+		logger.Warn("any Host is accepted: ENTRAPROXY_LISTEN is not a loopback address and asks no inbound key, "+
+			"so a web page that points its own name at this address (DNS rebinding) can use the proxy; "+
+			"set ENTRAPROXY_ALLOWED_HOSTS to the names clients use",
+			"listen", cfg.Listen)
+	}
+}
+
 // loadTLS reads the listener's certificate pair when TLS is configured (nil
-// otherwise), and warns when inbound keys would cross a network in plain
-// text.
+// otherwise).
 func loadTLS(cfg *config.Config, logger *slog.Logger, m *metrics.Metrics) (*tlscert.Reloader, error) {
 	if !cfg.TLS() {
-		if len(cfg.InboundKeys) > 0 && !cfg.ListenIsLoopback() {
-			logger.Warn("inbound keys travel in plain text: ENTRAPROXY_LISTEN is not a loopback address and TLS is off; "+
-				"set ENTRAPROXY_TLS_CERT_FILE and ENTRAPROXY_TLS_KEY_FILE, or keep the network between the apps and the proxy private",
-				"listen", cfg.Listen)
-		}
 		return nil, nil
 	}
 	certs, err := tlscert.Load(tlscert.Options{

@@ -224,3 +224,41 @@ func TestRunReadsOnlyItsEnvironment(t *testing.T) {
 		})
 	}
 }
+
+// A listener off loopback that takes any Host and asks no key is open to
+// DNS rebinding: a web page whose name its owner points at this address
+// becomes, to the browser, same-origin with the proxy. Start-up says so in
+// one WARN line with the fix; a Host list, inbound keys (which a rebound
+// page does not have) or a loopback listener need no warning. Each run
+// stops at a listener that cannot be opened (192.0.2.10 is TEST-NET-1, on
+// no machine), after the warning would have been logged.
+func TestAnyHostWarning(t *testing.T) {
+	const warning = `"msg":"any Host is accepted: ENTRAPROXY_LISTEN is not a loopback address and asks no inbound key, so a web page that points its own name at this address (DNS rebinding) can use the proxy; ` +
+		`set ENTRAPROXY_ALLOWED_HOSTS to the names clients use"`
+	for _, tc := range []struct {
+		name        string
+		env         []string
+		wantWarning bool
+	}{
+		{"all interfaces, unauthenticated, no host list", []string{"ENTRAPROXY_LISTEN", "192.0.2.10:0", "ENTRAPROXY_ALLOW_UNAUTHENTICATED", "true"}, true},
+		{"all interfaces, unauthenticated, host list", []string{"ENTRAPROXY_LISTEN", "192.0.2.10:0", "ENTRAPROXY_ALLOW_UNAUTHENTICATED", "true", "ENTRAPROXY_ALLOWED_HOSTS", "proxy.internal"}, false},
+		{"all interfaces, inbound keys", []string{"ENTRAPROXY_LISTEN", "192.0.2.10:0", "ENTRAPROXY_INBOUND_KEYS", "k1"}, false},
+		{"loopback (admin off loopback)", []string{"ENTRAPROXY_LISTEN", "127.0.0.1:0", "ENTRAPROXY_ADMIN_LISTEN", "192.0.2.10:0"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			env := append([]string{"ENTRAPROXY_UPSTREAM", "http://127.0.0.1:1", "ENTRAPROXY_ADMIN_LISTEN", "off",
+				"ENTRAPROXY_CREDENTIAL", "managed-identity", "ENTRAPROXY_LOG_FORMAT", "json"}, tc.env...)
+			err := run(context.Background(), nil, environ(env...), nil, io.Discard, &stderr)
+			if err == nil || !strings.Contains(err.Error(), "192.0.2.10:0") {
+				t.Fatalf("run = %v, want it to stop at listening on 192.0.2.10:0", err)
+			}
+			if got := strings.Count(stderr.String(), warning); got != map[bool]int{true: 1, false: 0}[tc.wantWarning] {
+				t.Errorf("warning logged %d times, want it %v; log:\n%s", got, tc.wantWarning, stderr.String())
+			}
+			if tc.wantWarning && !strings.Contains(stderr.String(), `"level":"WARN"`) {
+				t.Errorf("the warning is not at WARN level:\n%s", stderr.String())
+			}
+		})
+	}
+}
