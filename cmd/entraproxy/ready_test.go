@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"strings"
 	"sync"
@@ -13,6 +14,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 
+	"github.com/entraproxy/entraproxy/config"
+	"github.com/entraproxy/entraproxy/internal/testca"
 	"github.com/entraproxy/entraproxy/tokens"
 )
 
@@ -130,4 +133,51 @@ func (c tokenThenStuck) GetToken(ctx context.Context, _ policy.TokenRequestOptio
 	}
 	<-ctx.Done()
 	return azcore.AccessToken{}, ctx.Err()
+}
+
+// The ready line tells a user how to point an SDK at the proxy: an address
+// a client can connect to (never 0.0.0.0 or [::]), the scheme TLS asks for,
+// a name the certificate holds, and which key the SDK needs: any dummy one,
+// or in gateway mode the user's ENTRAPROXY_INBOUND_KEYS key, never the key
+// itself.
+func TestReadyHint(t *testing.T) {
+	ca := testca.New(t, "entraproxy TestReadyHint CA")
+	proxyLeaf := ca.Issue(t, "gateway", "proxy.internal", "10.0.0.5").Leaf
+	loopbackLeaf := ca.Issue(t, "local", "localhost", "127.0.0.1").Leaf
+	const dummy = "; as the key, any dummy value (the proxy removes it)"
+	const gateway = "; as the key, your ENTRAPROXY_INBOUND_KEYS key"
+	const elsewhere = "; from other machines, this host's address instead of 127.0.0.1"
+	tests := []struct {
+		name string
+		cfg  config.Config
+		addr string
+		leaf *x509.Certificate
+		want string
+	}{
+		{"loopback", config.Config{}, "127.0.0.1:8080", nil,
+			`point the SDK at the proxy: Speech SpeechConfig(host="ws://127.0.0.1:8080"), OpenAI azure_endpoint http://127.0.0.1:8080` + dummy},
+		{"IPv6 loopback", config.Config{}, "[::1]:8080", nil,
+			`point the SDK at the proxy: Speech SpeechConfig(host="ws://[::1]:8080"), OpenAI azure_endpoint http://[::1]:8080` + dummy},
+		{"all interfaces, IPv4", config.Config{AllowUnauthenticated: true}, "0.0.0.0:8080", nil,
+			`point the SDK at the proxy: Speech SpeechConfig(host="ws://127.0.0.1:8080"), OpenAI azure_endpoint http://127.0.0.1:8080` + dummy + elsewhere},
+		{"all interfaces, IPv6, gateway", config.Config{InboundKeys: []string{"gateway-secret-1"}}, "[::]:8080", nil,
+			`point the SDK at the proxy: Speech SpeechConfig(host="ws://127.0.0.1:8080"), OpenAI azure_endpoint http://127.0.0.1:8080` + gateway + elsewhere},
+		{"a pod address, gateway", config.Config{InboundKeys: []string{"gateway-secret-1"}}, "10.0.0.5:8080", nil,
+			`point the SDK at the proxy: Speech SpeechConfig(host="ws://10.0.0.5:8080"), OpenAI azure_endpoint http://10.0.0.5:8080` + gateway},
+		{"TLS on loopback, certificate for localhost", config.Config{TLSCertFile: "tls.crt"}, "127.0.0.1:8443", loopbackLeaf,
+			`point the SDK at the proxy: Speech SpeechConfig(host="wss://127.0.0.1:8443"), OpenAI azure_endpoint https://127.0.0.1:8443` + dummy},
+		{"TLS gateway on all interfaces, certificate for a name", config.Config{TLSCertFile: "tls.crt", InboundKeys: []string{"gateway-secret-1"}}, "[::]:8443", proxyLeaf,
+			`point the SDK at the proxy: Speech SpeechConfig(host="wss://proxy.internal:8443"), OpenAI azure_endpoint https://proxy.internal:8443` + gateway},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := readyHint(&tc.cfg, tc.addr, tc.leaf)
+			if got != tc.want {
+				t.Errorf("hint =\n  %s\nwant\n  %s", got, tc.want)
+			}
+			if strings.Contains(got, "gateway-secret-1") {
+				t.Errorf("hint holds an inbound key: %s", got)
+			}
+		})
+	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -291,7 +292,11 @@ func serve(ctx context.Context, getenv func(string) string, environ []string, st
 
 	// Serve until the signal or a failure.
 	runErr := serveUntilStopped(ctx, failed, source.Ready(), func() {
-		logReady(logger, cfg, ln.Addr().String(), adminAddr, source.State())
+		var leaf *x509.Certificate
+		if certs != nil {
+			leaf = certs.Leaf()
+		}
+		logReady(logger, cfg, ln.Addr().String(), adminAddr, source.State(), leaf)
 	})
 
 	cutErr := shutdown(svc, cfg, logger, runErr == nil)
@@ -475,15 +480,11 @@ func newProxyServer(h http.Handler, errorLog *log.Logger) *http.Server {
 }
 
 // logReady says, once the first token is held, where the proxy listens and
-// how to point an SDK at it.
-func logReady(logger *slog.Logger, cfg *config.Config, addr, adminAddr string, st tokens.State) {
-	ws, http := "ws://", "http://"
-	if cfg.TLS() {
-		ws, http = "wss://", "https://"
-	}
+// how to point an SDK at it (readyHint). leaf is the certificate served,
+// nil without TLS.
+func logReady(logger *slog.Logger, cfg *config.Config, addr, adminAddr string, st tokens.State, leaf *x509.Certificate) {
 	logger.Info("ready", "listen", addr, "admin", adminAddr, "tls", cfg.TLS(), "upstream", cfg.Upstream, "credential", st.Credential,
-		"token_expires_on", st.ExpiresOn, "auth_format", cfg.AuthFormat,
-		"hint", "point the SDK at the proxy: Speech SpeechConfig(host=\""+ws+addr+"\"), OpenAI azure_endpoint "+http+addr+", with any dummy key")
+		"token_expires_on", st.ExpiresOn, "auth_format", cfg.AuthFormat, "hint", readyHint(cfg, addr, leaf))
 }
 
 // waitReady implements `entraproxy wait`.
