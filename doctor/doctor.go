@@ -437,9 +437,12 @@ func (d *doctor) checkConfig(_ context.Context, c *Check) {
 		}
 		typoEvidence()
 		for _, t := range typos {
-			if t.Setting != "" {
+			switch {
+			case t.Setting != "" && d.getenv(t.Setting) != "":
+				c.Fix = append(c.Fix, fmt.Sprintf("remove %s: %s is set as well, and only it is read", t.Var, t.Setting))
+			case t.Setting != "":
 				c.Fix = append(c.Fix, fmt.Sprintf("rename %s to %s (until then %s is at its default)", t.Var, t.Setting, t.Setting))
-			} else {
+			default:
 				c.Fix = append(c.Fix, fmt.Sprintf("remove %s, or set the setting you meant (entraproxy -h lists them)", t.Var))
 			}
 		}

@@ -429,13 +429,22 @@ var scenarios = []scenario{
 		setup: func(t *testing.T, log *tokenLog) (Options, []string) {
 			fake := fakeWithMI(t, fakeazure.Settings{})
 			o := miOptions(log, "ENTRAPROXY_UPSTREAM", fake.URL(), "ENTRAPROXY_RESOURCE_ID", fakeazure.DefaultResourceID)
-			o.Environ = []string{"ENTRAPROXY_UPSTREAM=" + fake.URL(), "ENTRAPROXY_LISTN=127.0.0.1:8081", "PATH=/usr/bin"}
+			o.Environ = []string{"ENTRAPROXY_UPSTREAM=" + fake.URL(), "ENTRAPROXY_LISTN=127.0.0.1:8081", "PATH=/usr/bin",
+				"ENTRAPROXY_RESOURCE_ID=" + fakeazure.DefaultResourceID, "ENTRAPROXY_RESOURCEID=" + fakeazure.DefaultResourceID}
 			return o, nil
 		},
 		check: func(t *testing.T, rep Report) {
 			wantVerdicts(t, rep, Warn, Pass, Pass, Pass, Pass)
 			wantExit(t, rep, ExitOK)
-			wantFix(t, rep, "config", "rename ENTRAPROXY_LISTN to ENTRAPROXY_LISTEN")
+			wantFix(t, rep, "config", "rename ENTRAPROXY_LISTN to ENTRAPROXY_LISTEN (until then ENTRAPROXY_LISTEN is at its default)")
+			// The look-alike of a setting that is set: no claim that the
+			// setting is at its default.
+			wantFix(t, rep, "config", "remove ENTRAPROXY_RESOURCEID: ENTRAPROXY_RESOURCE_ID is set as well, and only it is read")
+			for _, f := range rep.Check("config").Fix {
+				if strings.Contains(f, "ENTRAPROXY_RESOURCE_ID is at its default") {
+					t.Errorf("fix %q: ENTRAPROXY_RESOURCE_ID is set", f)
+				}
+			}
 		},
 	},
 	{
