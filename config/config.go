@@ -121,8 +121,10 @@ func Load(getenv func(string) string) (*Config, error) {
 // entries, as os.Environ returns them) for settings mistyped (FindTypos). A
 // problem with a setting that is unset while a look-alike is set names the
 // look-alike: ENTRAPROXY_UPSTREAM "": required; ENTRAPROXY_UPSTREM is set:
-// did you mean ENTRAPROXY_UPSTREAM? The typos come back even when the
-// settings are valid, for a warning.
+// did you mean ENTRAPROXY_UPSTREAM? Every other typo follows the problems
+// in the error, one line each (Typo.String, which never quotes a value):
+// a mistyped name is often why the settings are invalid. The typos come
+// back too, also when the settings are valid, for a warning.
 func LoadWithTypos(getenv func(string) string, environ []string) (*Config, []Typo, error) {
 	typos := FindTypos(environ)
 	c, err := load(getenv, typos)
@@ -154,9 +156,19 @@ func load(getenv func(string) string, typos []Typo) (*Config, error) {
 	}
 	if len(problems) > 0 {
 		errs := make([]error, len(problems))
+		named := make(map[string]bool) // typos a problem names
 		for i, p := range problems {
-			explain(p, environ, typos)
+			explain(p, environ, typos, named)
 			errs[i] = p
+		}
+		for _, t := range typos {
+			switch _, set := environ[t.Setting]; {
+			case named[t.Var]:
+			case t.Setting != "" && set:
+				errs = append(errs, fmt.Errorf("%s is not an entraproxy setting; %s is set as well, and only it is read: remove %s", t.Var, t.Setting, t.Var))
+			default:
+				errs = append(errs, errors.New(t.String()))
+			}
 		}
 		return nil, errors.Join(errs...)
 	}
@@ -208,11 +220,13 @@ func (c *Config) trimLists() {
 	}
 }
 
-// explain adds to e what the user may not see: spaces around the value, and
-// a look-alike variable set instead of a setting e is about.
-func explain(e *Error, environ map[string]string, typos []Typo) {
-	if v, ok := environ[e.Var]; ok && v != strings.TrimSpace(v) {
-		e.Problem = "remove the spaces around the value; " + e.Problem
+// explain adds to e what the user may not see: a carriage return at the
+// end of the value or spaces around it, and a look-alike variable set
+// instead of a setting e is about (recorded in named, by the look-alike's
+// name).
+func explain(e *Error, environ map[string]string, typos []Typo, named map[string]bool) {
+	if v, ok := environ[e.Var]; ok {
+		e.Problem = whitespaceFix(v) + e.Problem
 	}
 	for _, t := range typos {
 		if _, set := environ[t.Setting]; t.Setting == "" || set {
@@ -220,8 +234,29 @@ func explain(e *Error, environ map[string]string, typos []Typo) {
 		}
 		if e.Var == t.Setting || strings.Contains(e.Problem, t.Setting) {
 			e.Problem += "; " + t.Var + " is set: did you mean " + t.Setting + "?"
+			named[t.Var] = true
 		}
 	}
+}
+
+// whitespaceFix is the start of a problem's text for a value with
+// invisible characters around it, or "" for one without. A carriage return
+// at the end is named for what it usually is: a line of an env file or a
+// script saved with Windows line endings (CRLF), whose CR the shell or
+// Docker's --env-file keeps in the value.
+func whitespaceFix(v string) string {
+	trimmed := strings.TrimSpace(v)
+	if trimmed == v {
+		return ""
+	}
+	if !strings.HasSuffix(v, "\r") {
+		return "remove the spaces around the value; "
+	}
+	const cr = "remove the carriage return at the end (a file saved with Windows line endings?)"
+	if strings.TrimSpace(strings.TrimRight(v, "\r")) == strings.TrimRight(v, "\r") {
+		return cr + "; "
+	}
+	return cr + " and the spaces around the value; "
 }
 
 // redirectNone is the ENTRAPROXY_REDIRECT_HOSTS value that turns redirects off.

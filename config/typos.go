@@ -27,14 +27,20 @@ func (t Typo) String() string {
 // settingPrefix starts every setting's name.
 const settingPrefix = "ENTRAPROXY_"
 
+// maxGuessEdits is how many edits (letters missing, added or changed) a
+// variable may be from a setting to be taken for it (README, Settings): a
+// letter or an underscore missing, a plural, a letter swapped.
+const maxGuessEdits = 2
+
 // FindTypos returns the variables of environ (NAME=value entries, as
 // os.Environ returns them; a bare NAME counts too) that look like a setting
 // but are none, in environ's order: any other ENTRAPROXY_* name, a setting's
 // name in other letter case, and names within two edits of a setting (a
 // mistyped prefix). Each names the setting it most likely means: the one
 // fewest edits away (Levenshtein distance, github.com/agnivade/levenshtein,
-// ignoring letter case), when that is at most a quarter of the setting's
-// length, and at least two.
+// ignoring letter case), when that is at most maxGuessEdits; a name farther
+// from every setting gets no guess, since a far guess (ENTRAPROXY_FOO, did
+// you mean ENTRAPROXY_SCOPE?) misleads more than none.
 func FindTypos(environ []string) []Typo {
 	settings := Settings()
 	var typos []Typo
@@ -52,11 +58,11 @@ func FindTypos(environ []string) []Typo {
 				best, bestDist = s.Var, d
 			}
 		}
-		if known || name == "" || !strings.HasPrefix(upper, settingPrefix) && bestDist > 2 {
+		if known || name == "" || !strings.HasPrefix(upper, settingPrefix) && bestDist > maxGuessEdits {
 			continue
 		}
 		t := Typo{Var: name}
-		if bestDist <= max(2, len(best)/4) {
+		if bestDist <= maxGuessEdits {
 			t.Setting = best
 		}
 		typos = append(typos, t)

@@ -16,6 +16,9 @@ func TestFindTypos(t *testing.T) {
 		"ENTRAPROXY_CREDENTIALS=azure-cli",                             // a letter too many
 		"ENTRA_PROXY_SCOPE=x",                                          // a mistyped prefix
 		"ENTRAPROXY_FROBNICATE=1",                                      // nothing close
+		"ENTRAPROXY_FOO=1",                                             // 4 edits from ENTRAPROXY_SCOPE: too far to guess
+		"ENTRAPROXY_TLS_CERT=x",                                        // 5 edits from ENTRAPROXY_TLS_CERT_FILE
+		"ENTRAPROXY_INBOUNDKEY=x",                                      // 2 edits: still a guess
 		"ENTRAPROXY_DEBUG",                                             // a bare name
 		"AZURE_CLIENT_ID=abc",                                          // not ours, not close
 		"HOSTNAME=x",
@@ -28,6 +31,9 @@ func TestFindTypos(t *testing.T) {
 		{"ENTRAPROXY_CREDENTIALS", "ENTRAPROXY_CREDENTIAL"},
 		{"ENTRA_PROXY_SCOPE", "ENTRAPROXY_SCOPE"},
 		{"ENTRAPROXY_FROBNICATE", ""},
+		{"ENTRAPROXY_FOO", ""},
+		{"ENTRAPROXY_TLS_CERT", ""},
+		{"ENTRAPROXY_INBOUNDKEY", "ENTRAPROXY_INBOUND_KEYS"},
 		{"ENTRAPROXY_DEBUG", ""},
 	}
 	if !slices.Equal(got, want) {
@@ -60,13 +66,31 @@ func TestLoadExplains(t *testing.T) {
 		{
 			name:    "a look-alike of a setting that is set too is no excuse",
 			env:     []string{"ENTRAPROXY_UPSTREAM=https://eastus.api.cognitive.microsoft.com", "ENTRAPROXY_UPSTREM=x"},
-			want:    []string{"a regional endpoint"},
+			want:    []string{"a regional endpoint", "\nENTRAPROXY_UPSTREM is not an entraproxy setting; ENTRAPROXY_UPSTREAM is set as well, and only it is read: remove ENTRAPROXY_UPSTREM"},
 			wantNot: "did you mean",
 		},
 		{
-			name: "spaces around a value",
-			env:  []string{"ENTRAPROXY_UPSTREAM=https://name.cognitiveservices.azure.com", "ENTRAPROXY_LISTEN= 127.0.0.1:8080", "ENTRAPROXY_UPSTREAM_TIMEOUT=30s\r"},
-			want: []string{`ENTRAPROXY_LISTEN " 127.0.0.1:8080": remove the spaces around the value; `, `ENTRAPROXY_UPSTREAM_TIMEOUT "30s\r": remove the spaces around the value; not a duration`},
+			name: "spaces around a value, a carriage return at its end",
+			env: []string{"ENTRAPROXY_UPSTREAM=https://name.cognitiveservices.azure.com", "ENTRAPROXY_LISTEN= 127.0.0.1:8080",
+				"ENTRAPROXY_UPSTREAM_TIMEOUT=30s\r", "ENTRAPROXY_SHUTDOWN_TIMEOUT=30s \r"},
+			want: []string{
+				`ENTRAPROXY_LISTEN " 127.0.0.1:8080": remove the spaces around the value; `,
+				`ENTRAPROXY_UPSTREAM_TIMEOUT "30s\r": remove the carriage return at the end (a file saved with Windows line endings?); not a duration`,
+				`ENTRAPROXY_SHUTDOWN_TIMEOUT "30s \r": remove the carriage return at the end (a file saved with Windows line endings?) and the spaces around the value; not a duration`,
+			},
+			wantNot: `"30s\r": remove the spaces`,
+		},
+		{
+			// A typo is often why the settings are invalid: every look-alike
+			// is listed in the error, not only those a problem names.
+			name: "invalid settings list every typo",
+			env:  []string{"ENTRAPROXY_LISTN=127.0.0.1:8081", "ENTRAPROXY_UPSTREM=https://name.cognitiveservices.azure.com", "ENTRAPROXY_FOO=1"},
+			want: []string{
+				"ENTRAPROXY_UPSTREM is set: did you mean ENTRAPROXY_UPSTREAM?",
+				"\nENTRAPROXY_LISTN is not an entraproxy setting; did you mean ENTRAPROXY_LISTEN?",
+				"\nENTRAPROXY_FOO is not an entraproxy setting (entraproxy -h lists them)",
+			},
+			wantNot: "\nENTRAPROXY_UPSTREM is not an entraproxy setting",
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -169,14 +169,19 @@ func loadConfig(getenv func(string) string, environ []string) (*config.Config, [
 }
 
 // warnTypos logs one warning per variable that looks like a mistyped
-// setting, before anything else: the setting it meant is at its default.
-func warnTypos(logger *slog.Logger, typos []config.Typo) {
+// setting, before anything else: the setting it meant is at its default,
+// unless getenv says it is set as well, when the look-alike only confuses.
+func warnTypos(logger *slog.Logger, typos []config.Typo, getenv func(string) string) {
 	for _, t := range typos {
 		attrs := []any{"variable", t.Var}
+		hint := "entraproxy -h lists the settings"
 		if t.Setting != "" {
 			attrs = append(attrs, "did_you_mean", t.Setting)
+			if getenv(t.Setting) != "" {
+				hint = t.Setting + " is set as well, and only it is read: remove " + t.Var
+			}
 		}
-		logger.Warn("not an entraproxy setting", append(attrs, "hint", "entraproxy -h lists the settings")...)
+		logger.Warn("not an entraproxy setting", append(attrs, "hint", hint)...)
 	}
 }
 
@@ -203,7 +208,7 @@ func serve(ctx context.Context, getenv func(string) string, environ []string, st
 		return err
 	}
 	logger := newLogger(cfg, stderr)
-	warnTypos(logger, typos)
+	warnTypos(logger, typos, getenv)
 	cred, err := tokens.NewCredential(cfg.Credential, tokens.CredentialOptions{Getenv: getenv})
 	if err != nil {
 		return usageError{err}

@@ -262,3 +262,32 @@ func TestAnyHostWarning(t *testing.T) {
 		})
 	}
 }
+
+// Invalid settings with mistyped names beside them: the error lists every
+// look-alike, not only one a problem names, since a typo is often why the
+// settings are invalid (ENTRAPROXY_LISTN was missing before); a look-alike
+// of a setting that is set says to remove it, never "did you mean".
+func TestInvalidSettingsListTypos(t *testing.T) {
+	var stderr bytes.Buffer
+	err := run(context.Background(), nil, environ(
+		"ENTRAPROXY_UPSTREM", "https://name.cognitiveservices.azure.com",
+		"ENTRAPROXY_LISTN", "127.0.0.1:8081",
+		"ENTRAPROXY_LOG_LEVEL", "loud",
+		"ENTRAPROXY_LOGLEVEL", "debug",
+	), nil, io.Discard, &stderr)
+	if code := exitCode(err, &stderr); code != exitUsage {
+		t.Errorf("exit code = %d, want %d", code, exitUsage)
+	}
+	for _, want := range []string{
+		"ENTRAPROXY_UPSTREM is set: did you mean ENTRAPROXY_UPSTREAM?",
+		"\n  ENTRAPROXY_LISTN is not an entraproxy setting; did you mean ENTRAPROXY_LISTEN?\n",
+		"\n  ENTRAPROXY_LOGLEVEL is not an entraproxy setting; ENTRAPROXY_LOG_LEVEL is set as well, and only it is read: remove ENTRAPROXY_LOGLEVEL\n",
+	} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr =\n%s\nwant it to contain %q", stderr.String(), want)
+		}
+	}
+	if strings.Contains(stderr.String(), "127.0.0.1:8081") {
+		t.Errorf("stderr quotes a look-alike's value:\n%s", stderr.String())
+	}
+}
