@@ -260,7 +260,7 @@ func serve(ctx context.Context, getenv func(string) string, environ []string, st
 	// ready line waits for it.
 	logger.Info("listening", "listen", ln.Addr().String(), "admin", adminAddr, "tls", cfg.TLS(), "upstream", cfg.Upstream, "credential", cfg.Credential)
 
-	errorLog := slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
+	errorLog := libraryLogger(logger)
 	svc := &services{proxy: p, server: newProxyServer(p, errorLog)}
 	if certs != nil {
 		svc.server.TLSConfig = certs.TLSConfig()
@@ -447,7 +447,8 @@ func loadTLS(cfg *config.Config, logger *slog.Logger, m *metrics.Metrics) (*tlsc
 
 // installGlobalLogging routes the two process-global loggers that libraries
 // write to into logger: Go's standard log (koding/websocketproxy logs there),
-// at warn level and without its own date prefix, and azcore's log listener
+// at warn level but for the lines libraryLogLevel knows to be noise, and
+// without its own date prefix, and azcore's log listener
 // (tokens.AzureLogListener, which also learns the source
 // DefaultAzureCredential used). restore puts the standard logger back as it
 // was and removes the listener (azcore cannot tell which one was there; none
@@ -455,7 +456,7 @@ func loadTLS(cfg *config.Config, logger *slog.Logger, m *metrics.Metrics) (*tlsc
 // as clean as the first.
 func installGlobalLogging(logger *slog.Logger, cred azcore.TokenCredential) (restore func()) {
 	out, flags, prefix := log.Writer(), log.Flags(), log.Prefix()
-	log.SetOutput(slog.NewLogLogger(logger.Handler(), slog.LevelWarn).Writer())
+	log.SetOutput(libraryLogger(logger).Writer())
 	log.SetFlags(0)
 	log.SetPrefix("")
 	azlog.SetListener(tokens.AzureLogListener(logger, cred))
