@@ -110,7 +110,8 @@ func Dir(version string, t Target) string {
 }
 
 // Build compiles entraproxy for each target, packs each binary with the
-// README and the license notices, and writes SHA256SUMS. It returns the
+// README (its links to other files of the repository pointed at them on
+// the web: archiveREADME) and the license notices, and writes SHA256SUMS. It returns the
 // archives in the order of the targets.
 func Build(ctx context.Context, o Options) ([]Archive, error) {
 	if err := o.check(); err != nil {
@@ -137,9 +138,13 @@ func Build(ctx context.Context, o Options) ([]Archive, error) {
 		o.logf("toolchain %s", bytes.TrimSpace(v))
 	}
 
+	readme, err := o.readme(work)
+	if err != nil {
+		return nil, err
+	}
 	var archives []Archive
 	for _, t := range o.Targets {
-		a, err := o.buildOne(ctx, t, filepath.Join(work, t.OS+"_"+t.Arch))
+		a, err := o.buildOne(ctx, t, filepath.Join(work, t.OS+"_"+t.Arch), readme)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", t, err)
 		}
@@ -184,7 +189,22 @@ func (o *Options) check() error {
 	return nil
 }
 
-func (o *Options) buildOne(ctx context.Context, t Target, work string) (Archive, error) {
+// readme writes the archives' README (archiveREADME) into work and returns
+// its path.
+func (o *Options) readme(work string) (string, error) {
+	src, err := os.ReadFile(filepath.Join(o.Root, "README.md"))
+	if err != nil {
+		return "", err
+	}
+	repo, err := repositoryURL(o.Root)
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(work, "README.md")
+	return path, os.WriteFile(path, archiveREADME(src, repo, o.Commit), 0o644)
+}
+
+func (o *Options) buildOne(ctx context.Context, t Target, work, readme string) (Archive, error) {
 	bin := filepath.Join(work, t.Exe())
 	env := o.env(t)
 	o.logf("build %s", t)
@@ -199,7 +219,7 @@ func (o *Options) buildOne(ctx context.Context, t Target, work string) (Archive,
 	top := Dir(o.Version, t) + "/"
 	files := []file{
 		{name: top + t.Exe(), mode: 0o755, src: bin},
-		{name: top + "README.md", mode: 0o644, src: filepath.Join(o.Root, "README.md")},
+		{name: top + "README.md", mode: 0o644, src: readme},
 	}
 	for _, n := range notices {
 		files = append(files, file{name: top + n.name, mode: 0o644, src: n.src})

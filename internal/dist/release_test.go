@@ -81,7 +81,12 @@ func TestRelease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	repo, err := repositoryURL(root)
+	if err != nil {
+		t.Fatal(err)
+	}
 	listing := readmeListing(t, string(readme))
+	readme = archiveREADME(readme, repo, testCommit)
 	for _, a := range archives {
 		t.Run(a.Target.OS+"_"+a.Target.Arch, func(t *testing.T) {
 			members := readArchive(t, filepath.Join(out, a.Name))
@@ -180,7 +185,8 @@ func readmeListing(t *testing.T, readme string) []listingLine {
 // checkContents checks an archive's members against the README listing:
 // everything under one top-level directory, every file described by a line,
 // every line (each module, for MODULE) matching a file, the README equal to
-// the repository's, entries dated testTime. It returns the binary.
+// readme (the repository's, as archiveREADME rewrites it), entries dated
+// testTime. It returns the binary.
 func checkContents(t *testing.T, target Target, members []member, listing []listingLine, readme []byte) []byte {
 	t.Helper()
 	top := strings.NewReplacer("VERSION", testVersion, "OS", target.OS, "ARCH", target.Arch).Replace(listing[0].pattern)
@@ -210,7 +216,7 @@ func checkContents(t *testing.T, target Target, members []member, listing []list
 		}
 	}
 	if !bytes.Equal(files["README.md"], readme) {
-		t.Error("README.md in the archive differs from the repository's")
+		t.Error("README.md in the archive differs from the repository's with its links pointed at the repository (archiveREADME)")
 	}
 
 	bi, err := buildinfo.Read(bytes.NewReader(bin))
