@@ -135,9 +135,8 @@ func wsScheme(scheme string) string {
 func (s *wsProxy) attempt(w http.ResponseWriter, r *http.Request, hs *wsHandshake) wsrelay.Outcome {
 	header := r.Header.Clone()
 	stripCredentialHeaders(header)
-	header["Authorization"] = []string{s.p.auth.header(hs.cred)}
 	hs.facts.sending(hs.cred.form)
-	return s.relay.Attempt(w, r, wsrelay.Handshake{Target: hs.target, Header: header,
+	return s.relay.Attempt(w, r, wsrelay.Handshake{Target: hs.target, Header: header, Authorization: s.p.auth.header(hs.cred),
 		Upgraded: func(sess *wsrelay.Session, upstream101 http.Header) {
 			// Reported now, not when the session ends: sessions opened
 			// meanwhile, while this one may last minutes, start with the

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -371,6 +372,58 @@ func TestWebSocketHandshakeHeaders(t *testing.T) {
 						t.Errorf("upstream got %s: %q, which repeats a client credential or address", k, v)
 					}
 				}
+			}
+		})
+	}
+}
+
+// A client's Connection field names the fields of its own hop, which the
+// proxy drops; naming Authorization must not take away the proxy's token
+// (RFC 9110 section 7.6.1 lets a sender list any field there).
+func TestWebSocketConnectionCannotDropAuthorization(t *testing.T) {
+	tests := []struct {
+		name       string
+		connection []string // the Connection lines, in order
+		clientAuth string   // the client's own Authorization, if any
+	}{
+		{"Upgrade, Authorization", []string{"Upgrade, Authorization"}, ""},
+		{"authorization first, lower case", []string{"authorization, upgrade"}, "Bearer client-token"},
+		{"a second Connection line", []string{"Upgrade", "Authorization"}, "Bearer client-token"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			env := newWSFixture(t, nil, func(o *Options) { o.AuthFormat = FormatBearer })
+			conn, err := net.Dial("tcp", env.front.Listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			var req strings.Builder
+			fmt.Fprintf(&req, "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n", wsSpeechPath, env.front.Listener.Addr())
+			for _, c := range tc.connection {
+				fmt.Fprintf(&req, "Connection: %s\r\n", c)
+			}
+			if tc.clientAuth != "" {
+				fmt.Fprintf(&req, "Authorization: %s\r\n", tc.clientAuth)
+			}
+			req.WriteString("Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+			if _, err := io.WriteString(conn, req.String()); err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != http.StatusSwitchingProtocols {
+				t.Fatalf("status = %s, want 101", resp.Status)
+			}
+			env.acceptor.next(t)
+			seen := env.upstream.seen.all()
+			if len(seen) != 1 {
+				t.Fatalf("upstream saw %d handshakes, want 1", len(seen))
+			}
+			if got, want := seen[0].header.Values("Authorization"), "Bearer "+plantedToken; len(got) != 1 || got[0] != want {
+				t.Errorf("upstream Authorization = %q, want exactly [%q]", got, want)
 			}
 		})
 	}

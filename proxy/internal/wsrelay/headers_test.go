@@ -10,11 +10,12 @@ import (
 
 // The upstream handshake carries the caller's fields but those of the
 // client's own connection (hop-by-hop, and what its Connection names) and
-// those gorilla writes itself; koding's X-Forwarded-* are gone and Host is
-// the target's.
+// those gorilla writes itself; koding's X-Forwarded-* are gone, Host is
+// the target's, and Authorization the caller's, even when the client's
+// Connection names it.
 func TestHandshakeHeaderFields(t *testing.T) {
 	client := http.Header{
-		"Connection":               {"Upgrade, X-Hop"},
+		"Connection":               {"Upgrade, X-Hop, Authorization"},
 		"Upgrade":                  {"websocket"},
 		"X-Hop":                    {"client-only"},
 		"Keep-Alive":               {"timeout=5"},
@@ -28,10 +29,10 @@ func TestHandshakeHeaderFields(t *testing.T) {
 		"Cookie":                   {"a=1", "b=2"},
 		"X-Connectionid":           {"abc"},
 		"User-Agent":               {"SpeechSDK"},
-		"Authorization":            {"Bearer proxy"},
+		"Authorization":            {"Bearer client"},
 	}
 	koding := http.Header{"X-Forwarded-For": {"127.0.0.1"}, "X-Forwarded-Proto": {"http"}, "Host": {"127.0.0.1:8080"}}
-	hs := Handshake{Target: &url.URL{Scheme: "wss", Host: "name.cognitiveservices.azure.com"}, Header: client.Clone()}
+	hs := Handshake{Target: &url.URL{Scheme: "wss", Host: "name.cognitiveservices.azure.com"}, Header: client.Clone(), Authorization: "Bearer proxy"}
 	handshakeFields(koding, hs)
 	want := http.Header{
 		"Sec-Websocket-Protocol": {"USP"},

@@ -59,10 +59,15 @@ type Handshake struct {
 	// Target is the upstream URL, ws or wss.
 	Target *url.URL
 	// Header is the client's fields as the caller wants the upstream to
-	// get them (the subprotocols offered and Authorization included). The
-	// relay leaves out the hop-by-hop ones, those Connection names, and
-	// those gorilla writes itself; Host is Target's.
+	// get them (the subprotocols offered included). The relay leaves out
+	// the hop-by-hop ones, those Connection names, and those gorilla
+	// writes itself; Host is Target's.
 	Header http.Header
+	// Authorization, when not empty, is the upstream's Authorization
+	// field. It is set after the fields the client's Connection names are
+	// gone: a client may name any field there (RFC 9110 section 7.6.1),
+	// Authorization too, and must not take the caller's credential away.
+	Authorization string
 	// Upgraded, when not nil, is called once the upstream has accepted,
 	// with the session and the header of the upstream's 101, before the
 	// client gets its 101 and the relay begins.
@@ -137,7 +142,7 @@ func (r *Relay) Attempt(w http.ResponseWriter, req *http.Request, hs Handshake) 
 
 // handshakeFields replaces koding's fields for the upstream handshake
 // (its picks of the client's, X-Forwarded-For and -Proto of its own) with
-// hs.Header's end-to-end ones and the target's Host.
+// hs.Header's end-to-end ones, the target's Host and hs.Authorization.
 func handshakeFields(out http.Header, hs Handshake) {
 	clear(out)
 	maps.Copy(out, hs.Header)
@@ -147,6 +152,9 @@ func handshakeFields(out http.Header, hs Handshake) {
 		delete(out, name)
 	}
 	out.Set("Host", hs.Target.Host)
+	if hs.Authorization != "" {
+		out.Set("Authorization", hs.Authorization)
+	}
 }
 
 // attempt is one Attempt. koding writes to it as the client's
