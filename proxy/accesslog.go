@@ -43,7 +43,7 @@ func (p *Proxy) logAccess(e accessEntry) {
 		slog.Int("status", e.status), slog.Duration("duration", d),
 		slog.Int64("bytes_in", e.bytesIn), slog.Int64("bytes_out", e.bytesOut))
 	if u := e.upstream; u != nil && u.sent {
-		attrs = append(attrs, slog.String("upstream_path", u.path), slog.String("auth_form", u.form.String()),
+		attrs = append(attrs, slog.String("upstream_path", loggablePath(u.path)), slog.String("auth_form", u.form.String()),
 			slog.Bool("auth_retried", u.retried), slog.Int("redirects", u.redirects()))
 		if u.redirects() > 0 {
 			attrs = append(attrs, slog.String("upstream_host", u.host))
@@ -69,4 +69,18 @@ func (p *Proxy) logAccess(e accessEntry) {
 	p.metrics.ObserveRequest(protocol, e.status, d)
 }
 
-func logPath(r *http.Request) string { return r.URL.EscapedPath() }
+// maxLoggedPath bounds a path in a log line: a request line may be as long
+// as the 64 KiB header limit, and every line about the request repeats it.
+const maxLoggedPath = 1024
+
+// logPath is r's path as the client sent it, escaped (so printable ASCII)
+// and without the query, cut at maxLoggedPath bytes with "..." marking the
+// cut.
+func logPath(r *http.Request) string { return loggablePath(r.URL.EscapedPath()) }
+
+func loggablePath(escaped string) string {
+	if len(escaped) <= maxLoggedPath {
+		return escaped
+	}
+	return escaped[:maxLoggedPath] + "..."
+}

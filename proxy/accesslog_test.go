@@ -50,6 +50,13 @@ func TestAccessLogUpstreamFields(t *testing.T) {
 				"redirects": float64(0), "upstream_host": nil, "upstream_request_id": "4b1d6d7e-0000-4000-8000-00000000a001"},
 		},
 		{
+			name:     "a path over 1 KiB is cut, in both fields",
+			path:     "/x/" + strings.Repeat("a", 5000),
+			upstream: func(w http.ResponseWriter, r *http.Request) {},
+			want: map[string]any{"status": float64(200), "path": "/x/" + strings.Repeat("a", 1021) + "...",
+				"upstream_path": "/x/" + strings.Repeat("a", 1021) + "..."},
+		},
+		{
 			name: "401 retried in the aad form, x-ms-request-id",
 			path: "/tts/cognitiveservices/v1",
 			upstream: func(w http.ResponseWriter, r *http.Request) {
