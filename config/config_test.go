@@ -258,7 +258,7 @@ func TestSettingsDescribeEveryVariable(t *testing.T) {
 		seen[s.Var] = true
 	}
 	if len(seen) != 22 {
-		t.Errorf("got %d settings, want the contract's 22", len(seen))
+		t.Errorf("got %d settings, want the README's 22", len(seen))
 	}
 }
 

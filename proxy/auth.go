@@ -117,7 +117,7 @@ func (a *authorizer) after401(ctx context.Context, host string, sent credential)
 		return nil, false
 	}
 	form := tokens.Bearer
-	if sent.form == tokens.Bearer && a.resourceID != "" && !isOpenAIHost(host) {
+	if sent.form == tokens.Bearer && a.resourceID != "" && !hosts.IsOpenAI(host) {
 		form = tokens.AAD
 	}
 	if fresh.Token == sent.token && form == sent.form {
@@ -146,8 +146,4 @@ func (r *authRetry) answered(status int) {
 	r.a.mu.Lock()
 	defer r.a.mu.Unlock()
 	r.a.learned[r.host] = r.form
-}
-
-func isOpenAIHost(host string) bool {
-	return hosts.IsOpenAI(host)
 }

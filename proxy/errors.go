@@ -107,7 +107,8 @@ func writeError(w http.ResponseWriter, r *http.Request, e *apiError) (status, n 
 
 // handshakeAnswer is the status and reason phrase a proxy-made refusal of a
 // WebSocket upgrade is answered with, so that the app's Speech SDK shows
-// the proxy's message (the body keeps the contract's status in its code):
+// the proxy's message (the body's JSON keeps the error code, which names the
+// status a plain HTTP request gets):
 //
 //   - The native Speech SDK (C++ core: Python, C#, Java, C++) shows only a
 //     fixed text for a 401, 403, 408, 429, 503 or 504 handshake answer

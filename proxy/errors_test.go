@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// A proxy-made refusal keeps the contract's status on plain HTTP; on a
+// A proxy-made refusal keeps the README's status on plain HTTP; on a
 // WebSocket upgrade it becomes a status whose reason phrase the native
 // Speech SDK shows, carrying the code and the message.
 func TestHandshakeRefusalReasonPhrase(t *testing.T) {

@@ -24,7 +24,7 @@ import (
 )
 
 // Faults: each named test breaks one thing the proxy depends on, and checks
-// that the proxy stays up, answers the contract's error, leaks no goroutine
+// that the proxy stays up, answers the README's error, leaks no goroutine
 // or file descriptor, and recovers by itself once the fault clears.
 
 // leakSlack is the goroutines and files a fault test may end with above its

@@ -747,7 +747,7 @@ func TestProxyErrorsAreJSONWithoutSecrets(t *testing.T) {
 	}
 }
 
-// One JSON line per request, with the fields the contract names, and never
+// One JSON line per request, with the fields the README's Logs guarantee names, and never
 // a token or key, at any level.
 func TestAccessLog(t *testing.T) {
 	var logs logBuffer

@@ -47,8 +47,8 @@ type Options struct {
 	ResourceID string
 	// SpeechPaths maps regional Speech paths to the custom-domain form.
 	SpeechPaths bool
-	// RedirectHosts are the hosts an upstream redirect may lead to; none
-	// means redirects are never followed.
+	// RedirectHosts are the host patterns an upstream redirect may lead
+	// to; nil or empty: redirects are never followed.
 	RedirectHosts []string
 	// InboundKeys, when any, are required from every client.
 	InboundKeys []string
@@ -90,7 +90,6 @@ type Proxy struct {
 	guard       guard
 	auth        *authorizer
 	redirects   redirectPolicy
-	timeout     time.Duration
 	httpProxy   *httputil.ReverseProxy
 	ws          *wsProxy
 	logger      *slog.Logger
@@ -144,7 +143,6 @@ func New(opts Options) (*Proxy, error) {
 		guard:       guard{inboundKeys: keys, allowedOrigins: opts.AllowedOrigins, hosts: opts.AllowedHosts},
 		auth:        newAuthorizer(opts.Tokens, format, opts.ResourceID, opts.Metrics),
 		redirects:   redirectPolicy{allowed: hosts.NewPatterns(opts.RedirectHosts)},
-		timeout:     timeout,
 		logger:      logger,
 		metrics:     opts.Metrics,
 

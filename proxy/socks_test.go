@@ -93,7 +93,7 @@ func (s *socks5Server) serve(c net.Conn) {
 }
 
 // HTTPS_PROXY=socks5://... carries WebSocket traffic as it carries HTTP
-// (http.Transport supports socks5 too): the contract says "alike".
+// (http.Transport supports socks5 too): the README says it does.
 func TestWebSocketThroughSOCKS5Proxy(t *testing.T) {
 	acceptor := newWSAcceptor(t)
 	up := startTestUpstream(t, acceptor, true)

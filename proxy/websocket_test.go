@@ -159,7 +159,7 @@ func (e *fixture) rawUpgrade(t *testing.T, method, path string, edit func(http.H
 	return resp, body
 }
 
-// wsWantError checks a proxy-made refusal. status is the contract's status
+// wsWantError checks a proxy-made refusal. status is the README's status
 // for code; a WebSocket handshake (resp.Request a GET with Upgrade:
 // websocket) is answered 400 (for a 4xx) or 502 (for a 5xx), origin
 // refusals keep their 403, so that the native Speech SDK shows the message,

@@ -34,7 +34,8 @@ type Relay struct {
 // proxy picks for an upstream address (nil: none; http, https, socks5 and
 // socks5h proxies are spoken), makes TLS connections (wss upstreams, https
 // proxies) with a clone of tlsConfig, and gives each handshake, from dial to
-// the upstream's 101, at most timeout.
+// the upstream's 101, at most timeout, which must be positive (zero would
+// end every handshake at once).
 func New(d *net.Dialer, proxy func(*http.Request) (*url.URL, error), tlsConfig *tls.Config, timeout time.Duration) *Relay {
 	if proxy == nil {
 		proxy = func(*http.Request) (*url.URL, error) { return nil, nil }
