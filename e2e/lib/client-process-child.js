@@ -4,7 +4,10 @@
 
 import readline from "node:readline";
 import tls from "node:tls";
+import { OpenAI } from "openai";
+import { OpenAIRealtimeWS } from "openai/realtime/ws";
 import { cancellation, hostConfig, openai, sdk, speak, synthesizer } from "./clients.js";
+import { DUMMY_KEY } from "./harness.js";
 
 let synth;
 
@@ -12,6 +15,30 @@ const ops = {
   async "openai-chat"({ endpoint }) {
     const completion = await openai(endpoint).chat.completions.create({ model: "gpt-4o", messages: [{ role: "user", content: "Say hello." }] });
     return completion.choices[0].message.content;
+  },
+  /**
+   * One text conversation with the openai package's Node realtime client
+   * (OpenAIRealtimeWS: wss:// from an https:// baseURL, Authorization
+   * header), returning the response's text assembled from its deltas.
+   */
+  async "openai-realtime"({ endpoint }) {
+    const rt = new OpenAIRealtimeWS({ model: "gpt-realtime" }, new OpenAI({ apiKey: DUMMY_KEY, baseURL: `${endpoint}/openai/v1` }));
+    return new Promise((resolve, reject) => {
+      let text = "";
+      rt.on("error", (err) => reject(err.error ?? err));
+      rt.socket.on("close", (code) => reject(new Error(`socket closed before the response: ${code}`)));
+      rt.on("event", (ev) => {
+        if (ev.type === "session.created") {
+          rt.send({ type: "conversation.item.create", item: { type: "message", role: "user", content: [{ type: "input_text", text: "Say hello." }] } });
+          rt.send({ type: "response.create" });
+        } else if (ev.type === "response.output_text.delta") {
+          text += ev.delta;
+        } else if (ev.type === "response.done") {
+          resolve(text);
+          rt.close();
+        }
+      });
+    });
   },
   async "speech-open"({ ws }) {
     synth = synthesizer(hostConfig(ws));

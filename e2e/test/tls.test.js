@@ -60,6 +60,19 @@ test("AzureOpenAI over https:// (trusting the test CA): the reply; untrusting: a
   assert.match(refused.error, /^APIConnectionError: .* <- .*UNABLE_TO_VERIFY_LEAF_SIGNATURE/);
 });
 
+// The openai package's realtime client insists on wss:// (against a plain
+// listener it fails with EPROTO); with TLS on the listener it works.
+test("openai realtime client over wss:// (trusting the test CA): the reply, with the proxy's token; untrusting: a certificate error", async () => {
+  await fake.reset();
+  assert.equal(await ok(trusting, "openai-realtime", { endpoint: https() }), REPLY);
+  const [up] = (await fake.requests()).filter((r) => r.path.endsWith("/realtime"));
+  assert.deepEqual([up.path, up.status, up.form], ["/openai/v1/realtime", 101, "bearer"]);
+
+  const refused = await untrusting.call("openai-realtime", { endpoint: https() });
+  assert.equal(refused.ok, false);
+  assert.match(refused.error, /^OpenAIRealtimeError: .* <- .*UNABLE_TO_VERIFY_LEAF_SIGNATURE/);
+});
+
 test("curl --cacert: REST TTS over https://", async () => {
   await fake.reset();
   const text = "REST synthesis over TLS.";
