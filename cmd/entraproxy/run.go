@@ -84,7 +84,8 @@ func run(ctx context.Context, args []string, environ []string, stdin io.Reader, 
 		if err := noArguments(cmd, args); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "entraproxy %s (commit %s, %s)\n", version, commit, runtime.Version())
+		ver, rev := buildStamp()
+		fmt.Fprintf(stdout, "entraproxy %s (commit %s, %s)\n", ver, rev, runtime.Version())
 		return nil
 	case "wait":
 		return waitReady(ctx, args[1:], getenv, stderr)
@@ -216,7 +217,8 @@ func serve(ctx context.Context, getenv func(string) string, environ []string, st
 	defer installGlobalLogging(logger, cred)()
 
 	registry := prometheus.NewRegistry()
-	m := metrics.New(registry, metrics.BuildInfo{Version: version, Commit: commit, GoVersion: runtime.Version()})
+	ver, rev := buildStamp()
+	m := metrics.New(registry, metrics.BuildInfo{Version: ver, Commit: rev, GoVersion: runtime.Version()})
 	source := tokens.NewSource(tokens.Options{
 		Credential: cred,
 		Scope:      cfg.Scope,

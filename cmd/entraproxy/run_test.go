@@ -10,6 +10,7 @@ import (
 	"log"
 	"net/http"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -177,8 +178,36 @@ func TestVersion(t *testing.T) {
 	if err := run(context.Background(), []string{"version"}, environ(), nil, &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := out.String(), "entraproxy "+version+" (commit "+commit+", "+runtime.Version()+")\n"; got != want {
+	ver, rev := buildStamp()
+	if got, want := out.String(), "entraproxy "+ver+" (commit "+rev+", "+runtime.Version()+")\n"; got != want {
 		t.Errorf("version output = %q, want %q", got, want)
+	}
+}
+
+// The ldflags stamp wins; without one, the go command's record of the
+// build: the version go install fetched, the revision a clone was at.
+func TestStampFrom(t *testing.T) {
+	installed := &debug.BuildInfo{Main: debug.Module{Path: "github.com/entraproxy/entraproxy", Version: "v1.2.3"}}
+	clone := &debug.BuildInfo{Main: debug.Module{Version: "v0.0.0-20261129101500-0123456789ab+dirty"}, Settings: []debug.BuildSetting{
+		{Key: "vcs", Value: "git"}, {Key: "vcs.revision", Value: "0123456789abcdef0123456789abcdef01234567"}, {Key: "vcs.modified", Value: "true"}}}
+	goRun := &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}}
+	for _, tc := range []struct {
+		name             string
+		ver, rev         string
+		info             *debug.BuildInfo
+		wantVer, wantRev string
+	}{
+		{"make dist", "v1.0.0", "abc", clone, "v1.0.0", "abc"},
+		{"go install @v1.2.3", "dev", "unknown", installed, "v1.2.3", "unknown"},
+		{"go build in a changed clone", "dev", "unknown", clone, "v0.0.0-20261129101500-0123456789ab+dirty", "0123456789abcdef0123456789abcdef01234567-dirty"},
+		{"go run", "dev", "unknown", goRun, "dev", "unknown"},
+		{"no build info", "dev", "unknown", nil, "dev", "unknown"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if ver, rev := stampFrom(tc.ver, tc.rev, tc.info); ver != tc.wantVer || rev != tc.wantRev {
+				t.Errorf("stampFrom = %q, %q; want %q, %q", ver, rev, tc.wantVer, tc.wantRev)
+			}
+		})
 	}
 }
 
