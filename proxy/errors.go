@@ -2,12 +2,15 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
+
+	"github.com/entraproxy/entraproxy/proxy/internal/wsrelay"
 )
 
 // apiError is a proxy-made error, answered as JSON in the Azure envelope
@@ -77,8 +80,23 @@ func classify(err error) *apiError {
 		return &apiError{status: http.StatusGatewayTimeout, code: CodeUpstreamTimeout,
 			message: "the upstream did not complete the connection (or the WebSocket handshake) within ENTRAPROXY_UPSTREAM_TIMEOUT", cause: err}
 	}
+	if isTLSFailure(err) {
+		return &apiError{status: http.StatusBadGateway, code: CodeUpstreamUnreachable,
+			message: "the TLS handshake with the upstream failed: its certificate is not trusted on this machine or does not name the host (a private CA, a TLS-inspecting proxy); check ENTRAPROXY_UPSTREAM, trust the CA, and run 'entraproxy doctor' for the steps", cause: err}
+	}
 	return &apiError{status: http.StatusBadGateway, code: CodeUpstreamUnreachable,
 		message: "entraproxy could not reach the upstream; check ENTRAPROXY_UPSTREAM, DNS, HTTPS_PROXY and the network", cause: err}
+}
+
+// isTLSFailure reports a TLS handshake with the upstream that failed, on
+// HTTP (net/http's *tls.CertificateVerificationError, a TLS alert or a
+// non-TLS answer) or on a WebSocket handshake (wsrelay's *TLSError).
+func isTLSFailure(err error) bool {
+	var verify *tls.CertificateVerificationError
+	var alert tls.AlertError
+	var record tls.RecordHeaderError
+	var ws *wsrelay.TLSError
+	return errors.As(err, &verify) || errors.As(err, &alert) || errors.As(err, &record) || errors.As(err, &ws)
 }
 
 // writeError answers e to r and returns the status written and the body's

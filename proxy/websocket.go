@@ -150,12 +150,7 @@ func (s *wsProxy) attempt(w http.ResponseWriter, r *http.Request, hs *wsHandshak
 // handshakeError is the answer for a handshake that got no answer from the
 // upstream to relay.
 func handshakeError(err error) *apiError {
-	var tlsErr *wsrelay.TLSError
-	switch {
-	case errors.As(err, &tlsErr):
-		return &apiError{status: http.StatusBadGateway, code: CodeUpstreamUnreachable,
-			message: "the TLS handshake with the upstream failed; check ENTRAPROXY_UPSTREAM, SSL_CERT_FILE and any TLS-inspecting proxy", cause: err}
-	case errors.Is(err, wsrelay.ErrNoAnswer), errors.Is(err, wsrelay.ErrInvalidAnswer):
+	if errors.Is(err, wsrelay.ErrNoAnswer) || errors.Is(err, wsrelay.ErrInvalidAnswer) {
 		return &apiError{status: http.StatusBadGateway, code: CodeUpstreamUnreachable, message: err.Error()}
 	}
 	return classify(err)
