@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -274,5 +275,67 @@ func TestExpectContinueAcrossAuthRetry(t *testing.T) {
 	defer mu.Unlock()
 	if len(got) != 1 || got[0] != ssml {
 		t.Errorf("the aad attempt got %d bodies (%d bytes first), want the whole SSML once", len(got), len(strings.Join(got, "")))
+	}
+}
+
+// TestReplayBufferGrowsWithBytesReceived: a request body the proxy keeps for
+// a replay (known length, at most 1 MiB) takes memory as its bytes arrive,
+// not as its Content-Length declares. Before, every such request allocated
+// its declared length up front, so 300 connections each declaring 1 MiB and
+// sending 10 bytes pinned about 300 MB. The bound is half the declared
+// length per request: the whole exchange of a correct proxy (both servers',
+// the transport's and the client's buffers included) allocates about 140 KiB
+// (the figure is logged), and the up-front buffer alone was twice the bound.
+func TestReplayBufferGrowsWithBytesReceived(t *testing.T) {
+	const (
+		requests = 40
+		declared = maxReplayBody
+		sent     = "0123456789"
+	)
+	received := make(chan struct{}, requests)
+	gate := newUpstreamGate()
+	f := newHTTPFixture(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		buf := make([]byte, len(sent))
+		if _, err := io.ReadFull(r.Body, buf); err != nil {
+			t.Errorf("upstream read the body's first bytes: %v", err)
+		}
+		received <- struct{}{}
+		gate.wait(r)
+	}), nil)
+	t.Cleanup(gate.open)
+
+	head := fmt.Sprintf("POST /openai/deployments/d/chat/completions HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+		f.front.Listener.Addr(), declared, sent)
+	// The first request dials the upstream and starts what runs once (the
+	// token, the transport's goroutines); it is not measured.
+	conns := make([]net.Conn, 0, requests+1)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	send := func() {
+		c, err := net.Dial("tcp", f.front.Listener.Addr().String())
+		if err != nil {
+			t.Fatalf("dial the proxy: %v", err)
+		}
+		conns = append(conns, c)
+		if _, err := io.WriteString(c, head); err != nil {
+			t.Fatalf("send the request: %v", err)
+		}
+		<-received // the upstream has the bytes: the proxy has read them
+	}
+	send()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range requests {
+		send()
+	}
+	runtime.ReadMemStats(&after)
+	perRequest := (after.TotalAlloc - before.TotalAlloc) / requests
+	t.Logf("allocated %d bytes per request that declared %d and sent %d", perRequest, declared, len(sent))
+	if bound := uint64(declared / 2); perRequest > bound {
+		t.Errorf("allocated %d bytes per request that declared %d bytes and sent %d, want at most %d: memory must follow the bytes received",
+			perRequest, declared, len(sent), bound)
 	}
 }

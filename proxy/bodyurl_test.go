@@ -5,6 +5,8 @@ import (
 	"compress/gzip"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -299,4 +301,52 @@ func referenceRewrite(s, up, proxy string) string {
 		}
 	}
 	return b.String()
+}
+
+// trickleBody gives its first bytes, then, on the next read, notes how much
+// the process has allocated since start and ends as an upstream that
+// stopped would.
+type trickleBody struct {
+	first     []byte
+	start     runtime.MemStats
+	allocated uint64
+}
+
+func (b *trickleBody) Read(p []byte) (int, error) {
+	if len(b.first) > 0 {
+		n := copy(p, b.first)
+		b.first = b.first[n:]
+		return n, nil
+	}
+	var now runtime.MemStats
+	runtime.ReadMemStats(&now)
+	b.allocated = now.TotalAlloc - b.start.TotalAlloc
+	return 0, io.ErrUnexpectedEOF
+}
+
+func (b *trickleBody) Close() error { return nil }
+
+// TestJSONAnswerMemoryFollowsBytesReceived: a JSON answer of known length
+// that the proxy reads whole (at most 1 MiB) takes memory as its bytes
+// arrive, not as its Content-Length declares, as request bodies do
+// (TestReplayBufferGrowsWithBytesReceived). Before, a 1 MiB buffer was made
+// before the first byte. The bound is an eighth of the declared length;
+// the first read's buffer is 32 KiB.
+func TestJSONAnswerMemoryFollowsBytesReceived(t *testing.T) {
+	const declared = maxRewrittenBody
+	req := httptest.NewRequest(http.MethodGet, "/speechtotext/transcriptions", nil)
+	body := &trickleBody{first: []byte(`{"self":"https://`)}
+	resp := &http.Response{StatusCode: http.StatusOK, Header: http.Header{"Content-Type": {"application/json"}},
+		ContentLength: declared, Body: body, Request: req}
+	rw := newURLRewriter([]string{"up.example"}, clientAddr{host: "127.0.0.1:8080"})
+	bufs := &copyBuffers{}
+	bufs.Put(bufs.Get()) // a pooled buffer, as a running proxy has
+	runtime.ReadMemStats(&body.start)
+	if err := rewriteJSONURLs(resp, rw, bufs); err == nil {
+		t.Fatal("an answer that ended early was taken")
+	}
+	t.Logf("allocated %d bytes for an answer that declared %d and sent %d", body.allocated, declared, len(`{"self":"https://`))
+	if bound := uint64(declared / 8); body.allocated > bound {
+		t.Errorf("allocated %d bytes before the answer's second read, want at most %d: memory must follow the bytes received", body.allocated, bound)
+	}
 }

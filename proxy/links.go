@@ -129,14 +129,7 @@ func rewriteJSONURLs(resp *http.Response, rw *urlRewriter, bufs *copyBuffers) er
 		return nil
 	}
 	if n := resp.ContentLength; n >= 0 && n <= maxRewrittenBody {
-		var buf []byte
-		if n <= copyBufferSize {
-			buf = bufs.Get()
-		} else {
-			buf = make([]byte, n)
-		}
-		body := buf[:n]
-		_, err := io.ReadFull(resp.Body, body)
+		buf, body, err := readAnswer(resp.Body, int(n), bufs)
 		resp.Body.Close()
 		if err != nil {
 			bufs.Put(buf)
@@ -160,6 +153,24 @@ func rewriteJSONURLs(resp *http.Response, rw *urlRewriter, bufs *copyBuffers) er
 	resp.ContentLength = -1
 	resp.Header.Del("Content-Length")
 	return nil
+}
+
+// readAnswer reads an answer of n bytes whole: into one of bufs' buffers
+// (buf) when it fits, else into memory that grows as the bytes arrive, so
+// that an answer declaring 1 MiB takes 1 MiB only once it has sent it.
+func readAnswer(r io.Reader, n int, bufs *copyBuffers) (buf, body []byte, err error) {
+	if n <= copyBufferSize {
+		buf = bufs.Get()
+		body = buf[:n]
+		_, err = io.ReadFull(r, body)
+		return buf, body, err
+	}
+	var b bytes.Buffer
+	b.Grow(copyBufferSize)
+	if _, err = b.ReadFrom(io.LimitReader(r, int64(n))); err == nil && b.Len() < n {
+		err = io.ErrUnexpectedEOF
+	}
+	return nil, b.Bytes(), err
 }
 
 // bufferedBody is an answer read whole into a lent buffer, given back on

@@ -259,7 +259,7 @@ type httpExchange struct {
 
 // logRequest writes one request's access log line and metrics.
 func (p *Proxy) logRequest(r *http.Request, rec *responseRecorder, body *clientBody, facts *upstreamFacts, start time.Time, completed *bool) {
-	e := accessEntry{r: r, start: start, status: rec.status, bytesIn: body.n, bytesOut: rec.bytes, errCode: rec.errCode, upstream: facts}
+	e := accessEntry{r: r, start: start, status: rec.status, bytesIn: body.n.Load(), bytesOut: rec.bytes, errCode: rec.errCode, upstream: facts}
 	switch {
 	case e.status == 0:
 		e.status = statusClientClosed // the client left before an answer

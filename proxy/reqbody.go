@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"sync/atomic"
 )
 
 // clientBody is the client's request body as the proxy reads it: it counts
@@ -16,14 +17,17 @@ import (
 // 100-continue it is the reader that sends "100 Continue" on the first
 // read. Replaced, net/http would read (and ask for) up to 256 KiB of a body
 // the upstream had refused before answering.
+//
+// n is atomic: when the client leaves mid-body, the handler returns and
+// logs while the Transport's write loop may still be reading.
 type clientBody struct {
 	io.ReadCloser
-	n int64
+	n atomic.Int64
 }
 
 func (b *clientBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	b.n += int64(n)
+	b.n.Add(int64(n))
 	if err != nil && err != io.EOF {
 		err = &clientBodyError{err}
 	}
@@ -47,11 +51,15 @@ func isClientBodyError(err error) bool {
 // Larger or chunked bodies stream and are sent once. Nothing is read ahead:
 // the client's body is read only when the upstream asks for it, so an
 // Expect: 100-continue upload the upstream refuses is never sent.
+//
+// The memory kept follows the bytes received, never the Content-Length
+// alone: a client may declare 1 MiB and send 10 bytes, on as many
+// connections as it likes.
 func makeReplayable(req *http.Request) {
 	if req.Body == nil || req.Body == http.NoBody || req.ContentLength <= 0 || req.ContentLength > maxReplayBody {
 		return
 	}
-	rb := &replayBuffer{src: req.Body, kept: make([]byte, 0, req.ContentLength)}
+	rb := &replayBuffer{src: req.Body, size: int(req.ContentLength)}
 	req.Body = rb.reader()
 	req.GetBody = func() (io.ReadCloser, error) { return rb.reader(), nil }
 }
@@ -63,8 +71,21 @@ func makeReplayable(req *http.Request) {
 type replayBuffer struct {
 	mu   sync.Mutex
 	src  io.Reader
-	kept []byte
-	err  error // src's last error, io.EOF at the end: final
+	size int    // the Content-Length
+	kept []byte // what was read; its capacity grows with it (grow)
+	err  error  // src's last error, io.EOF at the end: final
+}
+
+// replayFirstBuffer is the capacity, in bytes, kept for a body's first
+// read. Larger bodies double it as they arrive, up to their length.
+const replayFirstBuffer = 4 << 10
+
+// grow makes room for the next read from src: at least twice what is
+// kept, at most the rest of the Content-Length.
+func (rb *replayBuffer) grow() {
+	next := make([]byte, len(rb.kept), min(rb.size, max(2*cap(rb.kept), replayFirstBuffer)))
+	copy(next, rb.kept)
+	rb.kept = next
 }
 
 func (rb *replayBuffer) reader() *replayReader { return &replayReader{rb: rb} }
@@ -87,9 +108,12 @@ func (r *replayReader) Read(p []byte) (int, error) {
 		return 0, errReplayClosed
 	}
 	if r.off == len(rb.kept) && rb.err == nil {
+		if len(rb.kept) == cap(rb.kept) {
+			rb.grow()
+		}
 		n, err := rb.src.Read(rb.kept[len(rb.kept):cap(rb.kept)])
 		rb.kept = rb.kept[:len(rb.kept)+n]
-		if err == nil && len(rb.kept) == cap(rb.kept) {
+		if err == nil && len(rb.kept) == rb.size {
 			err = io.EOF // the Content-Length is read
 		}
 		rb.err = err
