@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"errors"
 	"net/http"
 	"testing"
 )
@@ -124,4 +125,117 @@ func TestFaviconNeverForwarded(t *testing.T) {
 			}
 		})
 	}
+}
+
+// In gateway mode a page on an allowed origin must be able to call at all:
+// browsers send no credentials on a preflight
+// (https://fetch.spec.whatwg.org/#cors-preflight-fetch), so a preflight from
+// an allowed origin is answered before the key is asked for (it spends
+// nothing and reaches no upstream; the request it announces must still
+// present the key). And the proxy's own refusals to an allowed origin name
+// it in Access-Control-Allow-Origin, so the page can read the JSON error
+// instead of an opaque network error. Other origins get no CORS headers and
+// their preflights stay refused.
+func TestCORSGatewayMode(t *testing.T) {
+	const allowed = "http://localhost:3000"
+	newGateway := func(t *testing.T) *fixture {
+		return newHTTPFixture(t, upstreamOK, func(o *Options) {
+			o.AllowedOrigins = []string{allowed}
+			o.InboundKeys = []string{plantedKey}
+		})
+	}
+	request := func(t *testing.T, f *fixture, method, origin, key string) *http.Request {
+		req := newHTTPRequest(t, method, f.url("/openai/deployments/gpt/chat/completions?api-version=2024-10-21"), nil)
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Sec-Fetch-Site", "cross-site")
+		if key != "" {
+			req.Header.Set("Api-Key", key)
+		}
+		return req
+	}
+	wantCORS := func(t *testing.T, resp *http.Response, origin string) {
+		t.Helper()
+		if got := resp.Header.Values("Access-Control-Allow-Origin"); origin == "" && len(got) != 0 || origin != "" && (len(got) != 1 || got[0] != origin) {
+			t.Errorf("Access-Control-Allow-Origin = %q, want %q", got, origin)
+		}
+		if _, named := withoutToken(resp.Header.Values("Vary"), "Origin"); origin != "" && !named {
+			t.Errorf("Vary = %q, want Origin among them", resp.Header.Values("Vary"))
+		}
+	}
+
+	t.Run("preflight from the allowed origin", func(t *testing.T) {
+		f := newGateway(t)
+		req := request(t, f, http.MethodOptions, allowed, "")
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		req.Header.Set("Access-Control-Request-Headers", "api-key,content-type")
+		resp, body := f.do(t, req)
+		if resp.StatusCode != http.StatusNoContent {
+			t.Fatalf("status = %d, want 204 (body %s)", resp.StatusCode, body)
+		}
+		wantCORS(t, resp, allowed)
+		if got := resp.Header.Get("Access-Control-Allow-Headers"); got != "api-key,content-type" {
+			t.Errorf("Access-Control-Allow-Headers = %q, want the ones asked for", got)
+		}
+		if n, tokens := f.seen.count(), f.tokens.tokenCount(); n != 0 || tokens != 0 {
+			t.Errorf("upstream requests = %d, Token calls = %d; want 0, 0", n, tokens)
+		}
+	})
+	for _, c := range []struct {
+		name, key, code string
+	}{
+		{"no key", "", CodeInboundKeyRequired},
+		{"wrong key", plantedWrong, CodeInboundKeyInvalid},
+	} {
+		t.Run(c.name+" from the allowed origin: a readable 401", func(t *testing.T) {
+			f := newGateway(t)
+			resp, body := f.do(t, request(t, f, http.MethodPost, allowed, c.key))
+			wantGuardOutcome(t, f, resp, body, http.StatusUnauthorized, c.code)
+			wantCORS(t, resp, allowed)
+		})
+	}
+	t.Run("the key from the allowed origin", func(t *testing.T) {
+		f := newGateway(t)
+		resp, body := f.do(t, request(t, f, http.MethodPost, allowed, plantedKey))
+		wantGuardOutcome(t, f, resp, body, 0, "")
+		wantCORS(t, resp, allowed)
+	})
+	t.Run("the proxy's 503 to the allowed origin", func(t *testing.T) {
+		f := newGateway(t)
+		f.tokens.setErr(errors.New("token endpoint down"))
+		resp, body := f.do(t, request(t, f, http.MethodPost, allowed, plantedKey))
+		wantProxyError(t, resp, body, http.StatusServiceUnavailable, CodeTokenUnavailable)
+		wantCORS(t, resp, allowed)
+	})
+	t.Run("shutting down, to the allowed origin", func(t *testing.T) {
+		f := newGateway(t)
+		if err := f.proxy.Shutdown(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		resp, body := f.do(t, request(t, f, http.MethodPost, allowed, plantedKey))
+		wantProxyError(t, resp, body, http.StatusServiceUnavailable, CodeShuttingDown)
+		wantCORS(t, resp, allowed)
+	})
+	t.Run("preflight from another origin", func(t *testing.T) {
+		f := newGateway(t)
+		req := request(t, f, http.MethodOptions, "http://evil.test", "")
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		resp, body := f.do(t, req)
+		wantGuardOutcome(t, f, resp, body, http.StatusForbidden, CodeOriginNotAllowed)
+		wantCORS(t, resp, "")
+	})
+	t.Run("another origin, with the key", func(t *testing.T) {
+		f := newGateway(t)
+		resp, body := f.do(t, request(t, f, http.MethodPost, "http://evil.test", plantedKey))
+		wantGuardOutcome(t, f, resp, body, http.StatusForbidden, CodeOriginNotAllowed)
+		wantCORS(t, resp, "")
+	})
+	t.Run("the allowed origin and another one", func(t *testing.T) {
+		f := newGateway(t)
+		req := request(t, f, http.MethodOptions, allowed, "")
+		req.Header.Add("Origin", "http://evil.test")
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		resp, body := f.do(t, req)
+		wantGuardOutcome(t, f, resp, body, http.StatusForbidden, CodeOriginNotAllowed)
+		wantCORS(t, resp, "")
+	})
 }

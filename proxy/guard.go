@@ -21,7 +21,10 @@ type guard struct {
 	hosts          hosts.HostCheck // which Host values pass (DNS rebinding)
 }
 
-// check returns nil when r may pass, else the error to answer.
+// check returns nil when r may reach the proxy at all (browser protection
+// and the Host check), else the error to answer. What spends the identity
+// must pass checkKey too; what the proxy answers itself (a CORS preflight,
+// which browsers send without credentials) need not.
 func (g *guard) check(r *http.Request) *apiError {
 	if err := g.checkBrowser(r); err != nil {
 		return err
@@ -29,6 +32,12 @@ func (g *guard) check(r *http.Request) *apiError {
 	if !g.hosts.Allows(r.Host) {
 		return hostNotAllowed(r.Host, g.hosts.Allowed())
 	}
+	return nil
+}
+
+// checkKey returns nil when no inbound key is required or r presents one
+// of them, else the 401 to answer.
+func (g *guard) checkKey(r *http.Request) *apiError {
 	if len(g.inboundKeys) == 0 {
 		return nil
 	}

@@ -189,6 +189,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if isPreflight(r) || isFavicon(r) {
+		// Before the inbound key: browsers send a preflight without
+		// credentials, and neither answer spends the identity.
 		start := time.Now()
 		if isFavicon(r) {
 			answerNoFavicon(w)
@@ -196,6 +198,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			answerPreflight(w, r)
 		}
 		p.logAccess(accessEntry{r: r, start: start, status: http.StatusNoContent})
+		return
+	}
+	if err := p.guard.checkKey(r); err != nil {
+		p.refuse(w, r, err)
 		return
 	}
 	declineH2C(r.Header)
@@ -216,9 +222,14 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.serveHTTP(w, r)
 }
 
-// refuse answers a request the proxy will not forward, and logs it.
+// refuse answers a request the proxy will not forward, and logs it. A page
+// on an allowed origin may read the answer (a missing key, shutting down),
+// which would otherwise reach it as an opaque network error.
 func (p *Proxy) refuse(w http.ResponseWriter, r *http.Request, e *apiError) {
 	start := time.Now()
+	if p.guard.checkBrowser(r) == nil {
+		allowOrigin(w.Header(), r)
+	}
 	status, n := writeError(w, r, e)
 	p.logAccess(accessEntry{r: r, start: start, status: status, bytesOut: int64(n), errCode: e.code})
 }

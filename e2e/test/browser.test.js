@@ -209,6 +209,55 @@ test("allowed origin: CORS fetch, a preflighted POST and a WebSocket synthesis w
   assert.ok(proxy.logs().some((l) => l.method === "OPTIONS" && l.status === 204), "no preflight answered by the proxy");
 });
 
+test("gateway mode: a page on an allowed origin calls with its key, and reads the 401 JSON without it", async (t) => {
+  // A gateway of its own (inbound keys) in front of a fake of its own, so
+  // the other tests' counts of what the upstream saw stay theirs.
+  const key = "gateway-key-ENTRAPROXY-E2E";
+  const gwFake = await startFake(["-auth", "bearer"]);
+  const gateway = await startProxy(gwFake, {
+    env: { ENTRAPROXY_INBOUND_KEYS: key, ENTRAPROXY_ALLOWED_ORIGINS: `http://localhost:${allowedPages.port}` },
+  });
+  try {
+    const page = await browser.context.newPage();
+    await page.goto(`http://localhost:${allowedPages.port}/blank`);
+    // Both fetches are preflighted (a JSON body; the api-key header), and
+    // browsers send a preflight without the key.
+    const got = await page.evaluate(async ({ base, key }) => {
+      const call = async (headers) => {
+        try {
+          const r = await fetch(base + "/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21", {
+            method: "POST",
+            headers: { "Content-Type": "application/json", ...headers },
+            body: JSON.stringify({ messages: [{ role: "user", content: "Say hello." }] }),
+          });
+          return { status: r.status, body: await r.json() };
+        } catch (err) {
+          return { error: String(err) };
+        }
+      };
+      return { withKey: await call({ "api-key": key }), withoutKey: await call({}) };
+    }, { base: gateway.http, key });
+    await page.close();
+    seen.add("gateway page results", got);
+    t.diagnostic(`gateway: with the key ${got.withKey.status ?? got.withKey.error}, without ${got.withoutKey.status ?? got.withoutKey.error} ${got.withoutKey.body?.error?.code ?? ""}`);
+
+    assert.equal(got.withKey.status, 200, `with the key: ${JSON.stringify(got.withKey)}`);
+    assert.ok(got.withKey.body.choices?.[0]?.message?.content, "no completion read");
+    assert.equal(got.withoutKey.status, 401, `without the key: ${JSON.stringify(got.withoutKey)}`);
+    assert.equal(got.withoutKey.body.error.code, "inbound_key_required");
+    // Chromium may answer the second preflight from its cache.
+    const preflights = gateway.logs().filter((l) => l.method === "OPTIONS").map((l) => l.status);
+    assert.ok(preflights.length > 0 && preflights.every((s) => s === 204), `preflights answered ${preflights}, want 204`);
+    const saw = (await gwFake.requests()).map((r) => `${r.method} ${r.path} ${r.status} ${r.form ?? "-"}`);
+    assert.deepEqual(saw, ["POST /openai/deployments/gpt-4o/chat/completions 200 bearer"]);
+  } finally {
+    await gateway.stop();
+    assert.ok(!gateway.rawLogs().some((l) => l.includes(key)), "the gateway logged its inbound key");
+    assertNoSecrets({ logs: gateway.rawLogs(), seen, tokens: await gateway.issuedTokens() });
+    await gwFake.stop();
+  }
+});
+
 test("after shutdown: the upstream's log holds no hostile request, and nothing leaked", async (t) => {
   // With the browser gone, a graceful stop finishes every request still in
   // flight: a hostile request the browser gave up on but the proxy
