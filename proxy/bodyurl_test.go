@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -10,15 +11,18 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unicode"
 
 	"golang.org/x/text/transform"
+
+	"github.com/entraproxy/entraproxy/internal/hosts"
 )
 
 // batchAnswer is a batch transcription answer as Azure writes it: absolute
 // URLs of the upstream in self, links and @nextLink, one with escaped
 // slashes (as some JSON encoders write them), one of another host (the
 // result files live in blob storage) and look-alikes of the upstream's
-// host that are other hosts.
+// host that are other hosts, and text that mentions the upstream's URL.
 func batchAnswer(up string) string {
 	return `{"self":"https://` + up + `/speechtotext/transcriptions/1?api-version=2024-11-15",` +
 		`"links":{"files":"http://` + up + `/speechtotext/transcriptions/1/files?api-version=2024-11-15"},` +
@@ -26,8 +30,8 @@ func batchAnswer(up string) string {
 		`"escaped":"https:\/\/` + up + `\/speechtotext\/transcriptions\/2",` +
 		`"socket":"wss://` + up + `/openai/v1/realtime?model=m",` +
 		`"contentUrl":"https://stspeech.blob.core.windows.net/bestor/1.json?sv=2024&sig=abc",` +
-		`"notUpstream":["https://` + up + `0/x","https://` + up + `.evil.example/x","https://` + up + `@evil.example/x","see https://` + up + `"],` +
-		`"text":"https://` + up + ` is where it runs"}`
+		`"notUpstream":["https://` + up + `0/x","https://` + up + `.evil.example/x","https://` + up + `@evil.example/x","https://` + up + `\u0040evil.example/x"],` +
+		`"text":"see https://` + up + `/x","https://` + up + `/ is where it runs":"https://` + up + `/ is where it runs"}`
 }
 
 // wantAnswer is batchAnswer pointing at proxy instead.
@@ -38,8 +42,8 @@ func wantAnswer(up, proxy string) string {
 		`"escaped":"http:\/\/` + proxy + `\/speechtotext\/transcriptions\/2",` +
 		`"socket":"ws://` + proxy + `/openai/v1/realtime?model=m",` +
 		`"contentUrl":"https://stspeech.blob.core.windows.net/bestor/1.json?sv=2024&sig=abc",` +
-		`"notUpstream":["https://` + up + `0/x","https://` + up + `.evil.example/x","https://` + up + `@evil.example/x","see http://` + proxy + `"],` +
-		`"text":"https://` + up + ` is where it runs"}`
+		`"notUpstream":["https://` + up + `0/x","https://` + up + `.evil.example/x","https://` + up + `@evil.example/x","https://` + up + `\u0040evil.example/x"],` +
+		`"text":"see https://` + up + `/x","https://` + up + `/ is where it runs":"https://` + up + `/ is where it runs"}`
 }
 
 // Batch transcription answers carry absolute upstream URLs in their JSON
@@ -224,16 +228,19 @@ func TestBodyURLsOfRedirectTargetPointAtProxy(t *testing.T) {
 }
 
 // However a JSON answer is cut into reads, streaming rewrites it exactly as
-// a rewrite of the whole does, and that equals a plain reference: every
-// occurrence of scheme://HOST (any case, :\/\/ too) followed by a host end
-// is replaced, nothing else changes.
+// a rewrite of the whole does, and that equals a plain reference: each JSON
+// string value whose whole text is scheme://HOST (any case, :\/\/ too)
+// followed by a path, query, fragment or nothing, without whitespace, gets
+// the proxy's scheme and host; nothing else changes.
 func FuzzURLRewriter(f *testing.F) {
 	const up, proxy = "up.example:8443", "127.0.0.1:8080"
 	f.Add(batchAnswer(up), uint8(7))
 	f.Add(`"https://up.example:8443"`, uint8(1))
-	f.Add(`https://up.example:8443https://up.example:8443/`, uint8(3))
-	f.Add(`hhttps://UP.example:8443\/x`, uint8(2))
-	f.Add(`wss:\/\/up.example:8443?`, uint8(5))
+	f.Add(`["https://up.example:8443","https://up.example:8443/"]`, uint8(3))
+	f.Add(`{"hhttps://UP.example:8443\/x":"HTTPS://UP.example:8443\/x"}`, uint8(2))
+	f.Add(`{"a" : "wss:\/\/up.example:8443?" , "b":"wss:\/\/up.example:8443\u003f"}`, uint8(5))
+	f.Add(`{"text":"Our endpoint is https://up.example:8443/ and HTTPS://up.example:8443/x","u":"https://up.example:8443/a\u00a0b"}`, uint8(4))
+	f.Add(`["https://up.example:8443/\"x", "https://up.example:8443/\n", "https://up.example:8443\u0040e.example"]`, uint8(6))
 	f.Fuzz(func(t *testing.T, body string, cut uint8) {
 		rw := newURLRewriter([]string{up}, clientAddr{host: proxy})
 		whole, _, err := transform.String(rw, body)
@@ -247,7 +254,7 @@ func FuzzURLRewriter(f *testing.F) {
 		if string(streamed) != whole {
 			t.Fatalf("streamed %q, whole %q", streamed, whole)
 		}
-		if want := referenceRewrite(body, up, proxy); whole != want {
+		if want, judged := referenceRewrite(body, up, proxy); judged && whole != want {
 			t.Fatalf("rewrote %q to %q, want %q", body, whole, want)
 		}
 	})
@@ -268,39 +275,71 @@ func (r *cutReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// referenceRewrite is the rewrite done the slow, obvious way.
-func referenceRewrite(s, up, proxy string) string {
+// referenceRewrite is the rewrite done the slow, obvious way: find each
+// string whole, decode it with encoding/json, and judge it. judged is false
+// when a string is not valid JSON: how such text is rewritten is not
+// specified.
+func referenceRewrite(s, up, proxy string) (out string, judged bool) {
 	var b strings.Builder
 	for i := 0; i < len(s); {
-		done := false
-		for _, scheme := range []string{"https", "http", "wss", "ws"} {
-			for _, sep := range []string{"://", `:\/\/`} {
-				p := scheme + sep + up
-				if len(s)-i < len(p) || !strings.EqualFold(s[i:i+len(p)], p) {
-					continue
-				}
-				if end := i + len(p); end < len(s) && !strings.ContainsRune(`/?#"\`, rune(s[end])) {
-					continue
-				}
-				out := "http"
-				if strings.HasPrefix(scheme, "ws") {
-					out = "ws"
-				}
-				b.WriteString(out + sep + proxy)
-				i += len(p)
-				done = true
-				break
-			}
-			if done {
-				break
-			}
-		}
-		if !done {
+		if s[i] != '"' {
 			b.WriteByte(s[i])
 			i++
+			continue
+		}
+		j := i + 1
+		for j < len(s) && s[j] != '"' {
+			if s[j] == '\\' {
+				j++
+			}
+			j++
+		}
+		if j >= len(s) { // unterminated: passes
+			b.WriteString(s[i:])
+			break
+		}
+		content := s[i+1 : j]
+		var decoded string
+		if json.Unmarshal([]byte(s[i:j+1]), &decoded) != nil {
+			return "", false
+		}
+		k := j + 1
+		for k < len(s) && strings.IndexByte(" \t\n\r", s[k]) >= 0 {
+			k++
+		}
+		isKey := k < len(s) && s[k] == ':'
+		b.WriteByte('"')
+		b.WriteString(referenceLink(content, decoded, isKey, up, proxy))
+		b.WriteByte('"')
+		i = j + 1
+	}
+	return b.String(), true
+}
+
+// referenceLink is content, a JSON string's text (decoded: its value),
+// pointed at proxy when it is a link to up.
+func referenceLink(content, decoded string, isKey bool, up, proxy string) string {
+	if isKey || len(content) > maxLinkHeld || strings.ContainsFunc(decoded, func(r rune) bool { return r < ' ' || unicode.IsSpace(r) }) {
+		return content
+	}
+	for _, scheme := range []string{"https", "http", "wss", "ws"} {
+		for _, sep := range []string{"://", `:\/\/`} {
+			p := scheme + sep + up
+			if len(content) < len(p) || !strings.EqualFold(content[:len(p)], p) {
+				continue
+			}
+			var rest string
+			if json.Unmarshal([]byte(`"`+content[len(p):]+`"`), &rest) != nil || rest != "" && !strings.ContainsRune("/?#", rune(rest[0])) {
+				continue
+			}
+			out := "http"
+			if strings.HasPrefix(scheme, "ws") {
+				out = "ws"
+			}
+			return out + sep + proxy + content[len(p):]
 		}
 	}
-	return b.String()
+	return content
 }
 
 // trickleBody gives its first bytes, then, on the next read, notes how much
@@ -348,5 +387,97 @@ func TestJSONAnswerMemoryFollowsBytesReceived(t *testing.T) {
 	t.Logf("allocated %d bytes for an answer that declared %d and sent %d", body.allocated, declared, len(`{"self":"https://`))
 	if bound := uint64(declared / 8); body.allocated > bound {
 		t.Errorf("allocated %d bytes before the answer's second read, want at most %d: memory must follow the bytes received", body.allocated, bound)
+	}
+}
+
+// Only links are rewritten, never content: a Translator answer translating
+// a text that names the upstream's URL comes back as the service wrote it,
+// whatever the answer's framing, while a link beside it (a string value
+// that is the URL, whole) still points at the proxy. A string that starts
+// with the URL and goes on in prose, one with escaped whitespace, an
+// object key, and a URL whose host the escaped '@' makes another's pass too.
+func TestBodyURLsOnlyLinks(t *testing.T) {
+	var up string
+	answer := func() string {
+		return `[{"translations":[{"text":"Our endpoint is https://` + up + `/ and HTTPS://` + strings.ToUpper(up) + `/x","to":"de"},` +
+			`{"text":"https://` + up + `/ is our endpoint","to":"fr"},{"text":"https://` + up + `/a\tb","to":"it"}],` +
+			`"https://` + up + `/":"a key","link":"https://` + up + `/translate?to=de","at":"https://` + up + `\u0040evil.example/"}]`
+	}
+	f := newHTTPFixture(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body := answer()
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		if r.URL.Query().Get("framing") == "known-length" {
+			w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+			io.WriteString(w, body)
+			return
+		}
+		for i := 0; i < len(body); i += 5 { // chunked, flushed in small pieces
+			io.WriteString(w, body[i:min(i+5, len(body))])
+			w.(http.Flusher).Flush()
+		}
+	}), nil)
+	up = f.upstream.Listener.Addr().String()
+	want := strings.Replace(answer(), `"link":"https://`+up, `"link":"http://`+f.front.Listener.Addr().String(), 1)
+	for _, framing := range []string{"known-length", "chunked"} {
+		t.Run(framing, func(t *testing.T) {
+			req := newHTTPRequest(t, http.MethodPost, f.url("/translate?api-version=3.0&to=de&framing="+framing),
+				strings.NewReader(`[{"Text":"Our endpoint is https://`+up+`/"}]`))
+			resp, body := f.do(t, req)
+			if resp.StatusCode != http.StatusOK || body != want {
+				t.Errorf("answer = %d\n%s\nwant 200\n%s", resp.StatusCode, body, want)
+			}
+		})
+	}
+}
+
+// A replacement longer than the rewriter's output buffer (4 KiB in
+// transform.Reader) gets through whole: a client that addresses the proxy
+// by a long allowed name (ENTRAPROXY_ALLOWED_HOSTS *.example) gets its
+// streamed answer's links pointed at that name. Before, the rewriter could
+// never write it and the answer was cut after its headers.
+func TestBodyURLsLongClientHost(t *testing.T) {
+	var up string
+	f := newHTTPFixture(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"self":"https://`+up+`/speechtotext/transcriptions/1","@nextLink":"https://`+up+`/speechtotext/transcriptions?skip=1"}`)
+		w.(http.Flusher).Flush() // chunked: rewritten as it streams
+	}), func(o *Options) { o.AllowedHosts = hosts.ForListener("127.0.0.1:0", []string{"*.example"}) })
+	up = f.upstream.Listener.Addr().String()
+	long := strings.Repeat("a123456789.", 600) + "example" // 6,607 bytes, labels of 10
+	req := newHTTPRequest(t, http.MethodGet, f.url("/speechtotext/transcriptions"), nil)
+	req.Host = long
+	resp, err := f.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("read the answer: %v (after %d bytes)", err, len(body))
+	}
+	if want := `{"self":"http://` + long + `/speechtotext/transcriptions/1","@nextLink":"http://` + long + `/speechtotext/transcriptions?skip=1"}`; string(body) != want {
+		t.Errorf("answer = %d, %d bytes %.200q..., want %d bytes", resp.StatusCode, len(body), body, len(want))
+	}
+}
+
+// The rewriter holds a string that may be a link until it ends, at most
+// maxLinkHeld bytes: a longer one passes unchanged (no server takes a URL
+// that long), streamed or whole, and memory stays bounded.
+func TestURLRewriterHoldsAtMostMaxLinkHeld(t *testing.T) {
+	const up, proxy = "up.example", "127.0.0.1:8080"
+	path := func(n int) string { return "https://" + up + "/" + strings.Repeat("p", n-len("https://"+up+"/")) }
+	body := `["` + path(maxLinkHeld) + `","` + path(maxLinkHeld+1) + `"]`
+	want := `["` + strings.Replace(path(maxLinkHeld), "https://"+up, "http://"+proxy, 1) + `","` + path(maxLinkHeld+1) + `"]`
+	rw := newURLRewriter([]string{up}, clientAddr{host: proxy})
+	streamed, err := io.ReadAll(transform.NewReader(&cutReader{s: body, n: 1000}, rw))
+	if err != nil || string(streamed) != want {
+		t.Errorf("streamed: %v, equal %v", err, string(streamed) == want)
+	}
+	if c := cap(rw.held); c > 2*maxLinkHeld {
+		t.Errorf("held capacity %d, want at most %d", c, 2*maxLinkHeld)
+	}
+	whole, _, err := transform.String(newURLRewriter([]string{up}, clientAddr{host: proxy}), body)
+	if err != nil || whole != want {
+		t.Errorf("whole: %v, equal %v", err, whole == want)
 	}
 }

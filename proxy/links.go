@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/text/transform"
 )
@@ -196,26 +198,57 @@ func isJSON(contentType string) bool {
 	return err == nil && (mt == "application/json" || mt == "text/json" || strings.HasSuffix(mt, "+json"))
 }
 
-// urlRewriter is a transform.Transformer that points absolute URLs of the
-// upstream hosts at the proxy, in JSON text as it streams. A URL is the
-// upstream's when it starts with a scheme (http, https, ws, wss, any case),
-// "://" (or JSON's escaped ":\/\/"), one of the hosts (any case), and the
-// host is followed by '/', '?', '#', the end of the string, or an escape;
-// so "https://HOST.evil.example" or "https://HOST@evil.example" are not.
-// It holds no state between calls (Reset does nothing), so one value may
-// serve concurrent streams; it holds back at most one URL prefix's bytes.
+// urlRewriter is a transform.Transformer that points links to the upstream
+// hosts at the proxy, in JSON text as it streams. Only links are rewritten,
+// never text that mentions a URL (a Translator request translating "our
+// endpoint is https://HOST/" must come back as it was): a link is a JSON
+// string value (not an object key) that is, whole, an absolute URL of one of
+// the hosts: it starts with a scheme (http, https, ws, wss, any case), "://"
+// (or JSON's escaped ":\/\/"), one of the hosts (any case), and the host is
+// followed by '/', '?', '#' (written plain or escaped) or the end of the
+// string, so "https://HOST.evil.example" or "https://HOST@evil.example" are
+// not; and it holds no whitespace, plain or escaped. Only the scheme and
+// host are replaced.
+//
+// It keeps state between calls (one per answer): a string that may be a link
+// is held until its end, at most maxLinkHeld bytes, and output that does
+// not fit in dst waits for the next call, so a replacement of any length
+// (a long Host) gets through.
 type urlRewriter struct {
 	hosts      []string // lower case, not to be changed
 	client     clientAddr
 	clientHost string // as it is written inside a JSON string
+
+	state    linkState
+	escaped  bool   // in a string, the last byte was a backslash that escapes the next
+	prefixed bool   // stHold: held starts with an upstream URL's scheme and host
+	held     []byte // stHold, stAfter: the string from after its opening quote
+	out      []byte // output that did not fit in dst, written first next time
 }
+
+// linkState is where urlRewriter is in the JSON text.
+type linkState uint8
+
+const (
+	stOutside linkState = iota // between strings
+	stHold                     // in a string that may be a link: held
+	stPass                     // in a string that is no link: copied
+	stAfter                    // after a link's closing quote: a ':' next makes it a key
+)
+
+// maxLinkHeld is the longest string, in bytes, held to see whether it is a
+// link; a longer one is not rewritten. No Azure front end accepts a URL near
+// it: HTTP.sys, in front of IIS, limits a request line to 16 KiB by default
+// (MaxFieldLength,
+// https://learn.microsoft.com/troubleshoot/developer/webapps/iis/iisadmin-service-inetinfo/httpsys-registry-windows).
+const maxLinkHeld = 16 << 10
 
 // urlSchemes are tried longest first: "http" is a prefix of "https".
 var urlSchemes = [...]string{"https", "http", "wss", "ws"}
 
 var urlSeparators = [...]string{"://", `:\/\/`}
 
-// newURLRewriter rewrites URLs of hosts (lower case) to reach the proxy as
+// newURLRewriter rewrites links to hosts (lower case) to reach the proxy as
 // client did.
 func newURLRewriter(hosts []string, client clientAddr) *urlRewriter {
 	rw := &urlRewriter{hosts: hosts, client: client, clientHost: client.host}
@@ -226,56 +259,183 @@ func newURLRewriter(hosts []string, client clientAddr) *urlRewriter {
 	return rw
 }
 
-func (rw *urlRewriter) Reset() {}
+func (rw *urlRewriter) Reset() {
+	rw.state, rw.escaped, rw.prefixed = stOutside, false, false
+	rw.held, rw.out = rw.held[:0], rw.out[:0]
+}
 
 func (rw *urlRewriter) Transform(dst, src []byte, atEOF bool) (nDst, nSrc int, err error) {
+	nDst = copy(dst, rw.out)
+	rw.out = rw.out[:copy(rw.out, rw.out[nDst:])]
 	for nSrc < len(src) {
-		// Copy up to the next byte that may start a scheme.
-		i := bytes.IndexAny(src[nSrc:], "hHwW")
-		if i < 0 {
-			i = len(src) - nSrc
+		if len(rw.out) > 0 {
+			return nDst, nSrc, transform.ErrShortDst // dst is full
 		}
-		if i > 0 {
-			n := copy(dst[nDst:], src[nSrc:nSrc+i])
-			nDst, nSrc = nDst+n, nSrc+n
-			if n < i {
-				return nDst, nSrc, transform.ErrShortDst
+		switch rw.state {
+		case stOutside:
+			i := bytes.IndexByte(src[nSrc:], '"')
+			if i < 0 {
+				nDst = rw.emit(dst, nDst, src[nSrc:])
+				nSrc = len(src)
+				continue
 			}
-			continue
+			nDst = rw.emit(dst, nDst, src[nSrc:nSrc+i+1])
+			nSrc += i + 1
+			rw.state, rw.escaped, rw.prefixed, rw.held = stHold, false, false, rw.held[:0]
+		case stPass:
+			if rw.escaped {
+				nDst = rw.emit(dst, nDst, src[nSrc:nSrc+1])
+				nSrc++
+				rw.escaped = false
+				continue
+			}
+			i := bytes.IndexAny(src[nSrc:], `"\`)
+			if i < 0 {
+				nDst = rw.emit(dst, nDst, src[nSrc:])
+				nSrc = len(src)
+				continue
+			}
+			if src[nSrc+i] == '"' {
+				rw.state = stOutside
+			} else {
+				rw.escaped = true
+			}
+			nDst = rw.emit(dst, nDst, src[nSrc:nSrc+i+1])
+			nSrc += i + 1
+		case stHold:
+			c := src[nSrc]
+			nSrc++
+			rw.held = append(rw.held, c)
+			switch {
+			case rw.escaped:
+				rw.escaped = false
+			case c == '\\':
+				rw.escaped = true
+			case c == '"':
+				if rw.isLink(rw.held) {
+					rw.state = stAfter
+				} else {
+					nDst = rw.emitHeld(dst, nDst, false)
+					rw.state = stOutside
+				}
+				continue
+			}
+			if !rw.prefixed {
+				m, more := rw.match(rw.held, false)
+				rw.prefixed = m.n > 0
+				if !rw.prefixed && !more {
+					nDst = rw.emitHeld(dst, nDst, false)
+					rw.state = stPass
+					continue
+				}
+			}
+			if c == ' ' || len(rw.held) > maxLinkHeld {
+				nDst = rw.emitHeld(dst, nDst, false)
+				rw.state = stPass
+			}
+		case stAfter:
+			if c := src[nSrc]; isJSONSpace(c) && len(rw.held) < maxLinkHeld {
+				rw.held = append(rw.held, c)
+				nSrc++
+				continue
+			}
+			nDst = rw.emitHeld(dst, nDst, src[nSrc] != ':')
+			rw.state = stOutside
 		}
-		m, more := rw.match(src[nSrc:], atEOF)
-		switch {
-		case more:
-			return nDst, nSrc, transform.ErrShortSrc
-		case m.n == 0:
-			if nDst == len(dst) {
-				return nDst, nSrc, transform.ErrShortDst
-			}
-			dst[nDst] = src[nSrc]
-			nDst, nSrc = nDst+1, nSrc+1
-		default:
-			scheme := rw.client.scheme(m.scheme)
-			if len(dst)-nDst < len(scheme)+len(m.sep)+len(rw.clientHost) {
-				return nDst, nSrc, transform.ErrShortDst
-			}
-			nDst += copy(dst[nDst:], scheme)
-			nDst += copy(dst[nDst:], m.sep)
-			nDst += copy(dst[nDst:], rw.clientHost)
-			nSrc += m.n
+	}
+	if atEOF {
+		switch rw.state {
+		case stHold: // the answer ended inside a string
+			nDst = rw.emitHeld(dst, nDst, false)
+		case stAfter: // a string alone, or one cut short of what follows
+			nDst = rw.emitHeld(dst, nDst, true)
+		}
+		rw.state = stOutside
+		if len(rw.out) > 0 {
+			return nDst, nSrc, transform.ErrShortDst
 		}
 	}
 	return nDst, nSrc, nil
 }
 
-// anyIn reports whether b, a whole text, holds a URL rw rewrites.
+// emit writes b to dst from nDst, and what does not fit to rw.out; it
+// returns the new nDst.
+func (rw *urlRewriter) emit(dst []byte, nDst int, b []byte) int {
+	if len(rw.out) == 0 {
+		n := copy(dst[nDst:], b)
+		nDst += n
+		b = b[n:]
+	}
+	rw.out = append(rw.out, b...)
+	return nDst
+}
+
+// emitHeld writes the held string, its URL pointed at the proxy when link
+// is true, and empties it.
+func (rw *urlRewriter) emitHeld(dst []byte, nDst int, link bool) int {
+	rest := rw.held
+	if m, _ := rw.match(rw.held, true); link && m.n > 0 {
+		nDst = rw.emit(dst, nDst, []byte(rw.client.scheme(m.scheme)))
+		nDst = rw.emit(dst, nDst, []byte(m.sep))
+		nDst = rw.emit(dst, nDst, []byte(rw.clientHost))
+		rest = rest[m.n:]
+	}
+	nDst = rw.emit(dst, nDst, rest)
+	rw.held = rw.held[:0]
+	return nDst
+}
+
+// isLink reports whether a whole string, from after its opening quote to
+// its closing quote, is a link to the upstream.
+func (rw *urlRewriter) isLink(s []byte) bool {
+	m, _ := rw.match(s, true)
+	return m.n > 0 && !hasJSONStringSpace(s[:len(s)-1])
+}
+
+// hasJSONStringSpace reports whether the content of a JSON string holds
+// whitespace or a control character, plain or escaped (\n, \t, \u00a0 ...).
+func hasJSONStringSpace(s []byte) bool {
+	for i := 0; i < len(s); {
+		if s[i] == '\\' && i+1 < len(s) {
+			switch s[i+1] {
+			case 'b', 'f', 'n', 'r', 't':
+				return true
+			case 'u':
+				if i+6 <= len(s) {
+					if v, err := strconv.ParseUint(string(s[i+2:i+6]), 16, 16); err == nil && isSpaceOrControl(rune(v)) {
+						return true
+					}
+				}
+			}
+			i += 2
+			continue
+		}
+		r, n := utf8.DecodeRune(s[i:])
+		if isSpaceOrControl(r) {
+			return true
+		}
+		i += n
+	}
+	return false
+}
+
+func isSpaceOrControl(r rune) bool { return r < ' ' || unicode.IsSpace(r) }
+
+// isJSONSpace reports whether c is whitespace between JSON tokens (RFC 8259
+// section 2).
+func isJSONSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+// anyIn reports whether b, a whole text, may hold a link rw rewrites: a
+// string that starts with an upstream URL. When it does not, b passes as it
+// is, its Content-Length kept.
 func (rw *urlRewriter) anyIn(b []byte) bool {
-	for i := 0; i < len(b); i++ {
+	for i := 1; i < len(b); i++ {
 		j := bytes.IndexAny(b[i:], "hHwW")
 		if j < 0 {
 			return false
 		}
 		i += j
-		if m, _ := rw.match(b[i:], true); m.n > 0 {
+		if m, _ := rw.match(b[i:], true); m.n > 0 && b[i-1] == '"' {
 			return true
 		}
 	}
@@ -313,16 +473,14 @@ func (rw *urlRewriter) match(b []byte, atEOF bool) (m urlMatch, more bool) {
 					continue
 				}
 				n := len(scheme) + len(sep) + len(host)
-				switch {
-				case len(b) > n:
-					if isHostEnd(b[n]) {
-						return urlMatch{scheme, sep, n}, false
-					}
-				case atEOF:
+				if len(b) == n && atEOF {
 					return urlMatch{scheme, sep, n}, false
-				default:
-					more = true // the next byte tells
 				}
+				end, needMore := hostEnds(b[n:], atEOF)
+				if end {
+					return urlMatch{scheme, sep, n}, false
+				}
+				more = more || needMore
 			}
 		}
 	}
@@ -348,8 +506,28 @@ func hasPrefixFoldASCII(b []byte, lower string, atEOF bool) (ok, more bool) {
 	return true, false
 }
 
-// isHostEnd reports whether c ends a URL's host in JSON text: the path,
-// query or fragment begins, the string ends, or an escape (\/, \u0026).
-func isHostEnd(c byte) bool {
-	return c == '/' || c == '?' || c == '#' || c == '"' || c == '\\'
+// hostEnds reports whether b, what follows a host in JSON text, ends the
+// host: the path, query or fragment begins ('/', '?', '#', or those written
+// as \/ or \u002f, \u003f, \u0023), or the string ends. Any other escape
+// does not (\u0040 is '@': the URL's host is another). more reports that b
+// may end the host and more input would tell.
+func hostEnds(b []byte, atEOF bool) (end, more bool) {
+	if len(b) == 0 {
+		return false, !atEOF
+	}
+	switch b[0] {
+	case '/', '?', '#', '"':
+		return true, false
+	case '\\':
+	default:
+		return false, false
+	}
+	for _, esc := range [...]string{`\/`, `\u002f`, `\u003f`, `\u0023`} {
+		ok, needMore := hasPrefixFoldASCII(b, esc, atEOF)
+		if ok {
+			return true, false
+		}
+		more = more || needMore
+	}
+	return false, more
 }
