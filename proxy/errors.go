@@ -39,7 +39,7 @@ var (
 	errUpgradeNotWebSocket = &apiError{status: http.StatusBadRequest, code: CodeBadRequest,
 		message: "entraproxy switches protocols only to WebSocket; send the request without an Upgrade header"}
 	errTraceRefused = &apiError{status: http.StatusMethodNotAllowed, code: CodeMethodNotAllowed,
-		message: "entraproxy never forwards TRACE or TRACK: the answer would echo the token it adds"}
+		message: "entraproxy never forwards TRACE or TRACK, nor a request whose X-HTTP-Method-Override, X-HTTP-Method or X-Method-Override names one: the answer would echo the token it adds"}
 	errShuttingDown = &apiError{status: http.StatusServiceUnavailable, code: CodeShuttingDown,
 		message: "entraproxy is shutting down; retry against another instance"}
 )

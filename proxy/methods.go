@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 )
 
@@ -14,6 +15,32 @@ const allowedMethods = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 // case-sensitive, but some servers are not, so any letter case counts.
 func isTraceMethod(method string) bool {
 	return strings.EqualFold(method, "TRACE") || strings.EqualFold(method, "TRACK")
+}
+
+// methodOverrideHeaders name the method a server should use instead of the
+// request line's: ASP.NET's HttpMethodOverride middleware and many other
+// frameworks read X-HTTP-Method-Override, OData and older Microsoft APIs
+// X-HTTP-Method, others X-Method-Override.
+var methodOverrideHeaders = [...]string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"}
+
+// overridesToTrace reports whether a method-override header names TRACE or
+// TRACK (on any of its lines, in a list, in any letter case): such a request
+// is a TRACE to a server that honours the header. The names are compared
+// without case too, for a Header not built by net/http's server.
+func overridesToTrace(h http.Header) bool {
+	for k, vs := range h {
+		if !slices.ContainsFunc(methodOverrideHeaders[:], func(name string) bool { return strings.EqualFold(k, name) }) {
+			continue
+		}
+		for _, v := range vs {
+			for m := range strings.SplitSeq(v, ",") {
+				if isTraceMethod(strings.TrimSpace(m)) {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // declineH2C removes an offer to switch to HTTP/2 in cleartext (Upgrade: h2c

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"cmp"
 	"io"
 	"net"
 	"net/http"
@@ -47,6 +48,59 @@ func TestTraceAndTrackRefused(t *testing.T) {
 	}
 	if n := f.seen.count(); n != 0 {
 		t.Errorf("upstream requests = %d, want 0", n)
+	}
+}
+
+// Some servers (ASP.NET's HttpMethodOverride middleware, Google's and
+// Microsoft's older APIs) take the method from X-HTTP-Method-Override,
+// X-HTTP-Method or X-Method-Override: a POST or GET naming TRACE or TRACK
+// there is the TRACE the proxy refuses, and gets the same 405, whatever the
+// header's letter case, the value's case, its padding, a list, or a second
+// header line, on HTTP and on a WebSocket upgrade. An override to another
+// method passes (Azure's APIs ignore it; the upstream decides). A refused
+// WebSocket handshake is answered 400 with the same code, as every refusal
+// of one is (the native Speech SDK shows the reason phrase of a 400 only).
+func TestMethodOverrideToTraceRefused(t *testing.T) {
+	f := newHTTPFixture(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "message/http")
+		r.Write(w)
+	}), nil)
+	addr := f.front.Listener.Addr().String()
+	wsHeaders := "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+	request := func(method, path, headers string) string {
+		return method + " " + path + " HTTP/1.1\r\nHost: " + addr + "\r\nContent-Length: 0\r\nConnection: close\r\n" + headers + "\r\n"
+	}
+	tests := []struct {
+		name, request string
+		status        int // 0: 405
+	}{
+		{"X-HTTP-Method-Override", request("POST", "/openai/v1/models", "X-HTTP-Method-Override: TRACE\r\n"), 0},
+		{"X-Method-Override", request("GET", "/openai/v1/models", "X-Method-Override: TRACE\r\n"), 0},
+		{"X-HTTP-Method", request("POST", "/openai/v1/models", "X-HTTP-Method: TRACK\r\n"), 0},
+		{"lower-case name and value", request("POST", "/", "x-http-method-override: trace\r\n"), 0},
+		{"upper-case name, mixed-case value", request("POST", "/", "X-METHOD-OVERRIDE: Track\r\n"), 0},
+		{"padded value", request("POST", "/", "X-HTTP-Method-Override: \t TRACE \r\n"), 0},
+		{"second line", request("POST", "/", "X-HTTP-Method-Override: GET\r\nX-HTTP-Method-Override: TRACE\r\n"), 0},
+		{"a list", request("POST", "/", "X-HTTP-Method: GET, TRACE\r\n"), 0},
+		{"two of the names", request("POST", "/", "X-HTTP-Method: PATCH\r\nX-Method-Override: TRACK\r\n"), 0},
+		{"WebSocket upgrade", "GET " + wsSpeechPath + " HTTP/1.1\r\nHost: " + addr + "\r\nX-HTTP-Method-Override: TRACE\r\n" + wsHeaders + "\r\n", http.StatusBadRequest},
+		{"WebSocket upgrade, X-HTTP-Method", "GET " + wsSpeechPath + " HTTP/1.1\r\nHost: " + addr + "\r\nX-HTTP-Method: track\r\n" + wsHeaders + "\r\n", http.StatusBadRequest},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := rawHTTPRequest(t, addr, tc.request)
+			wantProxyError(t, resp, body, cmp.Or(tc.status, http.StatusMethodNotAllowed), "method_not_allowed")
+			if allow := resp.Header.Get("Allow"); allow == "" || strings.Contains(strings.ToUpper(allow), "TRACE") {
+				t.Errorf("Allow = %q, want the methods the proxy forwards, without TRACE", allow)
+			}
+		})
+	}
+	if n := f.seen.count(); n != 0 {
+		t.Errorf("upstream requests = %d, want 0", n)
+	}
+	resp, body := rawHTTPRequest(t, addr, request("POST", "/openai/v1/models", "X-HTTP-Method-Override: PATCH\r\nX-HTTP-Method: TRACEROUTE\r\n"))
+	if resp.StatusCode != http.StatusOK || f.seen.count() != 1 {
+		t.Errorf("an override to PATCH: status %d (body %.200s), upstream requests %d; want 200, 1", resp.StatusCode, body, f.seen.count())
 	}
 }
 

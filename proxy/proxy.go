@@ -173,7 +173,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.refuse(w, r, errAbsoluteForm)
 		return
 	}
-	if isTraceMethod(r.Method) {
+	if isTraceMethod(r.Method) || overridesToTrace(r.Header) {
 		// An upstream that echoes the request would hand the proxy's
 		// token back to the caller.
 		w.Header().Set("Allow", allowedMethods)
