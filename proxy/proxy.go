@@ -288,7 +288,10 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetURL(p.upstream) // also makes Host the upstream's
 	out := pr.Out
 	stripCredentialHeaders(out.Header)
-	out.URL.RawQuery = stripCredentialQuery(out.URL.RawQuery)
+	// The client's query, not Out's: ReverseProxy drops the pairs of a
+	// query url.ParseQuery refuses (a ';', a bad '%' escape) and sorts the
+	// rest, which would lose what the client sent.
+	out.URL.RawQuery = stripCredentialQuery(pr.In.URL.RawQuery)
 	if !p.keepBodyURLs {
 		// The proxy negotiates the encoding itself: http.Transport then
 		// asks for gzip and decodes it, so JSON answers can be read for

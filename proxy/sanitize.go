@@ -80,8 +80,13 @@ func hasPrefixFold(s, prefix string) bool {
 	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }
 
-// stripCredentialQuery returns rawQuery without credential parameters. Other
-// parameters keep their bytes and order: some services sign or compare them.
+// stripCredentialQuery returns rawQuery without credential parameters;
+// everything else keeps its bytes and order (some services sign or compare
+// them), a query Go's url.ParseQuery refuses too. Azure splits pairs on '&'
+// only, but some servers still split on ';' as well (Go did before 1.17), so
+// each ';' piece of an '&' part is judged on its own: a piece that names a
+// credential goes, the part's other pieces stay, joined by ';' as they were,
+// and a part left empty goes whole.
 func stripCredentialQuery(rawQuery string) string {
 	if rawQuery == "" {
 		return ""
@@ -89,11 +94,11 @@ func stripCredentialQuery(rawQuery string) string {
 	var kept []string
 	removed := false
 	for part := range strings.SplitSeq(rawQuery, "&") {
-		if isCredentialParam(part) {
-			removed = true
-			continue
+		rest, dropped := withoutCredentialPieces(part)
+		removed = removed || dropped
+		if rest != "" || !dropped {
+			kept = append(kept, rest)
 		}
-		kept = append(kept, part)
 	}
 	if !removed {
 		return rawQuery
@@ -101,17 +106,37 @@ func stripCredentialQuery(rawQuery string) string {
 	return strings.Join(kept, "&")
 }
 
-// isCredentialParam reports whether one &-separated query part names a
-// credential. Some servers still split on ';' too, so each ';' piece counts.
-func isCredentialParam(part string) bool {
-	for piece := range strings.SplitSeq(part, ";") {
-		name, _, _ := strings.Cut(piece, "=")
-		if decoded, err := url.QueryUnescape(name); err == nil {
-			name = decoded
+// withoutCredentialPieces returns part, one '&'-separated part of a query,
+// without its ';' pieces that name a credential, and whether any did.
+func withoutCredentialPieces(part string) (string, bool) {
+	if !strings.Contains(part, ";") {
+		if isCredentialParam(part) {
+			return "", true
 		}
-		if isCredentialName(strings.TrimSpace(name)) {
-			return true
-		}
+		return part, false
 	}
-	return false
+	var kept []string
+	dropped := false
+	for piece := range strings.SplitSeq(part, ";") {
+		if isCredentialParam(piece) {
+			dropped = true
+			continue
+		}
+		kept = append(kept, piece)
+	}
+	if !dropped {
+		return part, false
+	}
+	return strings.Join(kept, ";"), true
+}
+
+// isCredentialParam reports whether one name=value piece of a query names a
+// credential: its name, %-decoded where it can be, without surrounding
+// spaces, in any letter case.
+func isCredentialParam(piece string) bool {
+	name, _, _ := strings.Cut(piece, "=")
+	if decoded, err := url.QueryUnescape(name); err == nil {
+		name = decoded
+	}
+	return isCredentialName(strings.TrimSpace(name))
 }
