@@ -95,7 +95,7 @@ func Guard(allowed hosts.HostCheck, h http.Handler) http.Handler {
 				fmt.Sprintf("a browser request from another site (Sec-Fetch-Site %.40q) is refused on the admin listener, so that web pages cannot probe this proxy's state; probes and scrapers send no Sec-Fetch-Site", site))
 			return
 		}
-		if !allowed.Allows(r.Host) {
+		if !allowed.AllowsRequest(r) {
 			writeError(w, http.StatusForbidden, "host_not_allowed",
 				fmt.Sprintf("Host %.100q is refused on this loopback admin listener (DNS rebinding protection); connect to %s",
 					r.Host, strings.Join(allowed.Allowed(), ", ")))

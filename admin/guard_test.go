@@ -1,8 +1,10 @@
 package admin_test
 
 import (
+	"bufio"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -17,6 +19,31 @@ import (
 // On a loopback admin listener a page that rebinds its host name to
 // 127.0.0.1 must not read /readyz or /metrics; off loopback, probes that
 // name the pod's address keep working.
+// An HTTP/1.0 request without Host (curl --http1.0 -H 'Host:') is served
+// on a loopback admin listener as on the main one: RFC 9112 section 3.2
+// requires Host of HTTP/1.1 only, and no browser omits it.
+func TestGuardHTTP10WithoutHost(t *testing.T) {
+	h := admin.Guard(hosts.ForListener("127.0.0.1:9090", nil), admin.Handler(func() error { return nil }, prometheus.NewRegistry()))
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "GET /healthz HTTP/1.0\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if body, _ := io.ReadAll(resp.Body); resp.StatusCode != http.StatusOK {
+		t.Errorf("status = %d, want 200 (body %s)", resp.StatusCode, body)
+	}
+}
+
 func TestGuardHost(t *testing.T) {
 	tests := []struct {
 		name   string

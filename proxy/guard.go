@@ -29,7 +29,7 @@ func (g *guard) check(r *http.Request) *apiError {
 	if err := g.checkBrowser(r); err != nil {
 		return err
 	}
-	if !g.hosts.Allows(r.Host) {
+	if !g.hosts.AllowsRequest(r) {
 		return hostNotAllowed(r.Host, g.hosts.Allowed())
 	}
 	return nil

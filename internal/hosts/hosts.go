@@ -10,6 +10,7 @@ package hosts
 import (
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -241,6 +242,20 @@ func ForListener(addr string, configured []string) HostCheck {
 // Allows reports whether a request with this Host header value may pass.
 func (c HostCheck) Allows(host string) bool {
 	return !c.restrict || c.allowed.Match(host)
+}
+
+// AllowsRequest reports whether r may pass: its Host is allowed, or it is
+// an HTTP/1.0 request without one, which is then taken as addressed to the
+// listener it came to. RFC 9112 section 3.2 requires Host of HTTP/1.1
+// clients only (https://www.rfc-editor.org/rfc/rfc9112#section-3.2), and
+// net/http answers an HTTP/1.1 request without it 400 before any handler
+// runs; an HTTP/1.0 client may leave it out (curl --http1.0 -H 'Host:').
+// DNS rebinding cannot make such a request: browsers always send Host.
+func (c HostCheck) AllowsRequest(r *http.Request) bool {
+	if r.Host == "" && !r.ProtoAtLeast(1, 1) {
+		return true
+	}
+	return c.Allows(r.Host)
 }
 
 // Allowed lists the accepted Host patterns as written, for messages; nil
