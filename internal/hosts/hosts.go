@@ -146,8 +146,9 @@ func (ps Patterns) Match(hostport string) bool {
 			}
 			continue
 		}
+		// What "*." stands for is one or more DNS labels: "0[:" is none.
 		labels, ok := strings.CutSuffix(host, "."+p.host)
-		if ok && labels != "" && !slices.Contains(strings.Split(labels, "."), "") {
+		if ok && !slices.ContainsFunc(strings.Split(labels, "."), func(l string) bool { return !isLabel(l) }) {
 			return true
 		}
 	}
