@@ -1073,6 +1073,67 @@ func TestWebSocketSessionLog(t *testing.T) {
 	}
 }
 
+// TestWebSocketDroppedPeer: a side that drops its TCP connection without a
+// close frame (a FIN, a reset, or a drop inside a frame) is logged closed_by
+// that side with 1006, RFC 6455's code for an abnormal closure, which is
+// never sent on the wire: the other side gets a close 1001 (going away)
+// from the proxy instead of koding's 1006 (which gorilla reads as a
+// protocol error) or a 1000 with a read error's text.
+func TestWebSocketDroppedPeer(t *testing.T) {
+	drop := func(how string, c *websocket.Conn) {
+		conn := c.NetConn()
+		switch how {
+		case "reset":
+			conn.(*net.TCPConn).SetLinger(0)
+		case "inside a frame":
+			// A masked binary frame of 100 bytes, cut after 10 of them.
+			frame := append([]byte{0x82, 0x80 | 100, 1, 2, 3, 4}, make([]byte, 10)...)
+			if _, err := conn.Write(frame); err != nil {
+				t.Fatal(err)
+			}
+		}
+		conn.Close()
+	}
+	for _, how := range []string{"close", "reset", "inside a frame"} {
+		t.Run("client "+how, func(t *testing.T) {
+			env := newWSFixture(t, nil, nil)
+			client, upstream := env.open(t, wsSpeechPath, nil)
+			wsRoundTrip(t, client, upstream, websocket.BinaryMessage, wsUSPAudio(3200), "client to upstream")
+			drop(how, client)
+			_, _, err := upstream.ReadMessage()
+			wsWantClose(t, "upstream", err, websocket.CloseGoingAway, wsrelay.ClientGoneReason)
+			wsSessionsDone(t, env.proxy)
+			wsWantSessionEnd(t, env, 1006, "client")
+		})
+		if how == "inside a frame" {
+			continue // the upstream's frames are written whole by gorilla
+		}
+		t.Run("upstream "+how, func(t *testing.T) {
+			env := newWSFixture(t, nil, nil)
+			client, upstream := env.open(t, wsSpeechPath, nil)
+			wsRoundTrip(t, upstream, client, websocket.BinaryMessage, wsUSPAudio(3200), "upstream to client")
+			drop(how, upstream)
+			_, _, err := client.ReadMessage()
+			wsWantClose(t, "client", err, websocket.CloseGoingAway, wsrelay.UpstreamGoneReason)
+			wsSessionsDone(t, env.proxy)
+			wsWantSessionEnd(t, env, 1006, "upstream")
+		})
+	}
+}
+
+// wsWantSessionEnd checks the close code and closed_by of the one session
+// logged.
+func wsWantSessionEnd(t *testing.T, env *fixture, code int, closedBy string) {
+	t.Helper()
+	lines := env.logs.sessionLines(t)
+	if len(lines) != 1 {
+		t.Fatalf("%d websocket log lines, want 1:\n%s", len(lines), env.logs.String())
+	}
+	if got := lines[0]; got.CloseCode != code || got.ClosedBy != closedBy {
+		t.Errorf("log: close_code %d, closed_by %q; want %d, %q", got.CloseCode, got.ClosedBy, code, closedBy)
+	}
+}
+
 // wsConnectProxy is a fake HTTPS_PROXY: it answers CONNECT and pipes bytes.
 type wsConnectProxy struct {
 	*httptest.Server

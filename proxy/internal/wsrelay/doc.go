@@ -35,15 +35,18 @@
 //	closes both connections at the first relay      beforeClose: the connection owed a close frame    TestWebSocketCloseCodesPassBothWays
 //	error, before the frame with the peer's code    is closed once it is written, a write failed, or
 //	is written (the other side sees 1006)           relayCloseGrace passed
+//	sends the other side of a peer that dropped     the close koding writes after a side's drop      TestWebSocketDroppedPeer
+//	1006 (not for the wire), or 1000 with a read    goes out as 1001 (ClientGoneReason,
+//	error's text after a reset                      UpstreamGoneReason); Stats says 1006 by that side
 //	keeps its connections to itself: no frame       clientConn and upstreamConn meter the frames as   TestWebSocketSessionLog, TestFrameMeter* (here)
 //	counts, no way to end a session cleanly         they pass (Stats); GoAway writes a close 1001     TestWebSocketShutdownWaitsForFrameBoundary,
 //	                                                into the client's stream at its next frame        TestWebSocketShutdownClosesLiveSessions,
 //	                                                boundary; Cut closes both                         TestWebSocketShutdownTimeoutCutsSessions
 //
 // What it does not correct is in the README ("WebSocket: what
-// koding/websocketproxy still cannot do"): koding's 1006 to the other side
-// of a dropped peer, its echo of a close code, pings answered rather than
-// relayed, no compression, frame counts added at a session's end.
+// koding/websocketproxy still cannot do"): its echo of a close code, pings
+// answered rather than relayed, no compression, frame counts added at a
+// session's end.
 // koding logs through the standard logger; cmd/entraproxy routes that into
 // the proxy's log.
 //

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"math"
+	"math/rand/v2"
 )
 
 // WebSocket opcodes (RFC 6455, section 5.2).
@@ -146,7 +147,8 @@ func (m *frameMeter) endFrame() {
 }
 
 // maskedCloseFrame is a close frame as a client sends it (clients must mask;
-// a zero key is valid), for injecting into a client's stream.
+// a zero key is valid), for injecting into a client's stream, which only
+// gorilla reads.
 func maskedCloseFrame(code int, reason string) []byte {
 	payload := len(reason) + 2
 	f := make([]byte, 0, 6+payload)
@@ -154,6 +156,27 @@ func maskedCloseFrame(code int, reason string) []byte {
 	f = binary.BigEndian.AppendUint16(f, uint16(code))
 	return append(f, reason...)
 }
+
+// closeFrame is a close frame for the wire (reason at most 123 bytes):
+// unmasked, as a server sends it, or masked with a fresh random key, as a
+// client must (RFC 6455, section 5.3).
+func closeFrame(code int, reason string, masked bool) []byte {
+	payload := binary.BigEndian.AppendUint16(make([]byte, 0, 2+len(reason)), uint16(code))
+	payload = append(payload, reason...)
+	if !masked {
+		return append([]byte{0x80 | opClose, byte(len(payload))}, payload...)
+	}
+	f := binary.LittleEndian.AppendUint32([]byte{0x80 | opClose, 0x80 | byte(len(payload))}, rand.Uint32())
+	key := f[2:6]
+	for i, c := range payload {
+		f = append(f, c^key[i%4])
+	}
+	return f
+}
+
+// isCloseFrame reports whether b, written at a frame boundary, begins a
+// close frame.
+func isCloseFrame(b []byte) bool { return len(b) > 0 && b[0]&0x0f == opClose }
 
 // MaxClientMessage is the largest WebSocket message a client may send
 // through the relay. koding relays whole messages: gorilla's ReadMessage

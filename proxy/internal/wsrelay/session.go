@@ -63,11 +63,14 @@ type Stats struct {
 	// upstream; FramesOut and BytesOut the other way.
 	FramesIn, BytesIn, FramesOut, BytesOut int64
 	// CloseCode is the code of the first close frame to pass (1005 when it
-	// had none), or 1006 when the client's stream ended without one.
+	// had none), or 1006 (abnormal closure, RFC 6455 section 7.4.1) when
+	// the client's or the upstream's stream ended without one first; the
+	// other side then gets a close 1001 (ClientGoneReason,
+	// UpstreamGoneReason), never 1006, which is not for the wire.
 	CloseCode int
-	// ClosedBy is who sent that close: "client", "upstream", or "proxy"
-	// (GoAway's 1001, or the 1009 of the client message limit); "" when
-	// none passed and the client did not drop.
+	// ClosedBy is who sent that close, or dropped: "client", "upstream",
+	// or "proxy" (GoAway's 1001, or the 1009 of the client message limit);
+	// "" when none passed and neither side dropped.
 	ClosedBy string
 }
 
@@ -79,9 +82,6 @@ func (s *Session) Stats() Stats {
 	defer c.mu.Unlock()
 	st := Stats{FramesIn: c.in.frames, BytesIn: c.in.bytes, FramesOut: c.out.frames, BytesOut: c.out.bytes,
 		CloseCode: c.closeCode, ClosedBy: c.closedBy}
-	if st.ClosedBy == "" && c.dropped {
-		st.ClosedBy, st.CloseCode = "client", 1006
-	}
 	return st
 }
 
@@ -132,7 +132,14 @@ func (c *clientConn) Read(b []byte) (int, error) {
 			return n, nil
 		case err != nil:
 			c.mu.Lock()
-			c.dropped = c.dropped || c.in.closeCode == 0
+			if c.in.closeCode == 0 && !c.dropped {
+				// Noted now: the upstream's answer to the close that koding
+				// sends it next must not pass for the first close.
+				c.dropped = true
+				if c.closedBy == "" {
+					c.closedBy, c.closeCode = "client", 1006
+				}
+			}
 			c.mu.Unlock()
 		}
 		return n, err
@@ -193,15 +200,28 @@ func (c *clientConn) Write(b []byte) (int, error) {
 	// close can be read (and taken for the client's own close) before
 	// this Write returns. (A write fails only as the session ends.)
 	c.mu.Lock()
-	c.out.feed(c.head.skip(b))
+	frames, wire := c.head.skip(b), b
+	if len(frames) == len(b) && c.out.atBoundary() && isCloseFrame(b) && c.sess.upstream.dropped.Load() {
+		// koding's close for the upstream's drop: 1006, which must not
+		// go on the wire, or 1000 with a read error's text.
+		wire = closeFrame(1001, UpstreamGoneReason, false)
+		frames = wire
+		if c.closedBy == "" {
+			c.closedBy, c.closeCode = "upstream", 1006
+		}
+	}
+	c.out.feed(frames)
 	if c.closedBy == "" && c.out.closeCode != 0 {
 		c.closedBy, c.closeCode = "upstream", c.out.closeCode
 	}
 	closing := c.out.closeCode != 0
 	c.mu.Unlock()
-	n, err := c.Conn.Write(b)
+	n, err := c.Conn.Write(wire)
 	if closing || err != nil {
 		c.wrote.fire()
+	}
+	if err == nil {
+		n = len(b)
 	}
 	return n, err
 }
@@ -219,6 +239,14 @@ func (c *clientConn) relaying() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.head.done()
+}
+
+// droppedStream reports whether the client's stream ended without a close
+// frame.
+func (c *clientConn) droppedStream() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.dropped
 }
 
 // sourceEnded reports whether the client's stream has ended: a close frame
@@ -240,6 +268,7 @@ type upstreamConn struct {
 	kept     []byte                  // reader only until answered: the answer's head, at most maxKeptHead bytes
 	headRead atomic.Bool             // the whole head of the answer has been read
 	sess     atomic.Pointer[Session] // once the client is upgraded
+	dropped  atomic.Bool             // a read failed in the session: the upstream's stream ended without a close frame
 
 	mu      sync.Mutex
 	reqHead httpHead   // the handshake request, written before the frames
@@ -248,13 +277,26 @@ type upstreamConn struct {
 }
 
 func (c *upstreamConn) Write(b []byte) (int, error) {
-	n, err := c.Conn.Write(b)
+	wire := b
+	if sess := c.sess.Load(); sess != nil && isCloseFrame(b) && sess.client.droppedStream() {
+		c.mu.Lock()
+		if c.out.atBoundary() {
+			// koding's close for the client's drop: 1006, which must not
+			// go on the wire, or 1000 with a read error's text.
+			wire = closeFrame(1001, ClientGoneReason, true)
+		}
+		c.mu.Unlock()
+	}
+	n, err := c.Conn.Write(wire)
 	c.mu.Lock()
-	c.out.feed(c.reqHead.skip(b[:n]))
+	c.out.feed(c.reqHead.skip(wire[:n]))
 	if c.out.closeCode != 0 || err != nil {
 		c.wrote.fire()
 	}
 	c.mu.Unlock()
+	if err == nil {
+		n = len(b)
+	}
 	return n, err
 }
 
@@ -271,6 +313,12 @@ func (c *upstreamConn) closeWritten() <-chan struct{} { return c.wrote.done }
 
 func (c *upstreamConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
+	if err != nil && c.sess.Load() != nil {
+		// gorilla stops reading at the upstream's close frame, so a read
+		// that fails in the session is the upstream's drop (or the
+		// session's end, when nothing more is relayed to the client).
+		c.dropped.Store(true)
+	}
 	if !c.headRead.Load() {
 		head := b[:n-len(c.respHead.skip(b[:n]))]
 		c.kept = append(c.kept, head[:min(len(head), maxKeptHead-len(c.kept))]...)
@@ -374,3 +422,11 @@ func (h *httpHead) skip(p []byte) []byte {
 
 // done reports whether the whole head has passed.
 func (h *httpHead) done() bool { return h.matched == 4 }
+
+// ClientGoneReason and UpstreamGoneReason go with the close 1001 (going
+// away) that the proxy sends one side when the other dropped its connection
+// without a close frame.
+const (
+	ClientGoneReason   = "the client closed its connection without a close frame"
+	UpstreamGoneReason = "the upstream closed its connection without a close frame"
+)
