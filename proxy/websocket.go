@@ -69,7 +69,12 @@ func (s *wsProxy) serve(w http.ResponseWriter, r *http.Request) {
 		s.p.refuse(w, r, errShuttingDown)
 		return
 	}
-	defer s.leave()
+	running := false // a session runs on: its end logs it and leaves
+	defer func() {
+		if !running {
+			s.leave()
+		}
+	}()
 	hs := &wsHandshake{target: &url.URL{Scheme: wsScheme(s.p.upstream.Scheme), Host: s.p.upstream.Host, Path: r.URL.Path,
 		RawPath: r.URL.RawPath, RawQuery: stripCredentialQuery(r.URL.RawQuery)}}
 	if s.p.speechPaths {
@@ -85,10 +90,10 @@ func (s *wsProxy) serve(w http.ResponseWriter, r *http.Request) {
 			hs.cred = cred
 			hs.facts.attempt(hs.target.Host, hs.target.EscapedPath())
 		}
-		out := s.attempt(w, r, hs)
+		out := s.attempt(w, r, start, hs)
 		switch {
 		case out.Session != nil:
-			s.finish(r, start, out.Session, &hs.facts)
+			running = true
 			return
 		case out.Err != nil:
 			s.fail(w, r, start, handshakeError(out.Err), &hs.facts)
@@ -129,10 +134,10 @@ func wsScheme(scheme string) string {
 }
 
 // attempt makes one upstream handshake with hs's target and credential and,
-// when the upstream accepts, runs the session. The upstream gets the
-// client's fields without credentials or forwarding fields, and the proxy's
-// Authorization.
-func (s *wsProxy) attempt(w http.ResponseWriter, r *http.Request, hs *wsHandshake) wsrelay.Outcome {
+// when the upstream accepts, starts the session, which is logged and left
+// (enter) when it ends. The upstream gets the client's fields without
+// credentials or forwarding fields, and the proxy's Authorization.
+func (s *wsProxy) attempt(w http.ResponseWriter, r *http.Request, start time.Time, hs *wsHandshake) wsrelay.Outcome {
 	header := r.Header.Clone()
 	stripCredentialHeaders(header)
 	hs.facts.sending(hs.cred.form)
@@ -143,6 +148,10 @@ func (s *wsProxy) attempt(w http.ResponseWriter, r *http.Request, hs *wsHandshak
 			// form it taught.
 			hs.answered(http.StatusSwitchingProtocols, upstream101)
 			s.track(sess)
+		},
+		Ended: func(sess *wsrelay.Session) {
+			s.finish(r, start, sess, &hs.facts)
+			s.leave()
 		},
 	})
 }

@@ -73,13 +73,16 @@ type Handshake struct {
 	// with the session and the header of the upstream's 101, before the
 	// client gets its 101 and the relay begins.
 	Upgraded func(s *Session, upstream101 http.Header)
+	// Ended, when not nil, is called once a session that Upgraded
+	// announced has ended, on the goroutine that relayed it.
+	Ended func(s *Session)
 }
 
 // Outcome is how an attempt ended: a session, the upstream's refusal, or
 // an error. Exactly one of Session, Status and Err is set.
 type Outcome struct {
-	// Session is the session that ran, and has ended, when the upstream
-	// accepted the handshake.
+	// Session is the session, when the upstream accepted the handshake.
+	// It runs on when Attempt returns, and Handshake.Ended tells its end.
 	Session *Session
 	// Status, Header and Body are the upstream's answer when it refused
 	// the handshake with a whole HTTP answer: Header without hop-by-hop
@@ -118,16 +121,23 @@ func (e *TLSError) Error() string { return "tls handshake with " + e.Addr + ": "
 func (e *TLSError) Unwrap() error { return e.Err }
 
 // Attempt makes one upstream handshake for the client's upgrade request req
-// and, when the upstream accepts, upgrades the client on w and relays the
-// session until it ends. req must have passed CheckUpgrade. The handshake
-// ends with req's context.
+// and, when the upstream accepts, upgrades the client on w and starts the
+// session. req must have passed CheckUpgrade. The handshake ends with req's
+// context.
+//
+// koding's ServeHTTP makes the handshake and then blocks until the session
+// ends, so Attempt runs it on a goroutine of its own and returns as soon as
+// the client's connection is hijacked for the session (or koding has
+// returned without one). The caller's handler can then return, and with
+// it net/http's goroutine and what it holds for the connection, which a
+// hijacked connection no longer uses (about 6 KiB of buffers, and a stack
+// deeper than koding's): memory for each idle session (BENCHMARKS.md).
 func (r *Relay) Attempt(w http.ResponseWriter, req *http.Request, hs Handshake) Outcome {
 	ctx, cancel := context.WithTimeout(req.Context(), r.timeout)
-	defer cancel()
-	a := &attempt{r: r, rw: w, hs: hs, ctx: ctx, header: make(http.Header)}
+	a := &attempt{r: r, rw: w, hs: hs, ctx: ctx, cancel: cancel, header: make(http.Header), upgraded: make(chan struct{})}
 	kp := &websocketproxy.WebsocketProxy{
 		Backend:  func(*http.Request) *url.URL { return hs.Target },
-		Director: func(_ *http.Request, out http.Header) { handshakeFields(out, hs) },
+		Director: func(_ *http.Request, out http.Header) { handshakeFields(out, a.hs) },
 		Upgrader: r.upgrader,
 		Dialer: &websocket.Dialer{
 			NetDialContext:    a.dial,
@@ -137,8 +147,21 @@ func (r *Relay) Attempt(w http.ResponseWriter, req *http.Request, hs Handshake) 
 			ReadBufferSize:    4096,
 		},
 	}
-	kp.ServeHTTP(a, req)
-	return a.outcome()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		kp.ServeHTTP(a, req)
+		cancel()
+		if a.session != nil && a.hs.Ended != nil {
+			a.hs.Ended(a.session)
+		}
+	}()
+	select {
+	case <-a.upgraded:
+		return Outcome{Session: a.session}
+	case <-done:
+		return a.outcome()
+	}
 }
 
 // handshakeFields replaces koding's fields for the upstream handshake
@@ -164,9 +187,11 @@ func handshakeFields(out http.Header, hs Handshake) {
 // Hijack is the success path, where gorilla upgrades the client.
 type attempt struct {
 	r        *Relay
-	rw       http.ResponseWriter
+	rw       http.ResponseWriter // the client's, until hijacked
 	hs       Handshake
 	ctx      context.Context // the handshake's bound: the client's request and the timeout
+	cancel   context.CancelFunc
+	upgraded chan struct{} // closed once the client's connection is the session's
 	header   http.Header
 	status   int
 	body     bytes.Buffer
@@ -203,11 +228,17 @@ func (a *attempt) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	a.cancel() // the handshake's timer: the dial is over
 	header := a.upstream.responseHeader()
 	a.session = newSession(conn, a.upstream, upstream101Headers(header))
 	if a.hs.Upgraded != nil {
 		a.hs.Upgraded(a.session, header)
 	}
+	// What the session no longer needs is let go, as the handler returns:
+	// net/http's response (and through it the connection's buffers), the
+	// handshake's fields, the upstream's answer as read.
+	a.rw, a.hs.Header, a.upstream.kept = nil, nil, nil
+	close(a.upgraded)
 	return a.session.client, brw, nil
 }
 
