@@ -1,10 +1,10 @@
 // Command kodingbare is the floor of entraproxy's WebSocket relay for
 // `make bench` (contender koding-bare): github.com/koding/websocketproxy
 // alone, with nothing of entraproxy's around it. It has the same gorilla
-// Upgrader and Dialer settings as entraproxy's wrapper (proxy/websocket.go:
-// the hijacked connection's buffers for the client side, 4 KiB reads and a
-// shared write-buffer pool for the upstream side, a net.Dialer with a 30 s
-// timeout and 30 s keep-alive) and a static Authorization header, but no
+// Upgrader and Dialer settings as entraproxy's wrapper (proxy/internal/wsrelay:
+// the hijacked connection's read buffer for the client side, 4 KiB reads for
+// the upstream side, one write-buffer pool for both, a net.Dialer with a
+// 30 s timeout and 30 s keep-alive) and a static Authorization header, but no
 // token source, no frame meter, no message limit, no redirect or 401
 // handling, no access log, no metrics and no shutdown close. The gap
 // between it and entraproxy is the wrapper's; the gap between it and
@@ -82,7 +82,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			out.Set("Host", target.Host)
 			out["Authorization"] = []string{"Bearer x"}
 		},
-		Upgrader: &websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }},
+		Upgrader: &websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }, WriteBufferPool: &writeBuffers},
 		Dialer: &websocket.Dialer{
 			NetDialContext:   (&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext,
 			HandshakeTimeout: timeout,

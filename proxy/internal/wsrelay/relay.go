@@ -27,7 +27,7 @@ type Relay struct {
 	tlsConfig *tls.Config
 	timeout   time.Duration
 	upgrader  *websocket.Upgrader
-	bufs      sync.Pool // gorilla's write buffers for upstream connections
+	bufs      sync.Pool // gorilla's write buffers, for both connections of every session
 }
 
 // New returns a Relay that connects with d, through the outbound proxy that
@@ -40,19 +40,25 @@ func New(d *net.Dialer, proxy func(*http.Request) (*url.URL, error), tlsConfig *
 	if proxy == nil {
 		proxy = func(*http.Request) (*url.URL, error) { return nil, nil }
 	}
-	return &Relay{dialer: d, proxy: proxy, tlsConfig: tlsConfig, timeout: timeout, upgrader: &websocket.Upgrader{
+	r := &Relay{dialer: d, proxy: proxy, tlsConfig: tlsConfig, timeout: timeout, upgrader: &websocket.Upgrader{
 		// No ReadBufferSize: gorilla (1.5.3, bufioReaderSize) then resets
 		// the 4 KiB reader of the hijacked connection, which net/http holds
 		// for the whole session anyway, onto the conn that Hijack returns,
 		// clientConn, and reads through it, instead of allocating another
 		// 4 KiB per session (BENCHMARKS.md, idle sessions).
-		// No WriteBufferPool: gorilla then writes frames through the 4 KiB
-		// buffer of the hijacked connection instead of taking a pool
-		// buffer (and allocating) for every message (BENCHMARKS.md).
-		// Writes still go through clientConn.
+		// WriteBufferPool: an idle session holds no write buffer; each
+		// message to the client takes one from the pool the upstream
+		// connections use (the same size: gorilla's 4 KiB default and a
+		// frame header, which takes a 3,200-byte audio frame in one
+		// write) and gives it back once written. Without it gorilla
+		// writes through the hijacked connection's 4 KiB buffer, held
+		// for the whole session (BENCHMARKS.md, idle sessions). Writes
+		// still go through clientConn.
 		// The caller has judged the Origin.
 		CheckOrigin: func(*http.Request) bool { return true },
 	}}
+	r.upgrader.WriteBufferPool = &r.bufs
+	return r
 }
 
 // Handshake is one upstream handshake to attempt.
