@@ -68,25 +68,40 @@ func (m *frameMeter) feed(b []byte) {
 			}
 			continue
 		}
+		if m.hdrLen == 0 && len(b) >= 2 && len(b) >= headerLen(b[1]) {
+			// The common case: a whole header at hand, taken at once.
+			m.hdrWant = headerLen(b[1])
+			m.hdrLen = copy(m.hdr[:m.hdrWant], b)
+			b = b[m.hdrLen:]
+			m.startFrame()
+			continue
+		}
 		m.hdr[m.hdrLen] = b[0]
 		m.hdrLen++
 		b = b[1:]
 		if m.hdrLen == 2 {
-			m.hdrWant = 2
-			switch m.hdr[1] & 0x7f {
-			case 126:
-				m.hdrWant += 2
-			case 127:
-				m.hdrWant += 8
-			}
-			if m.hdr[1]&0x80 != 0 {
-				m.hdrWant += 4
-			}
+			m.hdrWant = headerLen(m.hdr[1])
 		}
 		if m.hdrLen >= 2 && m.hdrLen == m.hdrWant {
 			m.startFrame()
 		}
 	}
+}
+
+// headerLen is the length of a frame header whose second byte is b1: the
+// payload length's size and the masking key's (RFC 6455, section 5.2).
+func headerLen(b1 byte) int {
+	n := 2
+	switch b1 & 0x7f {
+	case 126:
+		n += 2
+	case 127:
+		n += 8
+	}
+	if b1&0x80 != 0 {
+		n += 4
+	}
+	return n
 }
 
 func (m *frameMeter) startFrame() {
@@ -230,11 +245,17 @@ func cutFrames(m frameMeter, msg uint64, p []byte, limit uint64) frameCut {
 		if start >= 0 {
 			before = m // at a boundary: the header starts here
 		}
-		for pos < len(p) {
-			m.feed(p[pos : pos+1])
-			pos++
-			if m.hdrLen == 0 { // whole: startFrame has run
-				break
+		if rest := p[pos:]; m.hdrLen == 0 && len(rest) >= 2 && len(rest) >= headerLen(rest[1]) {
+			n := headerLen(rest[1])
+			m.feed(rest[:n]) // the whole header at once; startFrame runs
+			pos += n
+		} else {
+			for pos < len(p) {
+				m.feed(p[pos : pos+1])
+				pos++
+				if m.hdrLen == 0 { // whole: startFrame has run
+					break
+				}
 			}
 		}
 		if m.hdrLen != 0 {

@@ -390,3 +390,24 @@ func FuzzClientMessageLimit(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkFrameMeterAudio is the meter's work for one 3,200-byte audio
+// frame each way: the client's masked frame through cutFrames (as
+// readClient sees it) and the upstream's unmasked one through feed (as
+// clientConn.Write sees it).
+func BenchmarkFrameMeterAudio(b *testing.B) {
+	payload := bytes.Repeat([]byte{'a'}, 3200)
+	in := testFrame(true, opBinary, payload, testKey)
+	out := testFrame(true, opBinary, payload, nil)
+	var m, o frameMeter
+	var msg uint64
+	b.SetBytes(int64(len(in) + len(out)))
+	for b.Loop() {
+		cut := cutFrames(m, msg, in, MaxClientMessage)
+		m, msg = cut.meter, cut.msg
+		o.feed(out)
+	}
+	if m.frames == 0 || o.frames == 0 {
+		b.Fatal("no frames metered")
+	}
+}
