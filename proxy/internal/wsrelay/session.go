@@ -74,8 +74,8 @@ type Stats struct {
 	ClosedBy string
 }
 
-// Stats is what has passed so far; after Attempt returned, the whole
-// session.
+// Stats is what has passed so far; once Handshake.Ended is called, the
+// whole session.
 func (s *Session) Stats() Stats {
 	c := s.client
 	c.mu.Lock()
