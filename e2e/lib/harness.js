@@ -173,6 +173,22 @@ export class Proxy {
     });
   }
   /**
+   * Waits until no WebSocket session is live on the proxy, so that every
+   * session a client has closed has its access line: the proxy writes it
+   * before entraproxy_websocket_sessions_active drops, while the client's
+   * close returns as soon as its own side is done. Nothing announces the
+   * gauge, so /metrics is polled, within the hang guard.
+   */
+  async sessionsLogged() {
+    const guard = Date.now() + START_TIMEOUT_MS;
+    for (;;) {
+      const metrics = await (await fetch(`${this.admin}/metrics`)).text();
+      if (/^entraproxy_websocket_sessions_active 0$/m.test(metrics)) return;
+      if (Date.now() > guard) throw new Error(`WebSocket sessions still live after ${START_TIMEOUT_MS} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+  /**
    * Waits until the proxy has logged count lines whose msg is msg (a
    * WebSocket session logs its line when it ends).
    */

@@ -77,6 +77,7 @@ for (const p of probing) {
     });
     if (open443) return t.skip("something listens on 127.0.0.1:443 here; the probe would reach it");
     await fake.reset();
+    await proxy.sessionsLogged(); // the earlier tests' sessions have their lines
     const before = proxy.logs().length;
     const result = await p.run();
     assert.equal(sdk.ResultReason[result.reason], "Canceled");

@@ -86,6 +86,7 @@ test("documented: fromEndpoint(ws://proxy) with a root path probes https://127.0
   });
   if (open443) return t.skip("something listens on 127.0.0.1:443 here; the probe would reach it");
   await fake.reset();
+  await proxy.sessionsLogged(); // the earlier tests' sessions have their lines
   const before = proxy.logs().length;
   const result = await synthesizeOnce(endpointConfig(proxy.ws), "Root path.");
   const why = cancellation(result);
