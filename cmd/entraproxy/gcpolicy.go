@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
@@ -31,51 +32,96 @@ import (
 // GOGC = max(100, 100 × gcHeadroom / live), at most 800.
 const gcHeadroom = 32 << 20
 
-var gcPolicyOnce sync.Once
+// gcPolicyMu guards gcPolicy, the policy installed by the serve running
+// now, if any: the collector is the process's, so one serve owns it at a
+// time (tests run several in one process).
+var (
+	gcPolicyMu sync.Mutex
+	gcPolicy   *gcFloor
+)
 
-// setGCPolicy installs the proxy's collection policy once per process,
-// unless getenv has GOGC or GOMEMLIMIT, and reports whether it did.
-func setGCPolicy(getenv func(string) string) bool {
+// startGCPolicy installs the proxy's collection policy, unless getenv has
+// GOGC or GOMEMLIMIT, the runtime's own settings are not Go's defaults
+// (another part of the process chose them), or another serve in this
+// process owns the policy. It reports whether it installed it, and returns
+// the function that takes it out again and restores GOGC=100.
+func startGCPolicy(getenv func(string) string) (stop func(), installed bool) {
 	if getenv("GOGC") != "" || getenv("GOMEMLIMIT") != "" {
-		return false
+		return func() {}, false
 	}
-	gcPolicyOnce.Do(func() {
-		f := &gcFloor{sample: []metrics.Sample{{Name: "/gc/heap/live:bytes"}}, percent: 100}
-		f.tune()
-		f.arm()
-	})
-	return true
+	gcPolicyMu.Lock()
+	defer gcPolicyMu.Unlock()
+	if gcPolicy != nil || gcPercent() != 100 || debug.SetMemoryLimit(-1) != math.MaxInt64 {
+		return func() {}, false
+	}
+	f := &gcFloor{sample: []metrics.Sample{{Name: "/gc/heap/live:bytes"}}, percent: 100}
+	gcPolicy = f
+	f.tune()
+	f.arm()
+	return func() {
+		gcPolicyMu.Lock()
+		defer gcPolicyMu.Unlock()
+		if gcPolicy == f {
+			gcPolicy = nil
+			if f.percent != 0 && gcPercent() == f.percent {
+				debug.SetGCPercent(100)
+			}
+		}
+	}, true
+}
+
+// gcPercent reads the collector's GOGC, which the runtime offers only
+// through setting it.
+func gcPercent() int {
+	p := debug.SetGCPercent(100)
+	debug.SetGCPercent(p)
+	return p
 }
 
 // gcFloor keeps the heap goal at least gcHeadroom above the live heap.
+// Its fields are guarded by gcPolicyMu.
 type gcFloor struct {
 	sample  []metrics.Sample
-	percent int
+	percent int // the GOGC it last set; 0 once it has given up
 }
 
 // arm runs tune after the next collection: the finalizer of an object that
 // nothing references runs once a collection has found it unreachable.
 func (f *gcFloor) arm() {
 	runtime.SetFinalizer(new(gcSentinel), func(*gcSentinel) {
-		f.tune()
-		f.arm()
+		gcPolicyMu.Lock()
+		defer gcPolicyMu.Unlock()
+		if gcPolicy == f && f.tune() {
+			f.arm()
+		}
 	})
 }
 
-// gcSentinel is only allocated for its finalizer. It has a field because
-// zero-size allocations share one address and are never collected.
-type gcSentinel struct{ _ byte }
+// gcSentinel is only allocated for its finalizer. It holds a pointer so
+// that it gets an allocation of its own: an object without pointers under
+// 16 bytes may share a block with others (the tiny allocator), and its
+// finalizer would then wait for all of them to die (runtime.SetFinalizer's
+// documentation); with a byte field the policy stopped for good in a test
+// that kept one small object alive beside it.
+type gcSentinel struct{ _ *byte }
 
-func (f *gcFloor) tune() {
+// tune sets GOGC for the live heap the last collection found. It reports
+// false, and the policy stops, when GOGC is no longer what it last set:
+// something else in the process chose a value, which it keeps.
+func (f *gcFloor) tune() bool {
 	metrics.Read(f.sample)
 	var live uint64 // 0 before the first collection
 	if f.sample[0].Value.Kind() == metrics.KindUint64 {
 		live = f.sample[0].Value.Uint64()
 	}
-	if percent := gcPercentFor(live); percent != f.percent {
-		debug.SetGCPercent(percent)
-		f.percent = percent
+	percent := gcPercentFor(live)
+	if old := debug.SetGCPercent(percent); old != f.percent {
+		debug.SetGCPercent(old)
+		f.percent = 0
+		return false
 	}
+	f.percent = percent
+	return true
 }
 
 // gcPercentFor is the GOGC that puts the next collection at live +

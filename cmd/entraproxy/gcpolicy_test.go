@@ -1,6 +1,11 @@
 package main
 
-import "testing"
+import (
+	"runtime"
+	"runtime/debug"
+	"testing"
+	"time"
+)
 
 func TestGCPercentFor(t *testing.T) {
 	tests := []struct {
@@ -29,8 +34,76 @@ func TestGCPolicyLeavesGoSettingsAlone(t *testing.T) {
 			}
 			return ""
 		}
-		if setGCPolicy(getenv) {
-			t.Errorf("with %s set, setGCPolicy installed the proxy's policy", name)
+		stop, installed := startGCPolicy(getenv)
+		stop()
+		if installed {
+			t.Errorf("with %s set, startGCPolicy installed the proxy's policy", name)
 		}
+	}
+	// A GOGC that something else in the process chose is kept too.
+	defer debug.SetGCPercent(debug.SetGCPercent(300))
+	stop, installed := startGCPolicy(func(string) string { return "" })
+	stop()
+	if installed || gcPercent() != 300 {
+		t.Errorf("with GOGC 300 set by the program, installed = %v and GOGC = %d, want false and 300", installed, gcPercent())
+	}
+}
+
+// The policy follows the live heap collection after collection (with a
+// small object that lives on beside its sentinel, which stopped it for good
+// while the sentinel shared a tiny block), gives up when the program sets
+// GOGC itself, and stop restores Go's default.
+func TestGCPolicyFollowsTheLiveHeap(t *testing.T) {
+	stop, installed := startGCPolicy(func(string) string { return "" })
+	defer stop()
+	if !installed {
+		t.Fatal("the policy was not installed")
+	}
+	keep := new([3]byte) // small, no pointers, lives as long as the test
+	live := make([][]byte, 16)
+	for i := range live {
+		live[i] = make([]byte, 1<<20)
+	}
+	// Nothing announces a finalizer's run: collect until GOGC follows, within the hang guard.
+	waitGOGC := func(what string, ok func(int) bool) {
+		t.Helper()
+		for guard := time.Now().Add(hangGuard); !ok(gcPercent()); {
+			if time.Now().After(guard) {
+				t.Fatalf("GOGC = %d after %v of collections, want %s", gcPercent(), hangGuard, what)
+			}
+			runtime.GC()
+			time.Sleep(time.Millisecond)
+		}
+	}
+	waitGOGC("between 100 and 200 with more than 16 MiB live", func(p int) bool { return p > 100 && p <= 200 })
+	runtime.KeepAlive(live) // garbage from here on
+	waitGOGC("800 again once the 16 MiB are garbage", func(p int) bool { return p == 800 })
+
+	debug.SetGCPercent(300) // the program chooses
+	for range 3 {
+		runtime.GC()
+	}
+	waitGOGC("the program's 300, kept", func(p int) bool { return p == 300 })
+	runtime.KeepAlive(keep)
+	debug.SetGCPercent(100)
+}
+
+// stop takes the policy out and restores Go's default.
+func TestGCPolicyStopRestoresDefault(t *testing.T) {
+	stop, installed := startGCPolicy(func(string) string { return "" })
+	if !installed {
+		t.Fatal("the policy was not installed")
+	}
+	if p := gcPercent(); p != 800 {
+		t.Errorf("GOGC with a small live heap = %d, want 800", p)
+	}
+	stop()
+	if p := gcPercent(); p != 100 {
+		t.Errorf("GOGC after stop = %d, want 100", p)
+	}
+	stop, again := startGCPolicy(func(string) string { return "" })
+	stop()
+	if !again {
+		t.Error("a second serve could not install the policy after the first stopped")
 	}
 }

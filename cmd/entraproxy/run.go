@@ -210,7 +210,9 @@ func serve(ctx context.Context, getenv func(string) string, environ []string, st
 	}
 	logger := newLogger(cfg, stderr)
 	warnTypos(logger, typos, getenv)
-	if setGCPolicy(getenv) {
+	stopGCPolicy, gcPolicy := startGCPolicy(getenv)
+	defer stopGCPolicy()
+	if gcPolicy {
 		logger.Debug("garbage collection: the heap may grow by at least 32 MiB between collections (GOGC and GOMEMLIMIT are unset)")
 	}
 	cred, err := tokens.NewCredential(cfg.Credential, tokens.CredentialOptions{Getenv: getenv})
