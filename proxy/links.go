@@ -273,74 +273,13 @@ func (rw *urlRewriter) Transform(dst, src []byte, atEOF bool) (nDst, nSrc int, e
 		}
 		switch rw.state {
 		case stOutside:
-			i := bytes.IndexByte(src[nSrc:], '"')
-			if i < 0 {
-				nDst = rw.emit(dst, nDst, src[nSrc:])
-				nSrc = len(src)
-				continue
-			}
-			nDst = rw.emit(dst, nDst, src[nSrc:nSrc+i+1])
-			nSrc += i + 1
-			rw.state, rw.escaped, rw.prefixed, rw.held = stHold, false, false, rw.held[:0]
+			nDst, nSrc = rw.outside(dst, src, nDst, nSrc)
 		case stPass:
-			if rw.escaped {
-				nDst = rw.emit(dst, nDst, src[nSrc:nSrc+1])
-				nSrc++
-				rw.escaped = false
-				continue
-			}
-			i := bytes.IndexAny(src[nSrc:], `"\`)
-			if i < 0 {
-				nDst = rw.emit(dst, nDst, src[nSrc:])
-				nSrc = len(src)
-				continue
-			}
-			if src[nSrc+i] == '"' {
-				rw.state = stOutside
-			} else {
-				rw.escaped = true
-			}
-			nDst = rw.emit(dst, nDst, src[nSrc:nSrc+i+1])
-			nSrc += i + 1
+			nDst, nSrc = rw.pass(dst, src, nDst, nSrc)
 		case stHold:
-			c := src[nSrc]
-			nSrc++
-			rw.held = append(rw.held, c)
-			switch {
-			case rw.escaped:
-				rw.escaped = false
-			case c == '\\':
-				rw.escaped = true
-			case c == '"':
-				if rw.isLink(rw.held) {
-					rw.state = stAfter
-				} else {
-					nDst = rw.emitHeld(dst, nDst, false)
-					rw.state = stOutside
-				}
-				continue
-			}
-			if !rw.prefixed {
-				m, more := rw.match(rw.held, false)
-				rw.prefixed = m.n > 0
-				if !rw.prefixed && !more {
-					nDst = rw.emitHeld(dst, nDst, false)
-					rw.state = stPass
-					continue
-				}
-			}
-			if c == ' ' || len(rw.held) > maxLinkHeld {
-				nDst = rw.emitHeld(dst, nDst, false)
-				rw.state = stPass
-			}
+			nDst, nSrc = rw.hold(dst, src, nDst, nSrc)
 		case stAfter:
-			if c := src[nSrc]; isJSONSpace(c) && len(rw.held) < maxLinkHeld {
-				rw.held = append(rw.held, c)
-				nSrc++
-				continue
-			}
-			nDst = rw.emitHeld(dst, nDst, src[nSrc] != ':')
-			rw.state = stOutside
+			nDst, nSrc = rw.after(dst, src, nDst, nSrc)
 		}
 	}
 	if atEOF {
@@ -356,6 +295,86 @@ func (rw *urlRewriter) Transform(dst, src []byte, atEOF bool) (nDst, nSrc int, e
 		}
 	}
 	return nDst, nSrc, nil
+}
+
+// outside copies src from nSrc up to and including the next string's
+// opening quote, where it starts holding the string. Like pass, hold and
+// after, it returns the new nDst and nSrc.
+func (rw *urlRewriter) outside(dst, src []byte, nDst, nSrc int) (int, int) {
+	i := bytes.IndexByte(src[nSrc:], '"')
+	if i < 0 {
+		return rw.emit(dst, nDst, src[nSrc:]), len(src)
+	}
+	nDst = rw.emit(dst, nDst, src[nSrc:nSrc+i+1])
+	rw.state, rw.escaped, rw.prefixed, rw.held = stHold, false, false, rw.held[:0]
+	return nDst, nSrc + i + 1
+}
+
+// pass copies a string that is no link, up to and including its closing
+// quote.
+func (rw *urlRewriter) pass(dst, src []byte, nDst, nSrc int) (int, int) {
+	if rw.escaped {
+		rw.escaped = false
+		return rw.emit(dst, nDst, src[nSrc:nSrc+1]), nSrc + 1
+	}
+	i := bytes.IndexAny(src[nSrc:], `"\`)
+	if i < 0 {
+		return rw.emit(dst, nDst, src[nSrc:]), len(src)
+	}
+	if src[nSrc+i] == '"' {
+		rw.state = stOutside
+	} else {
+		rw.escaped = true
+	}
+	return rw.emit(dst, nDst, src[nSrc:nSrc+i+1]), nSrc + i + 1
+}
+
+// hold takes one byte of a string that may be a link: at its closing quote
+// the string is a link candidate (stAfter) or copied as it was; once it can
+// no longer be one (no upstream URL at its start, a space, too long) it is
+// copied and the rest passes.
+func (rw *urlRewriter) hold(dst, src []byte, nDst, nSrc int) (int, int) {
+	c := src[nSrc]
+	nSrc++
+	rw.held = append(rw.held, c)
+	switch {
+	case rw.escaped:
+		rw.escaped = false
+	case c == '\\':
+		rw.escaped = true
+	case c == '"':
+		if rw.isLink(rw.held) {
+			rw.state = stAfter
+			return nDst, nSrc
+		}
+		rw.state = stOutside
+		return rw.emitHeld(dst, nDst, false), nSrc
+	}
+	if !rw.prefixed {
+		m, more := rw.match(rw.held, false)
+		rw.prefixed = m.n > 0
+		if !rw.prefixed && !more {
+			rw.state = stPass
+			return rw.emitHeld(dst, nDst, false), nSrc
+		}
+	}
+	if c == ' ' || len(rw.held) > maxLinkHeld {
+		rw.state = stPass
+		return rw.emitHeld(dst, nDst, false), nSrc
+	}
+	return nDst, nSrc
+}
+
+// after looks past a link candidate's closing quote: a ':' next makes the
+// string an object key, which is copied as it was; anything else makes it
+// a value, rewritten.
+func (rw *urlRewriter) after(dst, src []byte, nDst, nSrc int) (int, int) {
+	if c := src[nSrc]; isJSONSpace(c) && len(rw.held) < maxLinkHeld {
+		rw.held = append(rw.held, c)
+		return nDst, nSrc + 1
+	}
+	rw.state = stOutside
+	return rw.emitHeld(dst, nDst, src[nSrc] != ':'), nSrc
 }
 
 // emit writes b to dst from nDst, and what does not fit to rw.out; it
