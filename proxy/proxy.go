@@ -162,7 +162,7 @@ func New(opts Options) (*Proxy, error) {
 		// FlushInterval stays 0: ReverseProxy already flushes at once for
 		// text/event-stream and for responses of unknown length.
 	}
-	p.ws = &wsProxy{p: p, relay: wsrelay.New(dialer, opts.Proxy, tlsConfig, timeout), sessions: make(map[*wsrelay.Session]struct{})}
+	p.ws = &wsProxy{p: p, relay: wsrelay.New(dialer, opts.Proxy, tlsConfig, timeout, logger), sessions: make(map[*wsrelay.Session]struct{})}
 	return p, nil
 }
 

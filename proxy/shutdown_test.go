@@ -2,7 +2,10 @@ package proxy
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -107,5 +110,48 @@ func TestWebSocketHalfAnswerIsProxyError(t *testing.T) {
 			resp, body := env.rawUpgrade(t, http.MethodGet, wsSpeechPath, nil)
 			wsWantError(t, resp, body, tc.status, tc.code)
 		})
+	}
+}
+
+// panickyLog is the proxy's log with a handler that panics on the
+// session's access line, which the proxy writes on the relay's own
+// goroutine, where net/http's recovery does not reach.
+type panickyLog struct{ slog.Handler }
+
+func (h panickyLog) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == "websocket" {
+		panic("access log exploded")
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+// A panic while a session's end is reported costs that session's log line,
+// nothing more: the process lives on, the panic is logged with its stack,
+// and the session is counted out, so Shutdown does not wait for it.
+func TestWebSocketPanicAtSessionEndIsRecovered(t *testing.T) {
+	env := newWSFixture(t, nil, func(o *Options) { o.Logger = slog.New(panickyLog{o.Logger.Handler()}) })
+	client, upstream := env.open(t, wsSpeechPath, nil)
+	if err := client.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "")); err != nil {
+		t.Fatal(err)
+	}
+	wsWantClose(t, "upstream", wsReadUntilError(upstream), websocket.CloseNormalClosure, "")
+	env.logs.waitFor(t, "the panic logged", func() bool { return strings.Contains(env.logs.String(), "access log exploded") })
+
+	lines := env.logs.lines(t, "websocket relay panicked")
+	if len(lines) != 1 || lines[0]["panic"] != "access log exploded" || !strings.Contains(fmt.Sprint(lines[0]["stack"]), "panickyLog.Handle") {
+		t.Errorf("panic log lines %v, want one with the panic's value and its stack", lines)
+	}
+	// nil, not DeadlineExceeded: the session was counted out. The deadline
+	// only guards against a hang.
+	ctx, cancel := context.WithTimeout(context.Background(), wsWait)
+	defer cancel()
+	if err := env.proxy.Shutdown(ctx); err != nil {
+		t.Errorf("Shutdown = %v, want nil", err)
+	}
+	env.proxy.ws.mu.Lock()
+	live := len(env.proxy.ws.sessions)
+	env.proxy.ws.mu.Unlock()
+	if live != 0 {
+		t.Errorf("%d sessions still tracked, want 0", live)
 	}
 }

@@ -150,8 +150,8 @@ func (s *wsProxy) attempt(w http.ResponseWriter, r *http.Request, start time.Tim
 			s.track(sess)
 		},
 		Ended: func(sess *wsrelay.Session) {
+			defer s.leave() // even if logging panics (wsrelay recovers): Shutdown waits for it
 			s.finish(r, start, sess, &hs.facts)
-			s.leave()
 		},
 	})
 }
@@ -204,18 +204,19 @@ func (s *wsProxy) track(sess *wsrelay.Session) {
 	s.p.metrics.SessionStarted()
 }
 
-// finish logs an ended session and forgets it.
+// finish forgets an ended session and logs it; forgotten first, so that a
+// log that fails (panics) leaves no session behind for shutdown.
 func (s *wsProxy) finish(r *http.Request, start time.Time, sess *wsrelay.Session, up *upstreamFacts) {
-	st := sess.Stats()
-	s.p.logAccess(accessEntry{r: r, start: start, status: http.StatusSwitchingProtocols,
-		bytesIn: st.BytesIn, bytesOut: st.BytesOut, session: true,
-		framesIn: st.FramesIn, framesOut: st.FramesOut, closeCode: st.CloseCode, closedBy: st.ClosedBy, upstream: up})
-	s.p.metrics.AddFrames(metrics.DirectionClientToUpstream, int(st.FramesIn), int(st.BytesIn))
-	s.p.metrics.AddFrames(metrics.DirectionUpstreamToClient, int(st.FramesOut), int(st.BytesOut))
-	s.p.metrics.SessionEnded()
 	s.mu.Lock()
 	delete(s.sessions, sess)
 	s.mu.Unlock()
+	st := sess.Stats()
+	s.p.metrics.AddFrames(metrics.DirectionClientToUpstream, int(st.FramesIn), int(st.BytesIn))
+	s.p.metrics.AddFrames(metrics.DirectionUpstreamToClient, int(st.FramesOut), int(st.BytesOut))
+	s.p.metrics.SessionEnded()
+	s.p.logAccess(accessEntry{r: r, start: start, status: http.StatusSwitchingProtocols,
+		bytesIn: st.BytesIn, bytesOut: st.BytesOut, session: true,
+		framesIn: st.FramesIn, framesOut: st.FramesOut, closeCode: st.CloseCode, closedBy: st.ClosedBy, upstream: up})
 }
 
 // enter counts an upgrade request in, from before its token is fetched to

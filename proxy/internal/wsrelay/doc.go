@@ -39,8 +39,10 @@
 //	1006 (not for the wire), or 1000 with a read    goes out as 1001 (ClientGoneReason,
 //	error's text after a reset                      UpstreamGoneReason); Stats says 1006 by that side
 //	blocks the handler until the session ends, so   Attempt runs koding on a goroutine of its own     TestWebSocketSessionLog,
-//	net/http's goroutine and buffers for the        and returns once the client is hijacked;          TestWebSocketDroppedSessionsDoNotLeak
-//	hijacked connection stay for the session        Handshake.Ended reports the session's end
+//	net/http's goroutine and buffers for the        and returns once the client is hijacked;          TestWebSocketDroppedSessionsDoNotLeak,
+//	hijacked connection stay for the session        Handshake.Ended reports the session's end; a      TestAttemptRecoversPanicInUpgraded,
+//	                                                panic on that goroutine is recovered, logged      TestAttemptRecoversPanicInEnded (here),
+//	                                                with its stack, the session cut, Ended called     TestWebSocketPanicAtSessionEndIsRecovered
 //	keeps its connections to itself: no frame       clientConn and upstreamConn meter the frames as   TestWebSocketSessionLog, TestFrameMeter* (here)
 //	counts, no way to end a session cleanly         they pass (Stats); GoAway writes a close 1001     TestWebSocketShutdownWaitsForFrameBoundary,
 //	                                                into the client's stream at its next frame        TestWebSocketShutdownClosesLiveSessions,

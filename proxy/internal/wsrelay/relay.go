@@ -6,10 +6,13 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
+	"log/slog"
 	"maps"
 	"net"
 	"net/http"
 	"net/url"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
@@ -28,6 +31,7 @@ type Relay struct {
 	timeout   time.Duration
 	upgrader  *websocket.Upgrader
 	bufs      sync.Pool // gorilla's write buffers, for both connections of every session
+	logger    *slog.Logger
 }
 
 // New returns a Relay that connects with d, through the outbound proxy that
@@ -35,12 +39,13 @@ type Relay struct {
 // socks5h proxies are spoken), makes TLS connections (wss upstreams, https
 // proxies) with a clone of tlsConfig, and gives each handshake, from dial to
 // the upstream's 101, at most timeout, which must be positive (zero would
-// end every handshake at once).
-func New(d *net.Dialer, proxy func(*http.Request) (*url.URL, error), tlsConfig *tls.Config, timeout time.Duration) *Relay {
+// end every handshake at once). A panic in a session's goroutine (see
+// Attempt) is logged to logger at error level.
+func New(d *net.Dialer, proxy func(*http.Request) (*url.URL, error), tlsConfig *tls.Config, timeout time.Duration, logger *slog.Logger) *Relay {
 	if proxy == nil {
 		proxy = func(*http.Request) (*url.URL, error) { return nil, nil }
 	}
-	r := &Relay{dialer: d, proxy: proxy, tlsConfig: tlsConfig, timeout: timeout, upgrader: &websocket.Upgrader{
+	r := &Relay{dialer: d, proxy: proxy, tlsConfig: tlsConfig, timeout: timeout, logger: logger, upgrader: &websocket.Upgrader{
 		// No ReadBufferSize: gorilla (1.5.3, bufioReaderSize) then resets
 		// the 4 KiB reader of the hijacked connection, which net/http holds
 		// for the whole session anyway, onto the conn that Hijack returns,
@@ -80,7 +85,9 @@ type Handshake struct {
 	// client gets its 101 and the relay begins.
 	Upgraded func(s *Session, upstream101 http.Header)
 	// Ended, when not nil, is called once a session that Upgraded
-	// announced has ended, on the goroutine that relayed it.
+	// announced has ended, on the goroutine that relayed it; also when
+	// that goroutine panicked (Upgraded included), after the panic is
+	// logged and the session's connections cut.
 	Ended func(s *Session)
 }
 
@@ -155,18 +162,57 @@ func (r *Relay) Attempt(w http.ResponseWriter, req *http.Request, hs Handshake) 
 	}
 	done := make(chan struct{})
 	go func() {
-		defer close(done)
+		defer a.end(done)
 		kp.ServeHTTP(a, req)
-		cancel()
-		if a.session != nil && a.hs.Ended != nil {
-			a.hs.Ended(a.session)
-		}
 	}()
 	select {
 	case <-a.upgraded:
 		return Outcome{Session: a.session}
 	case <-done:
 		return a.outcome()
+	}
+}
+
+// end runs, deferred, when koding's ServeHTTP has returned or panicked.
+// It runs on the attempt's own goroutine, which net/http's recovery of a
+// handler's panic does not reach: a panic here (koding, gorilla, Director,
+// Upgraded, Ended) would end the process and every session in it. So it
+// recovers, logs the panic with its stack, as net/http does for a handler,
+// cuts the session's connections, and still calls Ended (once, for a
+// session that came up) and closes done, for which Attempt may be waiting.
+func (a *attempt) end(done chan struct{}) {
+	defer close(done)
+	if v := recover(); v != nil {
+		a.recovered(v)
+	}
+	a.cancel()
+	if a.session != nil && a.hs.Ended != nil {
+		defer func() {
+			if v := recover(); v != nil {
+				a.recovered(v)
+			}
+		}()
+		a.hs.Ended(a.session)
+	}
+}
+
+// recovered handles a panic that end recovered: it logs it, cuts what
+// the attempt holds open, and, for an attempt with no session, makes it
+// the attempt's error.
+func (a *attempt) recovered(v any) {
+	// As net/http: ErrAbortHandler aborts quietly.
+	if v != http.ErrAbortHandler {
+		a.r.logger.LogAttrs(a.ctx, slog.LevelError, "websocket relay panicked",
+			slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
+	}
+	switch {
+	case a.session != nil:
+		a.session.Cut()
+	case a.upstream != nil:
+		a.upstream.Conn.Close()
+	}
+	if a.session == nil && a.err == nil {
+		a.err = fmt.Errorf("websocket relay panicked: %v", v)
 	}
 }
 
