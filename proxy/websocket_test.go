@@ -920,6 +920,12 @@ func TestWebSocketShutdownTimeoutCutsSessions(t *testing.T) {
 	if _, _, err := upstream.ReadMessage(); err == nil {
 		t.Errorf("upstream read after the cut: nil error, want the connection gone")
 	}
+	// The proxy ended it, not the client: koding's read error after the
+	// cut must not pass for the client's drop.
+	env.logs.waitFor(t, "the session's log line", func() bool { return len(env.logs.sessionLines(t)) == 1 })
+	if line := env.logs.sessionLines(t)[0]; line.ClosedBy != "proxy" || line.CloseCode != 1006 {
+		t.Errorf("session logged closed_by %q close_code %d, want proxy 1006", line.ClosedBy, line.CloseCode)
+	}
 }
 
 func wsOnlySession(t *testing.T, p *Proxy) *wsrelay.Session {

@@ -49,9 +49,17 @@ func (s *Session) GoAway() {
 	}
 }
 
-// Cut closes both connections at once, mid-frame if need be.
+// Cut closes both connections at once, mid-frame if need be. Unless a
+// close frame or a drop was noted first, Stats then says 1006 by "proxy":
+// koding's read errors that follow would otherwise pass for a side's drop.
 func (s *Session) Cut() {
-	s.client.Conn.Close()
+	c := s.client
+	c.mu.Lock()
+	if c.closedBy == "" {
+		c.closedBy, c.closeCode = "proxy", 1006
+	}
+	c.mu.Unlock()
+	c.Conn.Close()
 	s.upstream.Conn.Close()
 }
 
@@ -69,7 +77,8 @@ type Stats struct {
 	// UpstreamGoneReason), never 1006, which is not for the wire.
 	CloseCode int
 	// ClosedBy is who sent that close, or dropped: "client", "upstream",
-	// or "proxy" (GoAway's 1001, or the 1009 of the client message limit);
+	// or "proxy" (GoAway's 1001, the 1009 of the client message limit, or
+	// 1006 when Cut ended the session);
 	// "" when none passed and neither side dropped.
 	ClosedBy string
 }
