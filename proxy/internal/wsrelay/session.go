@@ -83,8 +83,12 @@ type Stats struct {
 	ClosedBy string
 }
 
-// Stats is what has passed so far; once Handshake.Ended is called, the
-// whole session.
+// Stats is what has passed so far: the frames read from the client, and
+// those written to it. Taken in Handshake.Ended, it holds every frame that
+// passed before koding's relay returned; koding returns at the first relay
+// error without waiting for its other relay goroutine, so a frame that
+// goroutine was still reading or writing then can still be counted after
+// Ended (a write that fails is never counted).
 func (s *Session) Stats() Stats {
 	c := s.client
 	c.mu.Lock()
@@ -207,8 +211,12 @@ func (c *clientConn) Write(b []byte) (int, error) {
 	}
 	// Metered before it goes out, once: the client's answer to a relayed
 	// close can be read (and taken for the client's own close) before
-	// this Write returns. (A write fails only as the session ends.)
+	// this Write returns. (A write fails only as the session ends.) The
+	// data frames and bytes, though, count once written: koding's other
+	// relay goroutine may still write as the session ends, and a frame
+	// that fails then never reached the client.
 	c.mu.Lock()
+	countedFrames, countedBytes := c.out.frames, c.out.bytes
 	frames, wire := c.head.skip(b), b
 	if len(frames) == len(b) && c.out.atBoundary() && isCloseFrame(b) && c.sess.upstream.dropped.Load() {
 		// koding's close for the upstream's drop: 1006, which must not
@@ -224,15 +232,21 @@ func (c *clientConn) Write(b []byte) (int, error) {
 		c.closedBy, c.closeCode = "upstream", c.out.closeCode
 	}
 	closing := c.out.closeCode != 0
+	newFrames, newBytes := c.out.frames-countedFrames, c.out.bytes-countedBytes
+	c.out.frames, c.out.bytes = countedFrames, countedBytes
 	c.mu.Unlock()
 	n, err := c.Conn.Write(wire)
 	if closing || err != nil {
 		c.wrote.fire()
 	}
-	if err == nil {
-		n = len(b)
+	if err != nil {
+		return n, err
 	}
-	return n, err
+	c.mu.Lock()
+	c.out.frames += newFrames
+	c.out.bytes += newBytes
+	c.mu.Unlock()
+	return len(b), nil
 }
 
 // Close is koding closing the client's connection.
