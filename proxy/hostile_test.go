@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"encoding/binary"
 	"io"
 	"net/http"
 	"runtime"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/entraproxy/entraproxy/internal/wstest"
 	"github.com/entraproxy/entraproxy/proxy/internal/wsrelay"
 )
 
@@ -25,7 +25,7 @@ func TestWebSocketClientMessageLimit(t *testing.T) {
 	t.Run("20 MiB in one frame: 1009 both ways, memory flat", func(t *testing.T) {
 		env := newWSFixture(t, nil, nil)
 		client, upstream := env.open(t, wsSpeechPath, nil)
-		frame := append(wsHeaderOnly(true, opBinary, 20<<20, wsZeroKey), make([]byte, 20<<20)...)
+		frame := append(wstest.HeaderOnly(true, opBinary, 20<<20, wsZeroKey), make([]byte, 20<<20)...)
 
 		base := heapInuse()
 		var peak atomic.Uint64
@@ -53,9 +53,9 @@ func TestWebSocketClientMessageLimit(t *testing.T) {
 		client, upstream := env.open(t, wsSpeechPath, nil)
 		// A 1-byte first fragment, a ping (not part of the message), then a
 		// continuation that declares the rest: the header alone decides.
-		stream := wsTestFrame(false, opBinary, []byte{1}, wsTestKey)
-		stream = append(stream, wsTestFrame(true, 0x9, nil, wsTestKey)...)
-		stream = append(stream, wsHeaderOnly(true, opContinuation, wsrelay.MaxClientMessage, wsTestKey)...)
+		stream := wstest.Frame(false, opBinary, []byte{1}, wstest.Key)
+		stream = append(stream, wstest.Frame(true, 0x9, nil, wstest.Key)...)
+		stream = append(stream, wstest.HeaderOnly(true, opContinuation, wsrelay.MaxClientMessage, wstest.Key)...)
 		if _, err := client.NetConn().Write(stream); err != nil {
 			t.Fatal(err)
 		}
@@ -72,7 +72,7 @@ func TestWebSocketClientMessageLimit(t *testing.T) {
 		for i := range msg {
 			msg[i] = byte(i * 31)
 		}
-		frame := append(wsHeaderOnly(true, opBinary, uint64(len(msg)), wsZeroKey), msg...)
+		frame := append(wstest.HeaderOnly(true, opBinary, uint64(len(msg)), wsZeroKey), msg...)
 		wrote := make(chan error, 1)
 		go func() { _, err := client.NetConn().Write(frame); wrote <- err }()
 		_, got, err := upstream.ReadMessage()
@@ -128,55 +128,6 @@ const (
 	opContinuation = 0x0
 	opBinary       = 0x2
 )
-
-// wsTestKey masks a client frame.
-var wsTestKey = []byte{0x37, 0xfa, 0x21, 0x3d}
-
-// wsTestFrame encodes one WebSocket frame (RFC 6455, section 5.2). A non-nil
-// key masks the payload, as a client must.
-func wsTestFrame(fin bool, opcode byte, payload, key []byte) []byte {
-	b0 := opcode
-	if fin {
-		b0 |= 0x80
-	}
-	var maskBit byte
-	if key != nil {
-		maskBit = 0x80
-	}
-	f := []byte{b0}
-	switch n := len(payload); {
-	case n < 126:
-		f = append(f, maskBit|byte(n))
-	case n <= 0xffff:
-		f = append(f, maskBit|126)
-		f = binary.BigEndian.AppendUint16(f, uint16(n))
-	default:
-		f = append(f, maskBit|127)
-		f = binary.BigEndian.AppendUint64(f, uint64(n))
-	}
-	if key == nil {
-		return append(f, payload...)
-	}
-	f = append(f, key[:4]...)
-	for i, c := range payload {
-		f = append(f, c^key[i%4])
-	}
-	return f
-}
-
-// wsHeaderOnly is a frame header with a 64-bit length and no payload.
-func wsHeaderOnly(fin bool, opcode byte, length uint64, key []byte) []byte {
-	b0 := opcode
-	if fin {
-		b0 |= 0x80
-	}
-	var maskBit byte
-	if key != nil {
-		maskBit = 0x80
-	}
-	h := binary.BigEndian.AppendUint64([]byte{b0, maskBit | 127}, length)
-	return append(h, key...)
-}
 
 // The guards run on WebSocket upgrades before anything is dialed: a page in
 // a browser cannot open a session (cross-site WebSocket hijacking), a DNS

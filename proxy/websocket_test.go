@@ -31,6 +31,7 @@ import (
 
 	"github.com/entraproxy/entraproxy/internal/leakcheck"
 	"github.com/entraproxy/entraproxy/internal/testport"
+	"github.com/entraproxy/entraproxy/internal/wstest"
 )
 
 const (
@@ -846,7 +847,7 @@ func TestWebSocketShutdownWaitsForFrameBoundary(t *testing.T) {
 	sess := wsOnlySession(t, env.proxy)
 
 	payload := wsUSPAudio(1 << 20)
-	frame := wsTestFrame(true, opBinary, payload, wsTestKey)
+	frame := wstest.Frame(true, opBinary, payload, wstest.Key)
 	half := len(frame) / 2
 	raw := client.NetConn()
 	wrote := make(chan error, 1)
@@ -899,7 +900,7 @@ func TestWebSocketShutdownTimeoutCutsSessions(t *testing.T) {
 	client, upstream := env.open(t, wsSpeechPath, nil)
 	sess := wsOnlySession(t, env.proxy)
 	// Half a frame, and never the rest: no boundary for the 1001.
-	frame := wsTestFrame(true, opBinary, make([]byte, 4096), wsTestKey)
+	frame := wstest.Frame(true, opBinary, make([]byte, 4096), wstest.Key)
 	if _, err := client.NetConn().Write(frame[:100]); err != nil {
 		t.Fatal(err)
 	}

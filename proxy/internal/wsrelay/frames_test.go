@@ -7,43 +7,9 @@ import (
 	"net"
 	"strconv"
 	"testing"
+
+	"github.com/entraproxy/entraproxy/internal/wstest"
 )
-
-// testFrame encodes one WebSocket frame (RFC 6455, section 5.2). A non-nil
-// key masks the payload, as a client must.
-func testFrame(fin bool, opcode byte, payload, key []byte) []byte {
-	b0 := opcode
-	if fin {
-		b0 |= 0x80
-	}
-	var maskBit byte
-	if key != nil {
-		maskBit = 0x80
-	}
-	f := []byte{b0}
-	switch n := len(payload); {
-	case n < 126:
-		f = append(f, maskBit|byte(n))
-	case n <= 0xffff:
-		f = append(f, maskBit|126)
-		f = binary.BigEndian.AppendUint16(f, uint16(n))
-	default:
-		f = append(f, maskBit|127)
-		f = binary.BigEndian.AppendUint64(f, uint64(n))
-	}
-	if key == nil {
-		return append(f, payload...)
-	}
-	f = append(f, key[:4]...)
-	for i, c := range payload {
-		f = append(f, c^key[i%4])
-	}
-	return f
-}
-
-func closePayload(code int, reason string) []byte {
-	return append(binary.BigEndian.AppendUint16(nil, uint16(code)), reason...)
-}
 
 var testKey = []byte{0x37, 0xfa, 0x21, 0x3d}
 
@@ -78,10 +44,10 @@ func meterStream() (stream []byte, ends []int, frames, payloadBytes int64) {
 	for i, p := range parts {
 		payload := bytes.Repeat([]byte{byte('a' + i)}, p.size)
 		if p.opcode == opClose {
-			payload = closePayload(4000, "client done")
+			payload = wstest.ClosePayload(4000, "client done")
 			p.key = testKey
 		}
-		stream = append(stream, testFrame(p.fin, p.opcode, payload, p.key)...)
+		stream = append(stream, wstest.Frame(p.fin, p.opcode, payload, p.key)...)
 		ends = append(ends, len(stream))
 		if p.data {
 			frames++
@@ -149,7 +115,7 @@ func TestFrameMeterLengths(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var m frameMeter
-			m.feed(testFrame(true, opBinary, make([]byte, tc.size), tc.key))
+			m.feed(wstest.Frame(true, opBinary, make([]byte, tc.size), tc.key))
 			if m.frames != 1 || m.bytes != int64(tc.size) {
 				t.Errorf("frames, bytes = %d, %d, want 1, %d", m.frames, m.bytes, tc.size)
 			}
@@ -166,15 +132,15 @@ func TestFrameMeterCloseCode(t *testing.T) {
 		frames [][]byte
 		want   int
 	}{
-		{"masked with reason", [][]byte{testFrame(true, opClose, closePayload(1000, "bye"), testKey)}, 1000},
-		{"unmasked application code", [][]byte{testFrame(true, opClose, closePayload(4000, "x"), nil)}, 4000},
-		{"masked code only", [][]byte{testFrame(true, opClose, closePayload(1001, ""), []byte{0xff, 0x01, 0x80, 0x7f})}, 1001},
-		{"no payload", [][]byte{testFrame(true, opClose, nil, testKey)}, 1005},
+		{"masked with reason", [][]byte{wstest.Frame(true, opClose, wstest.ClosePayload(1000, "bye"), testKey)}, 1000},
+		{"unmasked application code", [][]byte{wstest.Frame(true, opClose, wstest.ClosePayload(4000, "x"), nil)}, 4000},
+		{"masked code only", [][]byte{wstest.Frame(true, opClose, wstest.ClosePayload(1001, ""), []byte{0xff, 0x01, 0x80, 0x7f})}, 1001},
+		{"no payload", [][]byte{wstest.Frame(true, opClose, nil, testKey)}, 1005},
 		{"the first close wins", [][]byte{
-			testFrame(true, opClose, closePayload(4001, ""), testKey),
-			testFrame(true, opClose, closePayload(1000, ""), testKey),
+			wstest.Frame(true, opClose, wstest.ClosePayload(4001, ""), testKey),
+			wstest.Frame(true, opClose, wstest.ClosePayload(1000, ""), testKey),
 		}, 4001},
-		{"data only", [][]byte{testFrame(true, opText, closePayload(1000, ""), nil)}, 0},
+		{"data only", [][]byte{wstest.Frame(true, opText, wstest.ClosePayload(1000, ""), nil)}, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -200,22 +166,22 @@ func TestFrameMeterNeedAndBoundary(t *testing.T) {
 		wantNeed     int
 		wantBoundary bool
 	}{
-		{"nothing fed", testFrame(true, opText, make([]byte, 5), nil), 0, 0, true},
-		{"first header byte: length unknown", testFrame(true, opText, make([]byte, 5), nil), 1, 1, false},
-		{"7-bit header done", testFrame(true, opText, make([]byte, 5), nil), 2, 5, false},
-		{"mid payload", testFrame(true, opText, make([]byte, 5), nil), 4, 3, false},
-		{"frame done", testFrame(true, opText, make([]byte, 5), nil), 7, 0, true},
-		{"masked 7-bit: key pending", testFrame(true, opText, make([]byte, 5), testKey), 2, 4, false},
-		{"16-bit masked: length and key pending", testFrame(true, opBinary, make([]byte, 300), testKey), 2, 6, false},
-		{"16-bit masked: mid header", testFrame(true, opBinary, make([]byte, 300), testKey), 5, 3, false},
-		{"16-bit masked: header done", testFrame(true, opBinary, make([]byte, 300), testKey), 8, 300, false},
-		{"16-bit masked: mid payload", testFrame(true, opBinary, make([]byte, 300), testKey), 108, 200, false},
-		{"64-bit: length pending", testFrame(true, opBinary, make([]byte, 70000), nil), 2, 8, false},
-		{"64-bit: header done", testFrame(true, opBinary, make([]byte, 70000), nil), 10, 70000, false},
-		{"64-bit: one byte left", testFrame(true, opBinary, make([]byte, 70000), nil), 70009, 1, false},
-		{"empty frame done after 2 bytes", testFrame(true, opBinary, nil, nil), 2, 0, true},
-		{"empty masked frame: key pending", testFrame(true, opBinary, nil, testKey), 2, 4, false},
-		{"empty masked frame done", testFrame(true, opBinary, nil, testKey), 6, 0, true},
+		{"nothing fed", wstest.Frame(true, opText, make([]byte, 5), nil), 0, 0, true},
+		{"first header byte: length unknown", wstest.Frame(true, opText, make([]byte, 5), nil), 1, 1, false},
+		{"7-bit header done", wstest.Frame(true, opText, make([]byte, 5), nil), 2, 5, false},
+		{"mid payload", wstest.Frame(true, opText, make([]byte, 5), nil), 4, 3, false},
+		{"frame done", wstest.Frame(true, opText, make([]byte, 5), nil), 7, 0, true},
+		{"masked 7-bit: key pending", wstest.Frame(true, opText, make([]byte, 5), testKey), 2, 4, false},
+		{"16-bit masked: length and key pending", wstest.Frame(true, opBinary, make([]byte, 300), testKey), 2, 6, false},
+		{"16-bit masked: mid header", wstest.Frame(true, opBinary, make([]byte, 300), testKey), 5, 3, false},
+		{"16-bit masked: header done", wstest.Frame(true, opBinary, make([]byte, 300), testKey), 8, 300, false},
+		{"16-bit masked: mid payload", wstest.Frame(true, opBinary, make([]byte, 300), testKey), 108, 200, false},
+		{"64-bit: length pending", wstest.Frame(true, opBinary, make([]byte, 70000), nil), 2, 8, false},
+		{"64-bit: header done", wstest.Frame(true, opBinary, make([]byte, 70000), nil), 10, 70000, false},
+		{"64-bit: one byte left", wstest.Frame(true, opBinary, make([]byte, 70000), nil), 70009, 1, false},
+		{"empty frame done after 2 bytes", wstest.Frame(true, opBinary, nil, nil), 2, 0, true},
+		{"empty masked frame: key pending", wstest.Frame(true, opBinary, nil, testKey), 2, 4, false},
+		{"empty masked frame done", wstest.Frame(true, opBinary, nil, testKey), 6, 0, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -282,20 +248,6 @@ func (c *chunkConn) Read(b []byte) (int, error) {
 	return n, nil
 }
 
-// headerOnly is a frame header with a 64-bit length and no payload.
-func headerOnly(fin bool, opcode byte, length uint64, key []byte) []byte {
-	b0 := opcode
-	if fin {
-		b0 |= 0x80
-	}
-	var maskBit byte
-	if key != nil {
-		maskBit = 0x80
-	}
-	h := binary.BigEndian.AppendUint64([]byte{b0, maskBit | 127}, length)
-	return append(h, key...)
-}
-
 // refFirstOver parses stream independently of frameMeter and returns the
 // offset where the first data frame header that takes its message over
 // limit starts, or -1.
@@ -350,10 +302,10 @@ func refFirstOver(stream []byte, limit uint64) int {
 // message over the limit, then a close 1009, and nothing of that header;
 // and the meter stands where a parse of what gorilla got would leave it.
 func FuzzClientMessageLimit(f *testing.F) {
-	small := testFrame(true, opBinary, []byte("audio"), testKey)
-	over := headerOnly(true, opBinary, 1<<62, testKey) // declares 2^62 bytes, sends none
-	frag := append(testFrame(false, opText, bytes.Repeat([]byte("x"), 300), testKey), testFrame(true, 0x9, nil, nil)...)
-	cont := headerOnly(true, opContinuation, MaxClientMessage, nil)
+	small := wstest.Frame(true, opBinary, []byte("audio"), testKey)
+	over := wstest.HeaderOnly(true, opBinary, 1<<62, testKey) // declares 2^62 bytes, sends none
+	frag := append(wstest.Frame(false, opText, bytes.Repeat([]byte("x"), 300), testKey), wstest.Frame(true, 0x9, nil, nil)...)
+	cont := wstest.HeaderOnly(true, opContinuation, MaxClientMessage, nil)
 	f.Add(append(append([]byte{}, small...), over...), uint8(1))
 	f.Add(append(append(append([]byte{}, small...), frag...), cont...), uint8(3))
 	f.Add(append(append([]byte{}, frag...), small...), uint8(13))
@@ -397,8 +349,8 @@ func FuzzClientMessageLimit(f *testing.F) {
 // clientConn.Write sees it).
 func BenchmarkFrameMeterAudio(b *testing.B) {
 	payload := bytes.Repeat([]byte{'a'}, 3200)
-	in := testFrame(true, opBinary, payload, testKey)
-	out := testFrame(true, opBinary, payload, nil)
+	in := wstest.Frame(true, opBinary, payload, testKey)
+	out := wstest.Frame(true, opBinary, payload, nil)
 	var m, o frameMeter
 	var msg uint64
 	b.SetBytes(int64(len(in) + len(out)))

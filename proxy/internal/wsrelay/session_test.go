@@ -4,6 +4,8 @@ import (
 	"io"
 	"net"
 	"testing"
+
+	"github.com/entraproxy/entraproxy/internal/wstest"
 )
 
 // A frame to the client counts once written: one whose write fails (the
@@ -17,7 +19,7 @@ func TestStatsCountFramesToClientOnceWritten(t *testing.T) {
 	defer upPeer.Close()
 	s := newSession(conn, &upstreamConn{Conn: up, wrote: newCloseWatch()}, nil)
 
-	frame := testFrame(true, opBinary, make([]byte, 10), nil)
+	frame := wstest.Frame(true, opBinary, make([]byte, 10), nil)
 	for _, b := range [][]byte{[]byte("HTTP/1.1 101 Switching Protocols\r\n\r\n"), frame} {
 		if _, err := s.client.Write(b); err != nil {
 			t.Fatal(err)
