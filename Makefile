@@ -85,7 +85,7 @@ python-lock:
 
 # Try it without Azure: fake Azure + proxy + one synthesis (bin/demo.wav) and
 # one recognition with the real Speech SDK; prints what crossed the proxy.
-demo: build
+demo: build npm-deps python-env
 	./scripts/demo.sh
 
 build:

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/entraproxy/entraproxy/admin"
+	"github.com/entraproxy/entraproxy/internal/leakcheck"
 	"github.com/entraproxy/entraproxy/internal/testport"
 	"github.com/entraproxy/entraproxy/metrics"
 )
@@ -187,7 +188,7 @@ func TestWaitUntilReady(t *testing.T) {
 	srv := httptest.NewServer(admin.Handler(ready, nil))
 	defer srv.Close()
 
-	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+	ctx, cancel := context.WithTimeout(context.Background(), leakcheck.HangGuard)
 	defer cancel()
 	if err := admin.Wait(ctx, srv.URL+"/readyz"); err != nil {
 		t.Fatalf("Wait = %v, want nil", err)
@@ -199,16 +200,12 @@ func TestWaitUntilReady(t *testing.T) {
 	}
 }
 
-// hangGuard bounds a Wait that should have ended on its own, so a bug fails
-// the test instead of hanging it; no working Wait takes this long.
-const hangGuard = 2 * time.Minute
-
 // endAtSecondProbe serves h, and ends the returned context when the second
 // probe arrives: Wait has read the first answer by then (it probes one at a
 // time), which a deadline on a busy machine could not promise.
 func endAtSecondProbe(t *testing.T, h http.Handler) (context.Context, *httptest.Server) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+	ctx, cancel := context.WithTimeout(context.Background(), leakcheck.HangGuard)
 	t.Cleanup(cancel)
 	var probes atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -263,7 +260,7 @@ func TestWaitConnectionRefused(t *testing.T) {
 // that cancellation is not mistaken for what the instance said. ctx ends once
 // the probe is in flight (a deadline could race the probe's own timeout).
 func TestWaitHungInstance(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+	ctx, cancel := context.WithTimeout(context.Background(), leakcheck.HangGuard)
 	defer cancel()
 	release := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -498,9 +498,10 @@ func upstreamProblem(s string) string {
 	if err != nil || u.Hostname() == "" || (u.Scheme != "https" && u.Scheme != "http") {
 		return "want https://NAME.cognitiveservices.azure.com (scheme and host)"
 	}
+	if p := portProblem(u); p != "" {
+		return p + ", or none for " + map[string]string{"https": "443", "http": "80"}[u.Scheme]
+	}
 	switch {
-	case portProblem(u) != "":
-		return portProblem(u) + ", or none for " + map[string]string{"https": "443", "http": "80"}[u.Scheme]
 	case u.User != nil:
 		return "must not contain user info; entraproxy adds the credential itself"
 	case u.Path != "" && u.Path != "/":
@@ -526,6 +527,9 @@ func upstreamProblem(s string) string {
 func portProblem(u *url.URL) string {
 	if !strings.HasSuffix(u.Host, ":") && u.Port() == "" {
 		return ""
+	}
+	if u.Port() == "" {
+		return "empty port; want a number from 1 to 65535"
 	}
 	if n, ok := hosts.ParsePort(u.Port()); !ok || n == 0 {
 		return fmt.Sprintf("bad port %s; want a number from 1 to 65535", u.Port())

@@ -19,6 +19,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 
 	"github.com/entraproxy/entraproxy/internal/fakeazure"
+	"github.com/entraproxy/entraproxy/internal/leakcheck"
 	"github.com/entraproxy/entraproxy/internal/testport"
 	"github.com/entraproxy/entraproxy/tokens"
 )
@@ -134,11 +135,6 @@ type outputs struct {
 	decoded Report
 }
 
-// hangGuard bounds the network steps of the doctors these tests run, so a
-// hang fails instead of blocking; no working fake takes this long, even on a
-// loaded machine.
-const hangGuard = 2 * time.Minute
-
 func runDoctor(t *testing.T, opts Options) outputs {
 	t.Helper()
 	if opts.Proxy == nil {
@@ -148,7 +144,7 @@ func runDoctor(t *testing.T, opts Options) outputs {
 		// The fakes answer (or refuse) at once, so the verdicts never
 		// wait for a timeout; the default 3s could be reached by a
 		// loaded machine, and turn a pass into an unreachable upstream.
-		opts.ProbeTimeout = hangGuard
+		opts.ProbeTimeout = leakcheck.HangGuard
 	}
 	rep, err := Run(context.Background(), opts)
 	if err != nil {

@@ -7,14 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ ! -x bin/entraproxy ] || [ ! -x bin/fakeazure ]; then
-	make --no-print-directory build
-fi
-if [ ! -d e2e/node_modules ] || [ e2e/package-lock.json -nt e2e/node_modules/.package-lock.json ]; then
-	(cd e2e && npm ci --no-audit --no-fund --loglevel=error)
-fi
+# make demo has built both binaries and installed the npm and PyPI packages.
 node e2e/demo.js
 echo
 echo "=== The Python Speech SDK: the report's program through entraproxy ==="
-./scripts/python-env.sh
 exec e2e/python/.venv/bin/python e2e/python/demo.py

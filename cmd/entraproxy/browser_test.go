@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/entraproxy/entraproxy/internal/fakeazure"
+	"github.com/entraproxy/entraproxy/internal/leakcheck"
 )
 
 // serve wires browser protection and the Host checks of both listeners
@@ -29,7 +30,7 @@ func TestServeGuardsBothListeners(t *testing.T) {
 		"ENTRAPROXY_ADMIN_LISTEN", "127.0.0.2:0",
 		"AZURE_CLIENT_ID", uniqueClientID(),
 	)
-	client := &http.Client{Timeout: hangGuard}
+	client := &http.Client{Timeout: leakcheck.HangGuard}
 	get := func(addr, path, host string, header http.Header) (int, string) {
 		t.Helper()
 		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+addr+path, nil)

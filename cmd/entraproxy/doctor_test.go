@@ -11,6 +11,7 @@ import (
 
 	"github.com/entraproxy/entraproxy/doctor"
 	"github.com/entraproxy/entraproxy/internal/fakeazure"
+	"github.com/entraproxy/entraproxy/internal/leakcheck"
 )
 
 // fakeWithAZ starts a fake and puts its az script first on PATH: the CLI
@@ -36,7 +37,7 @@ func TestDoctorJSONExitZero(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	// --timeout: the fake answers at once; the default 3s per step could be
 	// reached by a loaded machine and turn a pass into a failure.
-	err := run(context.Background(), []string{"doctor", "--json", "--timeout", hangGuard.String()}, environ(
+	err := run(context.Background(), []string{"doctor", "--json", "--timeout", leakcheck.HangGuard.String()}, environ(
 		"ENTRAPROXY_UPSTREAM", fake.URL(),
 		"ENTRAPROXY_CREDENTIAL", "azure-cli",
 	), nil, &stdout, &stderr)
@@ -61,7 +62,7 @@ func TestDoctorJSONExitZero(t *testing.T) {
 func TestDoctorFailedCheckExitOne(t *testing.T) {
 	fake := fakeWithAZ(t, fakeazure.Settings{Auth: fakeazure.AuthAAD})
 	var stdout, stderr bytes.Buffer
-	err := run(context.Background(), []string{"doctor", "--timeout", hangGuard.String()}, environ(
+	err := run(context.Background(), []string{"doctor", "--timeout", leakcheck.HangGuard.String()}, environ(
 		"ENTRAPROXY_UPSTREAM", fake.URL(),
 		"ENTRAPROXY_CREDENTIAL", "azure-cli",
 		"ENTRAPROXY_AUTH_FORMAT", "bearer",

@@ -81,7 +81,7 @@ func startHostile(t *testing.T, inboundKeys []string, edit func(*http.Server)) *
 		SpeechPaths:     true,
 		InboundKeys:     inboundKeys,
 		AllowedHosts:    hosts.ForListener("127.0.0.1:0", nil),
-		UpstreamTimeout: hangGuard,
+		UpstreamTimeout: leakcheck.HangGuard,
 		Proxy:           func(*http.Request) (*url.URL, error) { return nil, nil },
 	})
 	if err != nil {
@@ -119,7 +119,7 @@ func (e *hostileEnv) raw(t *testing.T, text string) []*http.Response {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(hangGuard))
+	conn.SetDeadline(time.Now().Add(leakcheck.HangGuard))
 	if _, err := io.WriteString(conn, text); err != nil {
 		t.Fatalf("write: %v", err)
 	}
@@ -130,7 +130,7 @@ func (e *hostileEnv) raw(t *testing.T, text string) []*http.Response {
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
-				t.Fatalf("connection still open %v after the request, %d responses read", hangGuard, len(resps))
+				t.Fatalf("connection still open %v after the request, %d responses read", leakcheck.HangGuard, len(resps))
 			}
 			return resps
 		}
@@ -216,11 +216,11 @@ func statuses(resps []*http.Response) []int {
 }
 
 // waitClosed reads from conn until the server closes it, and returns how
-// long that took from start. hangGuard only turns a connection that is never
+// long that took from start. leakcheck.HangGuard only turns a connection that is never
 // closed into a failure.
 func waitClosed(t *testing.T, conn net.Conn, start time.Time) time.Duration {
 	t.Helper()
-	conn.SetReadDeadline(time.Now().Add(hangGuard))
+	conn.SetReadDeadline(time.Now().Add(leakcheck.HangGuard))
 	buf := make([]byte, 4096)
 	for {
 		_, err := conn.Read(buf)
@@ -293,7 +293,7 @@ func TestIdleKeepAliveClosedAtIdleTimeout(t *testing.T) {
 	defer conn.Close()
 	start := time.Now()
 	io.WriteString(conn, "GET /openai/models HTTP/1.1\r\nHost: localhost\r\n\r\n")
-	conn.SetReadDeadline(time.Now().Add(hangGuard))
+	conn.SetReadDeadline(time.Now().Add(leakcheck.HangGuard))
 	br := bufio.NewReader(conn)
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil || resp.StatusCode != http.StatusOK || bodyOf(resp) != "ok" {
@@ -507,7 +507,7 @@ func TestThousandsOfIdleConnections(t *testing.T) {
 		keepAlive = 100
 	)
 	env := startHostile(t, nil, func(s *http.Server) { s.ReadHeaderTimeout, s.IdleTimeout = timeout, timeout })
-	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: hangGuard}
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: leakcheck.HangGuard}
 	get := func() error {
 		resp, err := client.Get("http://" + env.addr + "/openai/models")
 		if err != nil {
@@ -546,7 +546,7 @@ func TestThousandsOfIdleConnections(t *testing.T) {
 		}
 	}
 	for _, c := range conns[silent+half:] {
-		c.SetReadDeadline(time.Now().Add(hangGuard))
+		c.SetReadDeadline(time.Now().Add(leakcheck.HangGuard))
 		if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil || resp.StatusCode != http.StatusOK {
 			t.Fatalf("keep-alive request: %v, %v", resp, err)
 		}

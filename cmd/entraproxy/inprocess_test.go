@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/entraproxy/entraproxy/internal/fakeazure"
+	"github.com/entraproxy/entraproxy/internal/leakcheck"
 )
 
 // Helpers for tests that run the real serve in this process (run with a
@@ -162,11 +163,11 @@ func (l *logSink) Write(p []byte) (int, error) {
 }
 
 // waitFor returns once cond holds for the kept log, checked after each line:
-// the proxy announces what it did by logging it. hangGuard only turns a line
+// the proxy announces what it did by logging it. leakcheck.HangGuard only turns a line
 // that never comes into a failure.
 func (l *logSink) waitFor(t *testing.T, what string, cond func(log string) bool) {
 	t.Helper()
-	guard := time.NewTimer(hangGuard)
+	guard := time.NewTimer(leakcheck.HangGuard)
 	defer guard.Stop()
 	for {
 		l.mu.Lock()
@@ -182,7 +183,7 @@ func (l *logSink) waitFor(t *testing.T, what string, cond func(log string) bool)
 		select {
 		case <-written:
 		case <-guard.C:
-			t.Fatalf("%s: not logged after %v:\n%s", what, hangGuard, log)
+			t.Fatalf("%s: not logged after %v:\n%s", what, leakcheck.HangGuard, log)
 		}
 	}
 }
@@ -224,8 +225,8 @@ func startInProcess(t *testing.T, wantReady bool, keep func([]byte) bool, kv ...
 			cancel()
 			select {
 			case runErr = <-done:
-			case <-time.After(hangGuard):
-				runErr = fmt.Errorf("run did not return %v after the shutdown signal", hangGuard)
+			case <-time.After(leakcheck.HangGuard):
+				runErr = fmt.Errorf("run did not return %v after the shutdown signal", leakcheck.HangGuard)
 			}
 		})
 		return runErr
@@ -245,8 +246,8 @@ func startInProcess(t *testing.T, wantReady bool, keep func([]byte) bool, kv ...
 	case err := <-done:
 		done <- err // for stop
 		t.Fatalf("run returned before its %s line: %v\n%s", what, err, logs.String())
-	case <-time.After(hangGuard):
-		t.Fatalf("no %s line after %v:\n%s", what, hangGuard, logs.String())
+	case <-time.After(leakcheck.HangGuard):
+		t.Fatalf("no %s line after %v:\n%s", what, leakcheck.HangGuard, logs.String())
 	}
 	return p
 }

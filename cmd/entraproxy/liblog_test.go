@@ -15,6 +15,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/entraproxy/entraproxy/internal/fakeazure"
+	"github.com/entraproxy/entraproxy/internal/leakcheck"
 	"github.com/entraproxy/entraproxy/internal/testca"
 	"github.com/entraproxy/entraproxy/internal/testport"
 )
@@ -105,7 +106,7 @@ func TestLibraryLogNoise(t *testing.T) {
 	}
 	local = conn.LocalAddr().String()
 	io.WriteString(conn, "GET /cognitiveservices/voices/list HTTP/1.1\r\nHost: localhost\r\n\r\n")
-	conn.SetReadDeadline(time.Now().Add(hangGuard))
+	conn.SetReadDeadline(time.Now().Add(leakcheck.HangGuard))
 	if resp, err := http.ReadResponse(bufio.NewReader(conn), nil); err != nil || resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("plain HTTP to the TLS listener: %v, %v; want 400", resp, err)
 	}
@@ -119,7 +120,7 @@ func TestLibraryLogNoise(t *testing.T) {
 	}
 
 	// A WebSocket whose upstream refuses the connection: 502, one warning.
-	dialer := websocket.Dialer{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}, HandshakeTimeout: hangGuard}
+	dialer := websocket.Dialer{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}, HandshakeTimeout: leakcheck.HangGuard}
 	_, resp, err := dialer.Dial("wss://"+p.listen+"/cognitiveservices/websocket/v1", nil)
 	if err == nil || resp == nil || resp.StatusCode != http.StatusBadGateway {
 		t.Fatalf("WebSocket to a refusing upstream: %v, %v; want 502", resp, err)

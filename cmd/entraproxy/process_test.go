@@ -21,6 +21,7 @@ import (
 
 	"github.com/entraproxy/entraproxy/config"
 	"github.com/entraproxy/entraproxy/internal/fakeazure"
+	"github.com/entraproxy/entraproxy/internal/leakcheck"
 )
 
 // TestMain lets the test binary play entraproxy itself, so process-level
@@ -131,14 +132,14 @@ func startProcess(t *testing.T, fake *fakeazure.Azure, env ...string) *proc {
 		p.listen, p.adm = r.Listen, r.Admin
 	case <-p.exited:
 		t.Fatalf("entraproxy exited before ready (code %d):\n%s", p.exitCode, p.logs.String())
-	case <-time.After(hangGuard):
-		t.Fatalf("no ready line after %v:\n%s", hangGuard, p.logs.String())
+	case <-time.After(leakcheck.HangGuard):
+		t.Fatalf("no ready line after %v:\n%s", leakcheck.HangGuard, p.logs.String())
 	}
 	return p
 }
 
 // waitLog waits for a stderr line that contains one of texts: the process
-// says what it did when it did it. hangGuard only ends a wait for a line
+// says what it did when it did it. leakcheck.HangGuard only ends a wait for a line
 // that never comes.
 func (p *proc) waitLog(t *testing.T, texts ...string) {
 	t.Helper()
@@ -151,7 +152,7 @@ func (p *proc) waitLog(t *testing.T, texts ...string) {
 		}
 		return false
 	}
-	deadline := time.Now().Add(hangGuard)
+	deadline := time.Now().Add(leakcheck.HangGuard)
 	for !logged() {
 		select {
 		case <-p.exited:
@@ -161,7 +162,7 @@ func (p *proc) waitLog(t *testing.T, texts ...string) {
 			t.Fatalf("entraproxy exited (code %d) before logging %q:\n%s", p.exitCode, texts, p.logs.String())
 		case <-p.logs.changed:
 		case <-time.After(time.Until(deadline)):
-			t.Fatalf("no %q after %v:\n%s", texts, hangGuard, p.logs.String())
+			t.Fatalf("no %q after %v:\n%s", texts, leakcheck.HangGuard, p.logs.String())
 		}
 	}
 }
@@ -172,8 +173,8 @@ func (p *proc) waitExit(t *testing.T) int {
 	select {
 	case <-p.exited:
 		return p.exitCode
-	case <-time.After(hangGuard):
-		t.Fatalf("entraproxy still running %v after the signal:\n%s", hangGuard, p.logs.String())
+	case <-time.After(leakcheck.HangGuard):
+		t.Fatalf("entraproxy still running %v after the signal:\n%s", leakcheck.HangGuard, p.logs.String())
 		return -1
 	}
 }
@@ -226,7 +227,7 @@ func TestShutdownSequence(t *testing.T) {
 
 	// The shutdown timeout only guards against a hang: the slow request is
 	// released by the test, whenever the machine gets to it.
-	p := startProcess(t, fake, "ENTRAPROXY_UPSTREAM="+upstream.URL, "ENTRAPROXY_DRAIN_DELAY=300ms", "ENTRAPROXY_SHUTDOWN_TIMEOUT="+hangGuard.String())
+	p := startProcess(t, fake, "ENTRAPROXY_UPSTREAM="+upstream.URL, "ENTRAPROXY_DRAIN_DELAY=300ms", "ENTRAPROXY_SHUTDOWN_TIMEOUT="+leakcheck.HangGuard.String())
 	client := testClient(t)
 
 	ws, _, err := websocket.DefaultDialer.Dial("ws://"+p.listen+"/ws", nil)
@@ -263,7 +264,7 @@ func TestShutdownSequence(t *testing.T) {
 		t.Errorf("in-flight request body = %q, want %q", got, "finished")
 	}
 
-	ws.SetReadDeadline(time.Now().Add(hangGuard))
+	ws.SetReadDeadline(time.Now().Add(leakcheck.HangGuard))
 	_, _, err = ws.ReadMessage()
 	var ce *websocket.CloseError
 	if !errors.As(err, &ce) || ce.Code != websocket.CloseGoingAway {
@@ -351,7 +352,7 @@ func TestWait(t *testing.T) {
 	}
 	defer fake.Close()
 	p := startProcess(t, fake, "ENTRAPROXY_UPSTREAM="+fake.URL())
-	if err := run(context.Background(), []string{"wait", "--timeout", hangGuard.String()}, environ("ENTRAPROXY_ADMIN_LISTEN", p.adm), nil, io.Discard, io.Discard); err != nil {
+	if err := run(context.Background(), []string{"wait", "--timeout", leakcheck.HangGuard.String()}, environ("ENTRAPROXY_ADMIN_LISTEN", p.adm), nil, io.Discard, io.Discard); err != nil {
 		t.Errorf("wait against a ready instance: %v", err)
 	}
 
@@ -371,7 +372,7 @@ func TestWait(t *testing.T) {
 	}))
 	defer neverReady.Close()
 	neverReadyAdmin := environ("ENTRAPROXY_ADMIN_LISTEN", strings.TrimPrefix(neverReady.URL, "http://"))
-	err = run(ctx, []string{"wait", "--timeout", hangGuard.String()}, neverReadyAdmin, nil, io.Discard, io.Discard)
+	err = run(ctx, []string{"wait", "--timeout", leakcheck.HangGuard.String()}, neverReadyAdmin, nil, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "no token yet") {
 		t.Errorf("wait against a never-ready instance = %v, want an error naming the reason", err)
 	}

@@ -155,7 +155,8 @@ Settings (environment variables):
 The standard Azure variables keep their meaning: AZURE_CLIENT_ID, AZURE_TENANT_ID,
 AZURE_CLIENT_SECRET, AZURE_CLIENT_CERTIFICATE_PATH, AZURE_FEDERATED_TOKEN_FILE,
 AZURE_AUTHORITY_HOST, AZURE_TOKEN_CREDENTIALS, IDENTITY_ENDPOINT, IDENTITY_HEADER,
-HTTPS_PROXY, NO_PROXY, SSL_CERT_FILE.
+HTTPS_PROXY, NO_PROXY, SSL_CERT_FILE. Go's GOGC and GOMEMLIMIT, when either is set,
+replace entraproxy's garbage collection policy (README: Memory and garbage collection).
 `)
 }
 
@@ -213,7 +214,7 @@ func serve(ctx context.Context, getenv func(string) string, environ []string, st
 	stopGCPolicy, gcPolicy := startGCPolicy(getenv)
 	defer stopGCPolicy()
 	if gcPolicy {
-		logger.Debug("garbage collection: the heap may grow by at least 32 MiB between collections (GOGC and GOMEMLIMIT are unset)")
+		logger.Debug(fmt.Sprintf("garbage collection: the heap may grow by at least %d MiB between collections (GOGC and GOMEMLIMIT are unset)", gcHeadroom>>20))
 	}
 	cred, err := tokens.NewCredential(cfg.Credential, tokens.CredentialOptions{Getenv: getenv})
 	if err != nil {

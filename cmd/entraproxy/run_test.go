@@ -19,6 +19,7 @@ import (
 
 	"github.com/entraproxy/entraproxy/config"
 	"github.com/entraproxy/entraproxy/internal/fakeazure"
+	"github.com/entraproxy/entraproxy/internal/leakcheck"
 )
 
 // environ is an environment for run of the name, value pairs kv, as
@@ -31,20 +32,13 @@ func environ(kv ...string) []string {
 	return env
 }
 
-// hangGuard bounds every wait in these tests so that a hang fails the test
-// instead of the package. It is never a verdict about speed: nothing a
-// working proxy does here takes this long, even under -race on a loaded
-// 2-core machine. A wait ends on an event (a log line, a channel, an exit);
-// this only ends one that never comes.
-const hangGuard = 2 * time.Minute
-
 // testClient is an HTTP client of the test's own (never http.DefaultClient
 // or its transport), with a hang guard on each request; its idle connections
 // close when the test ends.
 func testClient(t *testing.T) *http.Client {
 	tr := &http.Transport{}
 	t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{Transport: tr, Timeout: hangGuard}
+	return &http.Client{Transport: tr, Timeout: leakcheck.HangGuard}
 }
 
 func TestHelpListsEverySetting(t *testing.T) {
@@ -345,8 +339,8 @@ func TestServe(t *testing.T) {
 	case ready = <-readyc:
 	case err := <-done:
 		t.Fatalf("run returned %v before a ready line:\n%s", err, logText())
-	case <-time.After(hangGuard):
-		t.Fatalf("no ready line after %v:\n%s", hangGuard, logText())
+	case <-time.After(leakcheck.HangGuard):
+		t.Fatalf("no ready line after %v:\n%s", leakcheck.HangGuard, logText())
 	}
 	if ready.Credential != "ManagedIdentityCredential" {
 		t.Errorf("ready credential = %q, want ManagedIdentityCredential", ready.Credential)
@@ -383,8 +377,8 @@ func TestServe(t *testing.T) {
 		if err != nil {
 			t.Errorf("run returned %v, want nil after a clean shutdown", err)
 		}
-	case <-time.After(hangGuard):
-		t.Fatalf("run did not return %v after the shutdown signal", hangGuard)
+	case <-time.After(leakcheck.HangGuard):
+		t.Fatalf("run did not return %v after the shutdown signal", leakcheck.HangGuard)
 	}
 }
 

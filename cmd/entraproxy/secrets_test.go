@@ -12,6 +12,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/entraproxy/entraproxy/internal/fakeazure"
+	"github.com/entraproxy/entraproxy/internal/leakcheck"
 )
 
 // jwtShape is any JWT: base64url header starting {" (eyJ), claims,
@@ -66,7 +67,7 @@ func TestNoSecretInLogsOrResponses(t *testing.T) {
 	}
 	p := startInProcess(t, true, nil, settings...)
 	seen := &seenText{}
-	client := &http.Client{Timeout: hangGuard}
+	client := &http.Client{Timeout: leakcheck.HangGuard}
 	do := func(label, method, path, body string, header http.Header, wantStatus int) []byte {
 		t.Helper()
 		req, _ := http.NewRequest(method, "http://"+p.listen+path, strings.NewReader(body))
@@ -100,7 +101,7 @@ func TestNoSecretInLogsOrResponses(t *testing.T) {
 			t.Fatalf("%s: dial: %v (%v)", label, err, resp)
 		}
 		defer conn.Close()
-		conn.SetReadDeadline(time.Now().Add(hangGuard))
+		conn.SetReadDeadline(time.Now().Add(leakcheck.HangGuard))
 		audio, err := fakeazure.Synthesize(conn, "Hello over WebSocket.", "")
 		if err != nil || len(audio) == 0 {
 			t.Fatalf("%s: synthesize: %d bytes, %v", label, len(audio), err)

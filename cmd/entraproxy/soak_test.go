@@ -18,6 +18,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/entraproxy/entraproxy/internal/fakeazure"
+	"github.com/entraproxy/entraproxy/internal/leakcheck"
 )
 
 // soakOp is one client operation and how it ended.
@@ -98,8 +99,8 @@ func TestSoak(t *testing.T) {
 		"AZURE_CLIENT_ID", uniqueClientID(),
 	)
 	transport := &http.Transport{MaxIdleConnsPerHost: clients}
-	client := &http.Client{Transport: transport, Timeout: hangGuard}
-	dialer := &websocket.Dialer{HandshakeTimeout: hangGuard}
+	client := &http.Client{Transport: transport, Timeout: leakcheck.HangGuard}
+	dialer := &websocket.Dialer{HandshakeTimeout: leakcheck.HangGuard}
 	ssml := fakeazure.SSML("Soak.")
 	chat := `{"messages":[{"role":"user","content":"hi"}]}`
 	sse := `{"messages":[{"role":"user","content":"hi"}],"stream":true}`
@@ -143,7 +144,7 @@ func TestSoak(t *testing.T) {
 		}
 		defer conn.Close()
 		op.status = http.StatusSwitchingProtocols
-		conn.SetReadDeadline(time.Now().Add(hangGuard))
+		conn.SetReadDeadline(time.Now().Add(leakcheck.HangGuard))
 		audio, err := fakeazure.Synthesize(conn, "Soak over WebSocket.", "")
 		if err == nil && len(audio) == 0 {
 			err = fmt.Errorf("no audio")
@@ -216,7 +217,7 @@ func TestSoak(t *testing.T) {
 			// (a busy machine may take longer; the hang guard ends a
 			// proxy that never does).
 			for first := true; first || time.Now().Before(end) || !recovered.Load(); first = false {
-				if time.Since(end) > hangGuard {
+				if time.Since(end) > leakcheck.HangGuard {
 					return
 				}
 				o := ops[rng.IntN(len(ops))]()
@@ -291,7 +292,7 @@ func TestSoak(t *testing.T) {
 	// is logged, for the reader; the hang guard fails a proxy that never
 	// recovers).
 	if firstOKAfterOutage.IsZero() {
-		t.Fatalf("no request succeeded after the outage ended (waited %v past the end)", hangGuard)
+		t.Fatalf("no request succeeded after the outage ended (waited %v past the end)", leakcheck.HangGuard)
 	}
 	t.Logf("recovered %v after the outage ended", firstOKAfterOutage.Sub(outageEnd).Round(time.Millisecond))
 
@@ -303,7 +304,7 @@ func TestSoak(t *testing.T) {
 	all = nil
 	fake.Reset()
 	quietNow()
-	deadline := time.Now().Add(hangGuard)
+	deadline := time.Now().Add(leakcheck.HangGuard)
 	g, heap := soakQuiet()
 	for g > baseG+25 && time.Now().Before(deadline) {
 		quietNow()

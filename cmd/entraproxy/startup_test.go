@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/entraproxy/entraproxy/internal/fakeazure"
+	"github.com/entraproxy/entraproxy/internal/leakcheck"
 )
 
 // jsonLog collects a serve's JSON log lines and lets a test wait for one.
@@ -39,11 +40,11 @@ func (l *jsonLog) Write(p []byte) (int, error) {
 }
 
 // waitFor returns the first line whose msg is msg, waiting for it at most
-// hangGuard (a bound only a broken proxy reaches: the lines come within
+// leakcheck.HangGuard (a bound only a broken proxy reaches: the lines come within
 // milliseconds).
 func (l *jsonLog) waitFor(t *testing.T, msg string) map[string]any {
 	t.Helper()
-	timeout := time.After(hangGuard)
+	timeout := time.After(leakcheck.HangGuard)
 	for {
 		l.mu.Lock()
 		for _, m := range l.lines {
@@ -57,7 +58,7 @@ func (l *jsonLog) waitFor(t *testing.T, msg string) map[string]any {
 		select {
 		case <-more:
 		case <-timeout:
-			t.Fatalf("no %q log line after %v:\n%s", msg, hangGuard, l.String())
+			t.Fatalf("no %q log line after %v:\n%s", msg, leakcheck.HangGuard, l.String())
 		}
 	}
 }

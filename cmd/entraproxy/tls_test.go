@@ -17,6 +17,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/entraproxy/entraproxy/internal/fakeazure"
+	"github.com/entraproxy/entraproxy/internal/leakcheck"
 	"github.com/entraproxy/entraproxy/internal/testca"
 )
 
@@ -33,7 +34,7 @@ func tlsClient(t *testing.T, ca *testca.CA, http2 bool) *http.Client {
 		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
 	}
 	t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{Transport: tr, Timeout: hangGuard}
+	return &http.Client{Transport: tr, Timeout: leakcheck.HangGuard}
 }
 
 func serialOf(c *x509.Certificate) string { return c.SerialNumber.Text(16) }
@@ -105,7 +106,7 @@ func TestServeTLS(t *testing.T) {
 	}
 
 	// A Speech session over wss://, as the native SDK opens it with host="wss://...".
-	dialer := websocket.Dialer{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}, Subprotocols: []string{"USP"}, HandshakeTimeout: hangGuard}
+	dialer := websocket.Dialer{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}, Subprotocols: []string{"USP"}, HandshakeTimeout: leakcheck.HangGuard}
 	header := http.Header{"Ocp-Apim-Subscription-Key": {"dummy"}, "X-Connectionid": {"0123456789abcdef0123456789abcdef"}}
 	session, resp, err := dialer.Dial("wss://"+p.listen+"/cognitiveservices/websocket/v1", header)
 	if err != nil {
@@ -115,7 +116,7 @@ func TestServeTLS(t *testing.T) {
 	if got := serialOf(session.UnderlyingConn().(*tls.Conn).ConnectionState().PeerCertificates[0]); got != serialOf(first.Leaf) {
 		t.Errorf("wss session got certificate %s, want the first one %s", got, serialOf(first.Leaf))
 	}
-	session.SetReadDeadline(time.Now().Add(hangGuard))
+	session.SetReadDeadline(time.Now().Add(leakcheck.HangGuard))
 	if audio, err := fakeazure.Synthesize(session, "before the renewal", ""); err != nil || len(audio) == 0 {
 		t.Fatalf("synthesis on the wss session: %d bytes, %v", len(audio), err)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/entraproxy/entraproxy/internal/leakcheck"
 	"github.com/gorilla/websocket"
 )
 
@@ -27,16 +28,11 @@ func bearer(tok string) string { return "Bearer " + tok }
 
 func aad(resourceID, tok string) string { return "Bearer aad#" + resourceID + "#" + tok }
 
-// hangGuard bounds every wait in these tests, so a hang fails the test
-// instead of blocking the package. It is never a verdict about speed: the
-// fake answers at once, and no loaded machine makes that take this long.
-const hangGuard = 2 * time.Minute
-
 // send makes a request with headers h (names kept as written) and returns
 // the response with its body read.
 func send(t *testing.T, method, url string, h map[string][]string, body string) (*http.Response, string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+	ctx, cancel := context.WithTimeout(context.Background(), leakcheck.HangGuard)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
 	if err != nil {
@@ -68,13 +64,13 @@ func send(t *testing.T, method, url string, h map[string][]string, body string) 
 // dial opens a WebSocket with a bounded handshake and a read deadline.
 func dial(t *testing.T, url string, h http.Header, subprotocols ...string) (*websocket.Conn, *http.Response, error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+	ctx, cancel := context.WithTimeout(context.Background(), leakcheck.HangGuard)
 	defer cancel()
-	d := websocket.Dialer{HandshakeTimeout: hangGuard, Subprotocols: subprotocols}
+	d := websocket.Dialer{HandshakeTimeout: leakcheck.HangGuard, Subprotocols: subprotocols}
 	conn, resp, err := d.DialContext(ctx, url, h)
 	if conn != nil {
 		t.Cleanup(func() { conn.Close() })
-		if err := conn.SetReadDeadline(time.Now().Add(hangGuard)); err != nil {
+		if err := conn.SetReadDeadline(time.Now().Add(leakcheck.HangGuard)); err != nil {
 			t.Fatalf("set read deadline: %v", err)
 		}
 	}

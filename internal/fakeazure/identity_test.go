@@ -13,6 +13,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/entraproxy/entraproxy/internal/leakcheck"
 )
 
 const scope = "https://cognitiveservices.azure.com/.default"
@@ -42,7 +43,7 @@ func TestManagedIdentityCredential(t *testing.T) {
 	if err != nil {
 		t.Fatalf("NewManagedIdentityCredential: %v", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+	ctx, cancel := context.WithTimeout(context.Background(), leakcheck.HangGuard)
 	defer cancel()
 	before := time.Now()
 	tok, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{scope}})
@@ -115,7 +116,7 @@ func TestAzureCLICredential(t *testing.T) {
 	if err != nil {
 		t.Fatalf("NewAzureCLICredential: %v", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+	ctx, cancel := context.WithTimeout(context.Background(), leakcheck.HangGuard)
 	defer cancel()
 	seen := map[string]bool{}
 	for i := range 2 {
@@ -143,7 +144,7 @@ func TestFakeAZRefusesOtherCommands(t *testing.T) {
 	if err := a.WriteAZ(dir); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+	ctx, cancel := context.WithTimeout(context.Background(), leakcheck.HangGuard)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, dir+"/az", "login").CombinedOutput()
 	var ee *exec.ExitError

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/entraproxy/entraproxy/internal/leakcheck"
 )
 
 const chatPath = "/openai/deployments/gpt-4o-mini/chat/completions"
@@ -82,7 +84,7 @@ func streamChat(t *testing.T, a *Azure) *http.Response {
 	}
 	req.Header.Set("Authorization", bearer(a.Issue()))
 	req.Header.Set("Content-Type", "application/json")
-	tr := &http.Transport{ResponseHeaderTimeout: hangGuard}
+	tr := &http.Transport{ResponseHeaderTimeout: leakcheck.HangGuard}
 	t.Cleanup(tr.CloseIdleConnections)
 	resp, err := tr.RoundTrip(req)
 	if err != nil {
@@ -144,7 +146,7 @@ func TestChatCompletionStream(t *testing.T) {
 	var done time.Time
 	select {
 	case done = <-a.StreamDone():
-	case <-time.After(hangGuard):
+	case <-time.After(leakcheck.HangGuard):
 		t.Fatal("StreamDone never delivered")
 	}
 	if len(data) < 4 || data[len(data)-1] != "[DONE]" {

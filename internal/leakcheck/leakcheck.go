@@ -15,8 +15,11 @@ import (
 )
 
 // HangGuard is how long Check waits for the counts to come back before it
-// calls them a leak. No working program takes this long to let go of a
-// connection, even under -race on a loaded 2-core machine.
+// calls them a leak, and the bound of every other wait in the repository's
+// tests: a wait ends on its event (a log line, a channel, an exit), and
+// this only turns one that never comes into a failure instead of a hung
+// package. No working program takes this long, even under -race on a
+// loaded 2-core machine; it is never a verdict about speed.
 const HangGuard = 2 * time.Minute
 
 // poll is the time between two looks at the counts.
