@@ -140,7 +140,7 @@ Usage:
                           --timeout 30s      give up after this long (exit 1)
   entraproxy version    print version, commit and Go version
 
-Each command's -h shows its flags.
+doctor -h and wait -h show their flags.
 
 Settings (environment variables):
 `, doctor.DefaultProbeTimeout)
